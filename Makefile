@@ -1,0 +1,40 @@
+# kubeworker: the two commands a newcomer needs are `make demo` and `make test`.
+GO ?= go
+
+.PHONY: demo test check provision cluster fuzz bench
+
+# The library's main job, end to end (see README.md).
+demo:
+	$(GO) run ./examples/render -name "Hello kubeworker" -set image=docker.io/library/busybox:stable -set 'command=echo hello'
+
+# Every test, race detector on, end-to-end ones included against the local
+# control plane (its binaries are built into the user cache on first use).
+test: check provision
+	$(GO) test -race -count=1 ./...
+
+# Formatting and vet: a red mark here fails CI like a failing test.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+# kwok into the cache if they are missing (about 15 minutes cold on 2 cores).
+provision:
+	$(GO) run ./internal/testcluster/cmd/testcluster provision
+
+# Start a local cluster by hand; it prints how to point kubectl at it.
+cluster: provision
+	$(GO) run ./internal/testcluster/cmd/testcluster up
+
+# Fuzz every target for FUZZTIME each (default 1m).
+FUZZTIME ?= 1m
+fuzz:
+	@for pkg in ./manifest; do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./manifest

@@ -1,0 +1,48 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+)
+
+// Main starts a cluster, stores it in *cluster, runs the tests and stops
+// the cluster; it returns the exit code for os.Exit. Use it from TestMain:
+//
+//	var cluster *testcluster.Cluster
+//
+//	func TestMain(m *testing.M) {
+//		os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
+//	}
+//
+// Progress and background errors go to standard error unless opts says
+// otherwise. If the cluster cannot start, Main prints why and returns 1
+// without running a test: a test binary that needs the cluster fails, it
+// never skips. A failed Stop also fails the run.
+func Main(m *testing.M, cluster **Cluster, opts Options) int {
+	if opts.Progress == nil {
+		opts.Progress = os.Stderr
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	c, err := Start(ctx, opts)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testcluster: the test cluster did not start: %v\n", err)
+		return 1
+	}
+	*cluster = c
+	code := m.Run()
+	if err := c.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "testcluster: stop: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}

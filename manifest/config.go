@@ -1,0 +1,244 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/kballard/go-shellquote"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// RenderOptions says how a template is rendered.
+type RenderOptions struct {
+	ValuesOptions
+	// LookupEnv answers "{{ $NAME }}" placeholders. Default: nil, so every
+	// "$NAME" is missing; pass os.LookupEnv to read the process environment.
+	LookupEnv func(name string) (string, bool)
+}
+
+// Config is a rendered job configuration: the Job manifest and the base
+// fields, typed. Prepare turns it into the Job of one run.
+type Config struct {
+	// Name is the base of the Job's generateName; "" means the run's name.
+	Name string
+	// Namespace is where the Job is created. Default "default".
+	Namespace string
+	// Command is the run's default command when the manifest gives no
+	// args; nil means PrepareOptions.DefaultCommand.
+	Command []string
+	// Env, Labels and Annotations are added to the Job by Prepare.
+	Env         map[string]string
+	Labels      map[string]string
+	Annotations map[string]string
+	// ClusterConfig, when set, names the cluster to create the Job in.
+	ClusterConfig *ClusterConfig
+	// JobWatchTimeoutSeconds is the total deadline for following the Job,
+	// from creation to its end; 0 means none.
+	JobWatchTimeoutSeconds int
+	// PodWatchTimeoutSeconds bounds the wait for the pod to leave Pending.
+	// Default 60.
+	PodWatchTimeoutSeconds int
+	// StreamOutput says whether to follow the run container's log.
+	// Default true.
+	StreamOutput bool
+	// JobManifest is the rendered Job, as a JSON tree.
+	JobManifest map[string]any
+	// JobFile is copied from the template; see Template.JobFile.
+	JobFile bool
+}
+
+// ClusterConfig is a kubeconfig given inline, and the context to use.
+type ClusterConfig struct {
+	// Config is a kubeconfig as an object.
+	Config map[string]any `json:"config"`
+	// Context is the context to use; "" means the kubeconfig's current one.
+	Context string `json:"context_name,omitempty"`
+}
+
+// Render checks values (see Values), substitutes every placeholder in the
+// job configuration in one pass and decodes the base fields.
+//
+// A string that is exactly one placeholder becomes the value itself, typed;
+// if the value is missing, its map key or list item is removed. Inside a
+// longer string a value is written as text (nil as "", maps and lists as
+// JSON) and a missing one as "". Map keys are never templated, and text
+// inserted from a value is never scanned for placeholders again.
+func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, error) {
+	vals, err := t.Values(values, opts.ValuesOptions)
+	if err != nil {
+		return nil, err
+	}
+	r := renderer{values: vals, env: opts.LookupEnv}
+	out, _ := r.render(t.JobConfiguration, field.NewPath("job_configuration"))
+	if err := asError("render", r.errs); err != nil {
+		return nil, err
+	}
+	cfg, errs := decodeConfig(out.(map[string]any))
+	if err := asError("render", errs); err != nil {
+		return nil, err
+	}
+	cfg.JobFile = t.JobFile
+	return cfg, nil
+}
+
+// decodeConfig reads the base fields of a rendered job configuration.
+func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
+	root := field.NewPath("job_configuration")
+	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true}
+	var errs field.ErrorList
+	for _, k := range sortedKeys(jc) {
+		v, p := jc[k], root.Child(k)
+		if v == nil && k != "job_manifest" {
+			continue // null keeps the default
+		}
+		var err *field.Error
+		switch k {
+		case "job_manifest":
+			m, ok := v.(map[string]any)
+			if !ok {
+				err = field.TypeInvalid(p, kindOf(v), "must be an object")
+			}
+			cfg.JobManifest = m
+		case "name":
+			cfg.Name, err = textField(p, v)
+		case "namespace":
+			cfg.Namespace, err = textField(p, v)
+			if err == nil && cfg.Namespace == "" {
+				cfg.Namespace = "default"
+			}
+		case "command":
+			cfg.Command, err = commandField(p, v)
+		case "env":
+			cfg.Env, errs = stringMapField(p, v, errs, true)
+		case "labels":
+			cfg.Labels, errs = stringMapField(p, v, errs, false)
+		case "annotations":
+			cfg.Annotations, errs = stringMapField(p, v, errs, false)
+		case "cluster_config":
+			cfg.ClusterConfig, err = clusterConfigField(p, v)
+		case "job_watch_timeout_seconds":
+			cfg.JobWatchTimeoutSeconds, err = intField(p, v)
+		case "pod_watch_timeout_seconds":
+			cfg.PodWatchTimeoutSeconds, err = intField(p, v)
+		case "stream_output":
+			b, ok := v.(bool)
+			if !ok {
+				err = field.TypeInvalid(p, v, "must be a boolean")
+			}
+			cfg.StreamOutput = b
+		default:
+			err = field.NotSupported(p, k, []string{"name", "namespace", "command", "env", "labels", "annotations",
+				"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output", "job_manifest"})
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if cfg.JobManifest == nil {
+		errs = append(errs, field.Required(root.Child("job_manifest"), "the Job to create"))
+	}
+	return cfg, errs
+}
+
+func textField(p *field.Path, v any) (string, *field.Error) {
+	switch t := v.(type) {
+	case string:
+		return t, nil
+	case json.Number, bool:
+		s, _ := asText(t)
+		return s, nil
+	}
+	return "", field.TypeInvalid(p, v, "must be a string, not "+kindOf(v))
+}
+
+func intField(p *field.Path, v any) (int, *field.Error) {
+	var n int64
+	var err error
+	switch t := v.(type) {
+	case json.Number:
+		n, err = t.Int64()
+	case string:
+		n, err = strconv.ParseInt(t, 10, 64)
+	default:
+		err = fmt.Errorf("not a number")
+	}
+	if err != nil || n < 0 || n > math.MaxInt32 {
+		return 0, field.Invalid(p, v, "must be a whole number of seconds from 0 to 2147483647")
+	}
+	return int(n), nil
+}
+
+// commandField reads a command: a string is split as a POSIX shell would
+// (quotes and backslashes, no expansion); a list is kept.
+func commandField(p *field.Path, v any) ([]string, *field.Error) {
+	switch t := v.(type) {
+	case string:
+		words, err := shellquote.Split(t)
+		if err != nil {
+			return nil, field.Invalid(p, t, "cannot split as a shell command: "+err.Error())
+		}
+		return words, nil
+	case []any:
+		out := make([]string, len(t))
+		for i, w := range t {
+			s, err := textField(p.Index(i), w)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	return nil, field.TypeInvalid(p, v, "must be a string or a list of strings, not "+kindOf(v))
+}
+
+// stringMapField reads an object of strings. Numbers and booleans are
+// written as text; with dropNull, a null value is left out.
+func stringMapField(p *field.Path, v any, errs field.ErrorList, dropNull bool) (map[string]string, field.ErrorList) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, append(errs, field.TypeInvalid(p, kindOf(v), "must be an object of strings"))
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range sortedKeys(m) {
+		if m[k] == nil && dropNull {
+			continue
+		}
+		s, err := textField(p.Child(k), m[k])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out[k] = s
+	}
+	return out, errs
+}
+
+func clusterConfigField(p *field.Path, v any) (*ClusterConfig, *field.Error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, field.TypeInvalid(p, kindOf(v), "must be an object with config and context_name")
+	}
+	cc := &ClusterConfig{}
+	for k, x := range m {
+		switch k {
+		case "config":
+			c, ok := x.(map[string]any)
+			if !ok {
+				return nil, field.TypeInvalid(p.Child(k), kindOf(x), "must be a kubeconfig object")
+			}
+			cc.Config = c
+		case "context_name":
+			s, err := textField(p.Child(k), x)
+			if err != nil {
+				return nil, err
+			}
+			cc.Context = s
+		default:
+			return nil, field.NotSupported(p.Child(k), k, []string{"config", "context_name"})
+		}
+	}
+	return cc, nil
+}

@@ -1,0 +1,143 @@
+package manifest
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// placeholderRE matches one placeholder: "{{", optional space, a name of
+// letters, digits and _ . - [ ] $, optional space, "}}".
+var placeholderRE = regexp.MustCompile(`\{\{\s*([\p{L}\p{N}_.\-\[\]$]+)\s*\}\}`)
+
+// placeholder is one "{{ name }}" found in a string.
+type placeholder struct {
+	start, end int // byte offsets of "{{" and just past "}}"
+	ref        ref
+}
+
+// ref is where a placeholder's value comes from: a path into the values, or
+// an environment variable when the name starts with "$".
+type ref struct {
+	name string // as written, for messages
+	env  string // variable name for "$NAME", else ""
+	path []step // path into the values otherwise
+}
+
+// step is one step of a path: a map key, or a list index when key is "".
+type step struct {
+	key   string
+	index int
+}
+
+// findPlaceholders returns the placeholders of s in order. Every "{{" in s
+// must start a well-formed placeholder: anything else is an error that says
+// where, so a typo such as "{{ image }" is never sent to a cluster as text.
+func findPlaceholders(s string) ([]placeholder, error) {
+	if !strings.Contains(s, "{{") {
+		return nil, nil
+	}
+	matches := placeholderRE.FindAllStringSubmatchIndex(s, -1)
+	out := make([]placeholder, 0, len(matches))
+	next := 0 // offset up to which s has been accounted for
+	for _, m := range matches {
+		if i := strings.Index(s[next:m[0]], "{{"); i >= 0 {
+			return nil, malformed(s, next+i)
+		}
+		r, err := parseRef(s[m[2]:m[3]])
+		if err != nil {
+			return nil, fmt.Errorf("placeholder at offset %d: %w", m[0], err)
+		}
+		out = append(out, placeholder{start: m[0], end: m[1], ref: r})
+		next = m[1]
+	}
+	if i := strings.Index(s[next:], "{{"); i >= 0 {
+		return nil, malformed(s, next+i)
+	}
+	return out, nil
+}
+
+func malformed(s string, at int) error {
+	rest := s[at:]
+	if len(rest) > 24 {
+		rest = rest[:24] + "…"
+	}
+	if !strings.Contains(s[at:], "}}") {
+		return fmt.Errorf("placeholder at offset %d never closes: %q", at, rest)
+	}
+	return fmt.Errorf("malformed placeholder at offset %d: %q (want {{ name }} with a name of letters, digits and _ . - [ ] $)", at, rest)
+}
+
+// pathRE is a variable name followed by any number of .key and [index].
+var pathRE = regexp.MustCompile(`^[^.\[\]]+(?:\.[^.\[\]]+|\[[0-9]+\])*$`)
+
+// parseRef parses a placeholder name: "$NAME", or a path such as a.b[0].c.
+func parseRef(name string) (ref, error) {
+	if strings.HasPrefix(name, "$") {
+		if len(name) == 1 || strings.ContainsAny(name[1:], "$[].") {
+			return ref{}, fmt.Errorf("bad environment placeholder %q: want $NAME", name)
+		}
+		return ref{name: name, env: name[1:]}, nil
+	}
+	if !pathRE.MatchString(name) {
+		return ref{}, fmt.Errorf("bad name %q: want a variable name, then .key or [index]", name)
+	}
+	r := ref{name: name}
+	for rest := name; rest != ""; {
+		switch rest[0] {
+		case '[':
+			end := strings.IndexByte(rest, ']')
+			n, err := strconv.Atoi(rest[1:end])
+			if err != nil {
+				return ref{}, fmt.Errorf("bad index in %q: %w", name, err)
+			}
+			r.path = append(r.path, step{index: n})
+			rest = rest[end+1:]
+		case '.':
+			rest = rest[1:]
+		default:
+			end := strings.IndexAny(rest, ".[")
+			if end < 0 {
+				end = len(rest)
+			}
+			r.path = append(r.path, step{key: rest[:end]})
+			rest = rest[end:]
+		}
+	}
+	return r, nil
+}
+
+// lookup resolves r in values, or through env for "$NAME". The second result
+// is false when the value is missing; a present nil is (nil, true).
+func (r ref) lookup(values map[string]any, env func(string) (string, bool)) (any, bool) {
+	if r.env != "" {
+		if env == nil {
+			return nil, false
+		}
+		v, ok := env(r.env)
+		return v, ok
+	}
+	var cur any = values
+	for _, s := range r.path {
+		switch c := cur.(type) {
+		case map[string]any:
+			if s.key == "" {
+				return nil, false
+			}
+			v, ok := c[s.key]
+			if !ok {
+				return nil, false
+			}
+			cur = v
+		case []any:
+			if s.key != "" || s.index >= len(c) {
+				return nil, false
+			}
+			cur = c[s.index]
+		default:
+			return nil, false
+		}
+	}
+	return cur, true
+}

@@ -1,0 +1,471 @@
+package manifest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"runtime/debug"
+	"sync"
+	"strings"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/kballard/go-shellquote"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Labels that Prepare sets on every Job and its pod template.
+const (
+	// LabelRunID holds Run.ID; a Job is found by it.
+	LabelRunID = "kubeworker.io/run-id"
+	// LabelRunName holds Run.Name, slugified.
+	LabelRunName = "kubeworker.io/run-name"
+	// LabelManagedBy is set to ManagedBy.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// LabelVersion holds the kubeworker module version, slugified.
+	LabelVersion = "kubeworker.io/version"
+	// ManagedBy is the value of LabelManagedBy.
+	ManagedBy = "kubeworker"
+)
+
+// Defaults used by Prepare when PrepareOptions leaves a field empty.
+const (
+	// DefaultImage is the image of a run container that names none.
+	DefaultImage = "docker.io/library/busybox:stable"
+	// DefaultGenerateName is the generateName prefix when no slug can be
+	// made of the configured name or the run's name.
+	DefaultGenerateName = "kubeworker-job-"
+)
+
+// Run is what Prepare needs to know of one run.
+type Run struct {
+	// ID identifies the run; it must be a valid label value (a UUID is),
+	// since the Job is found by it. Required.
+	ID string
+	// Name is a readable name; it becomes a label and, if the template
+	// names none, the base of the Job's generateName.
+	Name string
+	// Env and Labels are added to the run's Job; they win over the
+	// template's and the worker's.
+	Env    map[string]string
+	Labels map[string]string
+}
+
+// PrepareOptions are a worker's settings for preparing Jobs. The zero value
+// works.
+type PrepareOptions struct {
+	// Container names the run's container. Default: the first container.
+	Container string
+	// Image is used when the run container has none. Default DefaultImage.
+	Image string
+	// Command is the container's args when neither the manifest nor the
+	// Config gives any. Default: none, so the image's own command runs.
+	Command []string
+	// Env, Labels and Annotations are added to every Job, under those of
+	// the template and the run.
+	Env         map[string]string
+	Labels      map[string]string
+	Annotations map[string]string
+	// APIURLEnv names an env var holding a URL whose host, if it is
+	// localhost or 127.0.0.1, is replaced with APIHost, so that a run can
+	// reach an API served on the worker's own machine. Both or neither.
+	APIURLEnv string
+	APIHost   string
+	// Customizations is an RFC 6902 JSON patch applied to the rendered
+	// manifest before anything else. Default: none.
+	Customizations []byte
+}
+
+// Prepare returns the Job of one run, built from c in this order: env,
+// API-URL rewrite, labels, annotations, image, args, generateName; the
+// result is then decoded strictly (see Validate). c is not changed, so one
+// Config serves many runs.
+//
+//  1. env: the run's env over the Config's over the worker's becomes a list
+//     of {name, value}, sorted by name. If the container's env is already a
+//     list, ours go first (last for a JobFile template) and its entries of
+//     the same name are dropped, except valueFrom entries, which win.
+//  2. the APIURLEnv rewrite, if set.
+//  3. labels: template ∪ Config ∪ worker ∪ run ∪ the kubeworker run labels,
+//     keys and values slugified, copied onto the pod template too.
+//  4. annotations: template ∪ Config ∪ worker, keys slugified.
+//  5. image: PrepareOptions.Image or DefaultImage if the container has none.
+//  6. args: absent → Config.Command, else PrepareOptions.Command; a string
+//     → split as a POSIX shell would; a list is kept; else an error.
+//  7. generateName: a slug of itself, of Config.Name or of Run.Name, then
+//     DefaultGenerateName; metadata.name, if set, is kept instead.
+func (c *Config) Prepare(run Run, opts PrepareOptions) (*batchv1.Job, error) {
+	m, errs := c.prepareManifest(run, opts)
+	if err := asError("prepare", errs); err != nil {
+		return nil, err
+	}
+	job, errs := decodeJob(m)
+	if err := asError("prepare", errs); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, field.ErrorList) {
+	var errs field.ErrorList
+	if run.ID == "" {
+		errs = append(errs, field.Required(field.NewPath("run", "id"), "every run needs an ID"))
+	} else if msgs := validation.IsValidLabelValue(run.ID); len(msgs) > 0 {
+		errs = append(errs, field.Invalid(field.NewPath("run", "id"), run.ID, "must be a valid label value: "+strings.Join(msgs, "; ")))
+	}
+	if (opts.APIURLEnv == "") != (opts.APIHost == "") {
+		errs = append(errs, field.Invalid(field.NewPath("options", "apiURLEnv"), opts.APIURLEnv, "APIURLEnv and APIHost go together"))
+	}
+	m, err := c.manifestCopy(opts.Customizations)
+	if err != nil {
+		return nil, append(errs, err)
+	}
+	pruneNulls(m)
+	if shape := checkShape(m, c.Namespace); len(shape) > 0 {
+		return nil, append(errs, shape...)
+	}
+	meta := m["metadata"].(map[string]any)
+	pod := m["spec"].(map[string]any)["template"].(map[string]any)
+	podSpec := pod["spec"].(map[string]any)
+	cpath, container, err := runContainer(podSpec, opts.Container)
+	if err != nil {
+		return nil, append(errs, err)
+	}
+
+	env, err := rewriteAPIURL(mergeStrings(opts.Env, c.Env, run.Env), opts)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, setEnv(container, env, c.JobFile, cpath.Child("env"))...)
+
+	runLabels := map[string]string{
+		LabelRunID:     run.ID,
+		LabelRunName:   run.Name,
+		LabelManagedBy: ManagedBy,
+		LabelVersion:   Version(),
+	}
+	tmplLabels, lerrs := stringMap(meta["labels"], manifestPath.Child("metadata", "labels"))
+	errs = append(errs, lerrs...)
+	labels, lerrs := slugLabels(mergeStrings(tmplLabels, c.Labels, opts.Labels, run.Labels, runLabels), manifestPath.Child("metadata", "labels"))
+	errs = append(errs, lerrs...)
+	meta["labels"] = toAny(labels)
+	podMeta, err := objectAt(pod, "metadata", manifestPath.Child("spec", "template"), true)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		podLabels, lerrs := stringMap(podMeta["labels"], manifestPath.Child("spec", "template", "metadata", "labels"))
+		errs = append(errs, lerrs...)
+		podMeta["labels"] = toAny(mergeStrings(podLabels, labels))
+	}
+
+	tmplAnn, aerrs := stringMap(meta["annotations"], manifestPath.Child("metadata", "annotations"))
+	errs = append(errs, aerrs...)
+	ann, aerrs := slugAnnotations(mergeStrings(tmplAnn, c.Annotations, opts.Annotations), manifestPath.Child("metadata", "annotations"))
+	errs = append(errs, aerrs...)
+	meta["annotations"] = toAny(ann)
+
+	if img, _ := container["image"].(string); img == "" {
+		container["image"] = firstNonEmpty(opts.Image, DefaultImage)
+	}
+	if err := c.setArgs(container, opts, cpath.Child("args")); err != nil {
+		errs = append(errs, err)
+	}
+	c.setGenerateName(meta, run)
+	return m, errs
+}
+
+// manifestCopy returns a deep copy of the manifest with the patch applied.
+func (c *Config) manifestCopy(patch []byte) (map[string]any, *field.Error) {
+	m := deepCopy(c.JobManifest).(map[string]any)
+	if len(patch) == 0 {
+		return m, nil
+	}
+	p := field.NewPath("options", "customizations")
+	ops, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		return nil, field.Invalid(p, string(patch), "not an RFC 6902 JSON patch: "+err.Error())
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, field.InternalError(p, err)
+	}
+	if data, err = ops.Apply(data); err != nil {
+		return nil, field.Invalid(p, string(patch), "does not apply to the manifest: "+err.Error())
+	}
+	tree, err := decodeJSON(data)
+	if err != nil {
+		return nil, field.InternalError(p, err)
+	}
+	out, ok := tree.(map[string]any)
+	if !ok {
+		return nil, field.Invalid(p, string(patch), "turns the manifest into "+kindOf(tree))
+	}
+	return out, nil
+}
+
+// pruneNulls removes null map entries: in a manifest, null means unset.
+func pruneNulls(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, c := range t {
+			if c == nil {
+				delete(t, k)
+			} else {
+				pruneNulls(c)
+			}
+		}
+	case []any:
+		for _, c := range t {
+			pruneNulls(c)
+		}
+	}
+}
+
+// runContainer finds the run's container by name, or the first.
+func runContainer(podSpec map[string]any, name string) (*field.Path, map[string]any, *field.Error) {
+	list := manifestPath.Child("spec", "template", "spec", "containers")
+	containers := podSpec["containers"].([]any)
+	if name == "" {
+		return list.Index(0), containers[0].(map[string]any), nil
+	}
+	var names []string
+	for i, c := range containers {
+		cm := c.(map[string]any)
+		n, _ := cm["name"].(string)
+		if n == name {
+			return list.Index(i), cm, nil
+		}
+		names = append(names, n)
+	}
+	return nil, nil, field.Invalid(list, name, fmt.Sprintf("no run container of that name; the pod has %s", strings.Join(names, ", ")))
+}
+
+// setEnv merges env into the container's env (step 1).
+func setEnv(container map[string]any, env map[string]string, appendOurs bool, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	var tmpl []any
+	switch t := container["env"].(type) {
+	case nil:
+	case []any:
+		tmpl = t
+	case map[string]any:
+		// A rendered {{ env }}: its entries rank below ours.
+		for _, k := range sortedKeys(t) {
+			if _, ours := env[k]; ours || t[k] == nil {
+				continue
+			}
+			s, err := textField(path.Child(k), t[k])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			env = mergeStrings(env, map[string]string{k: s})
+		}
+	default:
+		return field.ErrorList{field.TypeInvalid(path, kindOf(t), "must be a list of {name, value} or an object")}
+	}
+	fromRef := map[string]bool{}
+	var kept []any
+	for i, e := range tmpl {
+		em, ok := e.(map[string]any)
+		name, _ := em["name"].(string)
+		if !ok || name == "" {
+			errs = append(errs, field.Invalid(path.Index(i), e, "an env entry needs a name"))
+			continue
+		}
+		if _, ok := em["valueFrom"]; ok {
+			fromRef[name] = true
+			kept = append(kept, e)
+		} else if _, ours := env[name]; !ours {
+			kept = append(kept, e)
+		}
+	}
+	ours := make([]any, 0, len(env))
+	for _, k := range sortedKeys(env) {
+		if !fromRef[k] {
+			ours = append(ours, map[string]any{"name": k, "value": env[k]})
+		}
+	}
+	all := append(ours, kept...)
+	if appendOurs {
+		all = append(kept, ours...)
+	}
+	if len(all) == 0 {
+		delete(container, "env")
+	} else {
+		container["env"] = all
+	}
+	return errs
+}
+
+// rewriteAPIURL replaces a loopback host in opts.APIURLEnv (step 2).
+func rewriteAPIURL(env map[string]string, opts PrepareOptions) (map[string]string, *field.Error) {
+	raw, ok := env[opts.APIURLEnv]
+	if opts.APIURLEnv == "" || !ok {
+		return env, nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return env, field.Invalid(field.NewPath("env", opts.APIURLEnv), raw, "not an absolute URL")
+	}
+	if h := u.Hostname(); h != "localhost" && h != "127.0.0.1" {
+		return env, nil
+	}
+	if port := u.Port(); port != "" {
+		u.Host = net.JoinHostPort(opts.APIHost, port)
+	} else {
+		u.Host = opts.APIHost
+	}
+	return mergeStrings(env, map[string]string{opts.APIURLEnv: u.String()}), nil
+}
+
+// setArgs sets the container's args (step 6).
+func (c *Config) setArgs(container map[string]any, opts PrepareOptions, path *field.Path) *field.Error {
+	args, present := container["args"]
+	if l, ok := args.([]any); ok && len(l) == 0 && c.JobFile {
+		present = false
+	}
+	if !present {
+		cmd := c.Command
+		if cmd == nil {
+			cmd = opts.Command
+		}
+		if len(cmd) == 0 {
+			delete(container, "args")
+			return nil
+		}
+		container["args"] = toAnyList(cmd)
+		return nil
+	}
+	switch t := args.(type) {
+	case string:
+		words, err := shellquote.Split(t)
+		if err != nil {
+			return field.Invalid(path, t, "cannot split as a shell command: "+err.Error())
+		}
+		container["args"] = toAnyList(words)
+	case []any:
+	default:
+		return field.TypeInvalid(path, kindOf(t), "must be a string or a list of strings")
+	}
+	return nil
+}
+
+// setGenerateName sets metadata.generateName from a slug (step 7).
+func (c *Config) setGenerateName(meta map[string]any, run Run) {
+	if name, _ := meta["name"].(string); name != "" {
+		delete(meta, "generateName")
+		return
+	}
+	given, _ := meta["generateName"].(string)
+	if _, err := findPlaceholders(given); err != nil || strings.Contains(given, "{{") {
+		given = ""
+	}
+	for _, base := range []string{given, c.Name, run.Name} {
+		if slug, err := SlugifyName(base); err == nil {
+			meta["generateName"] = slug + "-"
+			return
+		}
+	}
+	meta["generateName"] = DefaultGenerateName
+}
+
+// slugLabels slugifies label keys and values (step 3).
+func slugLabels(in map[string]string, path *field.Path) (map[string]string, field.ErrorList) {
+	out := make(map[string]string, len(in))
+	var errs field.ErrorList
+	for _, k := range sortedKeys(in) {
+		key, err := SlugifyLabelKey(k)
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Key(k), k, err.Error()))
+			continue
+		}
+		val, err := SlugifyLabelValue(in[k])
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Key(k), in[k], err.Error()))
+			continue
+		}
+		out[key] = val
+	}
+	return out, errs
+}
+
+// slugAnnotations slugifies annotation keys (step 4).
+func slugAnnotations(in map[string]string, path *field.Path) (map[string]string, field.ErrorList) {
+	out := make(map[string]string, len(in))
+	var errs field.ErrorList
+	for _, k := range sortedKeys(in) {
+		key, err := SlugifyLabelKey(k)
+		if err != nil {
+			errs = append(errs, field.Invalid(path.Key(k), k, err.Error()))
+			continue
+		}
+		out[key] = in[k]
+	}
+	return out, errs
+}
+
+// stringMap reads an object of strings from a manifest.
+func stringMap(v any, path *field.Path) (map[string]string, field.ErrorList) {
+	if v == nil {
+		return nil, nil
+	}
+	return stringMapField(path, v, nil, false)
+}
+
+// mergeStrings merges maps, later ones winning.
+func mergeStrings(ms ...map[string]string) map[string]string {
+	n := 0
+	for _, m := range ms {
+		n += len(m)
+	}
+	out := make(map[string]string, n)
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func toAnyList(l []string) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = s
+	}
+	return out
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// Version is the kubeworker module version as built into the binary, or
+// "devel" when it is the main module or unknown.
+func Version() string { return version() }
+
+var version = sync.OnceValue(func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/kubeworker/kubeworker" && d.Version != "" {
+				return d.Version
+			}
+		}
+	}
+	return "devel"
+})
