@@ -5,11 +5,10 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
 )
-
-// placeholderRE matches one placeholder: "{{", optional space, a name of
-// letters, digits and _ . - [ ] $, optional space, "}}".
-var placeholderRE = regexp.MustCompile(`\{\{\s*([\p{L}\p{N}_.\-\[\]$]+)\s*\}\}`)
 
 // placeholder is one "{{ name }}" found in a string.
 type placeholder struct {
@@ -31,31 +30,77 @@ type step struct {
 	index int
 }
 
-// findPlaceholders returns the placeholders of s in order. Every "{{" in s
-// must start a well-formed placeholder: anything else is an error that says
-// where, so a typo such as "{{ image }" is never sent to a cluster as text.
+// findPlaceholders returns the placeholders of s in order: "{{", optional
+// space, a name of letters, digits and _ . - [ ] $, optional space, "}}".
+// Every "{{" in s must start a well-formed placeholder: anything else is an
+// error that says where, so a typo such as "{{ image }" is never sent to a
+// cluster as text. A "{" just before a placeholder is text.
 func findPlaceholders(s string) ([]placeholder, error) {
-	if !strings.Contains(s, "{{") {
-		return nil, nil
-	}
-	matches := placeholderRE.FindAllStringSubmatchIndex(s, -1)
-	out := make([]placeholder, 0, len(matches))
-	next := 0 // offset up to which s has been accounted for
-	for _, m := range matches {
-		if i := strings.Index(s[next:m[0]], "{{"); i >= 0 {
-			return nil, malformed(s, next+i)
+	var out []placeholder
+	for i := 0; ; {
+		j := strings.Index(s[i:], "{{")
+		if j < 0 {
+			return out, nil
 		}
-		r, err := parseRef(s[m[2]:m[3]])
+		start := i + j
+		for start+2 < len(s) && s[start+2] == '{' {
+			start++ // "{{{ x }}": the first brace is text
+		}
+		p := start + 2
+		p = skipSpace(s, p)
+		nameStart := p
+		for p < len(s) {
+			r, size := utf8.DecodeRuneInString(s[p:])
+			if !isNameRune(r) {
+				break
+			}
+			p += size
+		}
+		nameEnd := p
+		p = skipSpace(s, p)
+		if nameEnd == nameStart || !strings.HasPrefix(s[p:], "}}") {
+			return nil, malformed(s, start)
+		}
+		r, err := cachedRef(s[nameStart:nameEnd])
 		if err != nil {
-			return nil, fmt.Errorf("placeholder at offset %d: %w", m[0], err)
+			return nil, fmt.Errorf("placeholder at offset %d: %w", start, err)
 		}
-		out = append(out, placeholder{start: m[0], end: m[1], ref: r})
-		next = m[1]
+		out = append(out, placeholder{start: start, end: p + 2, ref: r})
+		i = p + 2
 	}
-	if i := strings.Index(s[next:], "{{"); i >= 0 {
-		return nil, malformed(s, next+i)
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if !unicode.IsSpace(r) {
+			break
+		}
+		i += size
 	}
-	return out, nil
+	return i
+}
+
+func isNameRune(r rune) bool {
+	switch r {
+	case '_', '.', '-', '[', ']', '$':
+		return true
+	}
+	return unicode.IsLetter(r) || unicode.IsNumber(r)
+}
+
+// refs caches parsed placeholder names; a template uses few.
+var refs sync.Map // string → ref
+
+func cachedRef(name string) (ref, error) {
+	if r, ok := refs.Load(name); ok {
+		return r.(ref), nil
+	}
+	r, err := parseRef(name)
+	if err == nil && len(name) <= 256 {
+		refs.Store(name, r)
+	}
+	return r, err
 }
 
 func malformed(s string, at int) error {

@@ -126,6 +126,47 @@ func deepCopy(v any) any {
 // normalize turns any Go value into the JSON tree this package works on:
 // map[string]any, []any, string, bool, json.Number and nil.
 func normalize(v any) (any, error) {
+	switch t := v.(type) {
+	case nil, string, bool, json.Number:
+		return t, nil
+	case int:
+		return json.Number(strconv.FormatInt(int64(t), 10)), nil
+	case int64:
+		return json.Number(strconv.FormatInt(t, 10)), nil
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, c := range t {
+			n, err := normalize(c)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = n
+		}
+		return out, nil
+	case map[string]string:
+		out := make(map[string]any, len(t))
+		for k, c := range t {
+			out[k] = c
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(t))
+		for i, c := range t {
+			n, err := normalize(c)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = n
+		}
+		return out, nil
+	case []string:
+		out := make([]any, len(t))
+		for i, c := range t {
+			out[i] = c
+		}
+		return out, nil
+	}
+	// Anything else (structs, other numbers) goes the long way.
 	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

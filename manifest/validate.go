@@ -129,7 +129,7 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 		}
 	}
 	for range maxDecodeErrors {
-		data, err := json.Marshal(work)
+		data, err := appendJSON(make([]byte, 0, 2048), work)
 		if err != nil {
 			return nil, append(errs, field.InternalError(manifestPath, err))
 		}

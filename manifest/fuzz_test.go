@@ -1,0 +1,83 @@
+package manifest
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// FuzzLoad feeds arbitrary bytes through Load, Render and Prepare: nothing
+// may panic, and every failure is a *manifest.Error with at least one entry.
+func FuzzLoad(f *testing.F) {
+	f.Add(defaultYAML)
+	f.Add([]byte(`{"job_configuration": {"job_manifest": {"apiVersion": "batch/v1", "kind": "Job"}}}`))
+	f.Add([]byte("job_configuration: {job_manifest: {spec: \"{{ a.b[0] }}\"}}\nvariables: {properties: {a: {default: {b: [1]}}}}"))
+	f.Add([]byte("job_configuration: {job_manifest: {x: \"{{ x\"}}"))
+	f.Add([]byte("- [\n"))
+	f.Add([]byte("a: b\n---\nc: d"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tmpl, err := Load(data)
+		if err != nil {
+			mustBeManifestError(t, err)
+			return
+		}
+		cfg, err := tmpl.Render(nil, RenderOptions{ValuesOptions: ValuesOptions{AllowUnknown: true}})
+		if err != nil {
+			mustBeManifestError(t, err)
+			return
+		}
+		if _, err := cfg.Prepare(Run{ID: "fuzz"}, PrepareOptions{}); err != nil {
+			mustBeManifestError(t, err)
+		}
+		if _, err := LoadJob(data); err != nil {
+			mustBeManifestError(t, err)
+		}
+	})
+}
+
+// FuzzRender checks the rendering rules on arbitrary template text and
+// values: no panic; malformed text is an error; a value is inserted exactly
+// as it is, never scanned again.
+func FuzzRender(f *testing.F) {
+	for _, s := range []string{"{{ v }}", "a{{v}}b", "{{ $HOME }}", "{{ m.k[0] }}", "{{", "}}{{", "{{ a b }}", "x", "{{{ v }}}"} {
+		f.Add(s, "{{ v }}")
+		f.Add(s, "plain")
+	}
+	f.Fuzz(func(t *testing.T, tmpl, value string) {
+		vals := map[string]any{"v": value, "n": nil, "m": map[string]any{"k": []any{value}}}
+		env := func(k string) (string, bool) { return value, k == "HOME" }
+
+		r := renderer{values: vals, env: env}
+		out, _ := r.render(tmpl, field.NewPath("x"))
+		_, perr := findPlaceholders(tmpl)
+		if (perr != nil) != (len(r.errs) > 0) {
+			t.Fatalf("%q: parse error %v but render errors %v", tmpl, perr, r.errs)
+		}
+		if perr == nil && !strings.Contains(tmpl, "{{") && out != tmpl {
+			t.Fatalf("%q without placeholders rendered as %q", tmpl, out)
+		}
+
+		r = renderer{values: vals}
+		if got, _ := r.render("{{ v }}", field.NewPath("x")); got != value {
+			t.Fatalf("whole placeholder gave %q, want the value %q", got, value)
+		}
+		if got, _ := r.render("<{{ v }}>", field.NewPath("x")); got != "<"+value+">" {
+			t.Fatalf("embedded placeholder gave %q, want <%s>", got, value)
+		}
+	})
+}
+
+func mustBeManifestError(t *testing.T, err error) {
+	t.Helper()
+	var me *Error
+	if !errors.As(err, &me) || len(me.Errs) == 0 {
+		t.Fatalf("got %T %v, want a *manifest.Error with entries", err, err)
+	}
+	for _, fe := range me.Errs {
+		if fe.Field == "" {
+			t.Fatalf("an entry has no path: %v", fe)
+		}
+	}
+}
