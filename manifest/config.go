@@ -88,8 +88,8 @@ func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
 	root := field.NewPath("job_configuration")
 	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true}
 	var errs field.ErrorList
-	for _, k := range sortedKeys(jc) {
-		v, p := jc[k], root.Child(k)
+	for k, v := range jc {
+		p := root.Child(k)
 		if v == nil && k != "job_manifest" {
 			continue // null keeps the default
 		}
@@ -139,7 +139,7 @@ func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
 	if cfg.JobManifest == nil {
 		errs = append(errs, field.Required(root.Child("job_manifest"), "the Job to create"))
 	}
-	return cfg, errs
+	return cfg, sortErrors(errs)
 }
 
 func textField(p *field.Path, v any) (string, *field.Error) {
@@ -202,11 +202,11 @@ func stringMapField(p *field.Path, v any, errs field.ErrorList, dropNull bool) (
 		return nil, append(errs, field.TypeInvalid(p, kindOf(v), "must be an object of strings"))
 	}
 	out := make(map[string]string, len(m))
-	for _, k := range sortedKeys(m) {
-		if m[k] == nil && dropNull {
+	for k, v := range m {
+		if v == nil && dropNull {
 			continue
 		}
-		s, err := textField(p.Child(k), m[k])
+		s, err := textField(p.Child(k), v)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -80,6 +80,9 @@ func SlugifyLabelKey(s string) (string, error) {
 	if !hasPrefix {
 		prefix, name = "", s
 	}
+	if name != "" && labelPartOK(name) && (!hasPrefix || dnsSubdomainOK(prefix)) {
+		return s, nil // already valid: the common case, kept cheap
+	}
 	nameSlug := slugLabel(name)
 	prefixSlug := ""
 	if hasPrefix {
@@ -117,6 +120,9 @@ func SlugifyLabelKey(s string) (string, error) {
 // (validation.IsValidLabelValue), or an error is returned, which in practice
 // never happens; a valid value comes back unchanged.
 func SlugifyLabelValue(s string) (string, error) {
+	if labelPartOK(s) {
+		return s, nil // already valid: the common case, kept cheap
+	}
 	slug := slugLabel(s)
 	if msgs := content.IsLabelValue(slug); len(msgs) > 0 {
 		return "", slugInvalid("label value", s, slug, msgs)
@@ -217,3 +223,43 @@ func slugAlnum(c byte) bool {
 func slugNameByte(c byte) bool   { return slugDigit(c) || ('a' <= c && c <= 'z') || c == '-' }
 func slugPrefixByte(c byte) bool { return slugNameByte(c) || c == '.' }
 func slugLabelByte(c byte) bool  { return slugAlnum(c) || c == '-' || c == '_' || c == '.' }
+
+// labelPartOK reports whether s is a valid label value (or label key name):
+// at most 63 of A-Z a-z 0-9 - _ ., starting and ending with a letter or
+// digit, or empty.
+func labelPartOK(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) > slugLabelMaxLen || !slugAlnum(s[0]) || !slugAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !slugLabelByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// dnsSubdomainOK reports whether s is a DNS-1123 subdomain: at most 253
+// characters, dot-separated parts of a-z 0-9 -, each starting and ending
+// with a letter or digit.
+func dnsSubdomainOK(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, part := range strings.Split(s, ".") {
+		if part == "" || !slugLowerAlnum(part[0]) || !slugLowerAlnum(part[len(part)-1]) {
+			return false
+		}
+		for i := 0; i < len(part); i++ {
+			if !slugNameByte(part[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func slugLowerAlnum(c byte) bool { return slugDigit(c) || ('a' <= c && c <= 'z') }

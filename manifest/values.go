@@ -81,12 +81,12 @@ func (t *Template) Values(in map[string]any, opts ValuesOptions) (map[string]any
 			errs = append(errs, field.Required(root.Child(name), "the template requires it and it has no default"))
 		}
 	}
-	for _, name := range sortedKeys(out) {
-		if p := props[name]; p != nil && given[name] {
+	for name := range given {
+		if p := props[name]; p != nil {
 			errs = append(errs, checkValue(p, out[name], root.Child(name))...)
 		}
 	}
-	if err := asError("values", errs); err != nil {
+	if err := asError("values", sortErrors(errs)); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -130,8 +130,8 @@ func checkValue(p *Property, v any, path *field.Path) field.ErrorList {
 		}
 	}
 	if m, ok := v.(map[string]any); ok && p.AdditionalProperties != nil {
-		for _, k := range sortedKeys(m) {
-			errs = append(errs, checkValue(p.AdditionalProperties, m[k], path.Child(k))...)
+		for k, c := range m {
+			errs = append(errs, checkValue(p.AdditionalProperties, c, path.Child(k))...)
 		}
 	}
 	return errs
@@ -197,6 +197,13 @@ func enumStrings(enum []any) []string {
 		}
 	}
 	return out
+}
+
+// sortErrors orders errors by path, so that a list built from map
+// iteration reads the same every time.
+func sortErrors(errs field.ErrorList) field.ErrorList {
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	return errs
 }
 
 func sortedKeys[V any](m map[string]V) []string {
