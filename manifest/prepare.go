@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/url"
 	"runtime/debug"
-	"sync"
 	"strings"
+	"sync"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/kballard/go-shellquote"

@@ -192,13 +192,13 @@ func TestPrepareArgs(t *testing.T) {
 		return strings.Replace(baseJob, "image: img", "image: img\n          args: "+args, 1)
 	}
 	tests := []struct {
-		name     string
-		job      string
-		jobFile  bool
-		cfgCmd   []string
-		optCmd   []string
-		want     []string
-		wantErr  string
+		name    string
+		job     string
+		jobFile bool
+		cfgCmd  []string
+		optCmd  []string
+		want    []string
+		wantErr string
 	}{
 		{"absent args take the config's command", baseJob, false, []string{"run", "it"}, []string{"opt"}, []string{"run", "it"}, ""},
 		{"absent args take the options' command when the config has none", baseJob, false, nil, []string{"opt"}, []string{"opt"}, ""},
@@ -312,8 +312,8 @@ func TestPrepareCustomizations(t *testing.T) {
 		t.Errorf("patch not applied: %+v", job.Spec.Template.Spec)
 	}
 	for patch, want := range map[string]string{
-		`{"op": "add"}`: "not an RFC 6902 JSON patch",
-		`[{"op": "remove", "path": "/nope/x"}]`: "does not apply",
+		`{"op": "add"}`:                                        "not an RFC 6902 JSON patch",
+		`[{"op": "remove", "path": "/nope/x"}]`:                "does not apply",
 		`[{"op": "replace", "path": "/kind", "value": "Pod"}]`: "kind: Invalid value",
 	} {
 		if _, err := cfg.Prepare(Run{ID: "r"}, PrepareOptions{Customizations: []byte(patch)}); err == nil || !strings.Contains(err.Error(), want) {

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	_ "embed"
-	"io"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"

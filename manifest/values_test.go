@@ -90,14 +90,14 @@ func TestValuesReportsEveryProblemAtOnce(t *testing.T) {
 		t.Fatalf("got %v, want a *manifest.Error", err)
 	}
 	want := map[string]field.ErrorType{
-		"values.image":     field.ErrorTypeRequired,
-		"values.retries":   field.ErrorTypeInvalid,
-		"values.ratio":     field.ErrorTypeTypeInvalid,
-		"values.policy":    field.ErrorTypeNotSupported,
-		"values.ttl":       field.ErrorTypeInvalid,
-		"values.flag":      field.ErrorTypeTypeInvalid,
-		"values.env.A":     field.ErrorTypeInvalid,
-		"values.nope":      field.ErrorTypeInvalid,
+		"values.image":   field.ErrorTypeRequired,
+		"values.retries": field.ErrorTypeInvalid,
+		"values.ratio":   field.ErrorTypeTypeInvalid,
+		"values.policy":  field.ErrorTypeNotSupported,
+		"values.ttl":     field.ErrorTypeInvalid,
+		"values.flag":    field.ErrorTypeTypeInvalid,
+		"values.env.A":   field.ErrorTypeInvalid,
+		"values.nope":    field.ErrorTypeInvalid,
 	}
 	got := map[string]field.ErrorType{}
 	for _, fe := range me.Errs {

@@ -1,0 +1,213 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeworker/kubeworker/manifest"
+)
+
+func adminClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(cluster.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// preparedJob renders the default template for a run in namespace ns.
+func preparedJob(t *testing.T, ns, runID string, values map[string]any) *batchv1.Job {
+	t.Helper()
+	vals := map[string]any{"namespace": ns}
+	for k, v := range values {
+		vals[k] = v
+	}
+	cfg, err := manifest.Default().Render(vals, manifest.RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := cfg.Prepare(manifest.Run{ID: runID, Name: "e2e " + runID}, manifest.PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func TestDefaultTemplateWithNoValuesIsAcceptedByTheAPIServer(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	cfg, err := manifest.Default().Render(nil, manifest.RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := cfg.Prepare(manifest.Run{ID: "default-no-values"}, manifest.PrepareOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Namespace != "default" {
+		t.Fatalf("namespace %q, want default", job.Namespace)
+	}
+	job.Namespace = ns // keep the shared default namespace clean
+	client := adminClient(t)
+	if _, err := client.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Fatalf("server dry run refused the default Job: %v", err)
+	}
+	created, err := client.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("the API server refused the default Job: %v", err)
+	}
+	if !strings.HasPrefix(created.Name, manifest.DefaultGenerateName) {
+		t.Errorf("name %q, want the default prefix %q", created.Name, manifest.DefaultGenerateName)
+	}
+}
+
+// TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost sends 100 runs
+// through the fault proxy, which lets each first Create reach the API
+// server and then drops the connection before the answer: an ambiguous
+// failure every time. Every run must end with exactly one Job.
+func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
+	const runs = 100
+	ns := cluster.NewNamespace(t)
+	proxied, err := kubernetes.NewForConfig(cluster.ProxyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	creator := NewCreator(proxied, CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
+	before := cluster.Proxy().Stats()
+	isJobCreate := func(r *http.Request) bool {
+		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/jobs")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, runs)
+	sem := make(chan struct{}, 10)
+	for i := range runs {
+		cluster.Proxy().CutNextAfterResponse(isJobCreate)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			runID := fmt.Sprintf("exactly-once-%03d", i)
+			job, err := creator.Create(t.Context(), preparedJob(t, ns, runID, nil))
+			if err == nil && job.Labels[manifest.LabelRunID] != runID {
+				err = fmt.Errorf("run %s got Job %s of run %s", runID, job.Name, job.Labels[manifest.LabelRunID])
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	cut := cluster.Proxy().Stats().CutRequests - before.CutRequests
+	list, err := adminClient(t).BatchV1().Jobs(ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRun := map[string]int{}
+	for _, j := range list.Items {
+		perRun[j.Labels[manifest.LabelRunID]]++
+	}
+	t.Logf("%d runs, %d Creates cut after the server answered, %d Jobs", runs, cut, len(list.Items))
+	if cut != runs {
+		t.Errorf("the proxy cut %d Creates, want %d", cut, runs)
+	}
+	if len(list.Items) != runs || len(perRun) != runs {
+		t.Errorf("%d Jobs for %d runs, want exactly %d", len(list.Items), len(perRun), runs)
+	}
+	for id, n := range perRun {
+		if n != 1 {
+			t.Errorf("run %s has %d Jobs", id, n)
+		}
+	}
+}
+
+func TestCreateErrorsCarryAHintFromTheRealAPIServer(t *testing.T) {
+	t.Run("quota exceeded", func(t *testing.T) {
+		ns := cluster.NewNamespace(t)
+		quota := &corev1.ResourceQuota{
+			ObjectMeta: metav1.ObjectMeta{Name: "no-jobs"},
+			Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/jobs.batch": resource.MustParse("0")}},
+		}
+		if _, err := adminClient(t).CoreV1().ResourceQuotas(ns).Create(t.Context(), quota, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		err := createUntilSettled(t, adminClient(t), preparedJob(t, ns, "quota", nil), func(err error) bool {
+			return err != nil && strings.Contains(err.Error(), "exceeded quota")
+		})
+		assertHint(t, err, apierrors.IsForbidden, "ResourceQuota")
+	})
+	t.Run("forbidden by RBAC", func(t *testing.T) {
+		ns := cluster.NewNamespace(t)
+		cfg, err := cluster.UserConfig("no-rights")
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewCreator(client, CreateOptions{}).Create(t.Context(), preparedJob(t, ns, "rbac", nil))
+		assertHint(t, err, apierrors.IsForbidden, "kubectl auth can-i create jobs -n "+ns)
+	})
+	t.Run("missing namespace", func(t *testing.T) {
+		_, err := NewCreator(adminClient(t), CreateOptions{}).Create(t.Context(), preparedJob(t, "no-such-namespace", "ns", nil))
+		assertHint(t, err, apierrors.IsNotFound, `namespace "no-such-namespace" does not exist`)
+	})
+	t.Run("an invalid Job is not retried", func(t *testing.T) {
+		ns := cluster.NewNamespace(t)
+		job := preparedJob(t, ns, "invalid", nil)
+		job.Spec.Template.Spec.Containers[0].Name = "Not_A_DNS_Label"
+		_, err := NewCreator(adminClient(t), CreateOptions{Delay: time.Hour}).Create(t.Context(), job)
+		var ce *CreateError
+		if !errors.As(err, &ce) || !apierrors.IsInvalid(err) || ce.Attempts != 1 {
+			t.Fatalf("got %v, want one attempt ending in Invalid", err)
+		}
+	})
+}
+
+// createUntilSettled creates job until settled(err): a new quota takes a
+// moment before the API server enforces it.
+func createUntilSettled(t *testing.T, client kubernetes.Interface, job *batchv1.Job, settled func(error) bool) error {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		j := job.DeepCopy()
+		j.Labels[manifest.LabelRunID] = fmt.Sprintf("%s-%d", job.Labels[manifest.LabelRunID], i)
+		_, err := NewCreator(client, CreateOptions{Attempts: 1}).Create(t.Context(), j)
+		if settled(err) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func assertHint(t *testing.T, err error, is func(error) bool, hint string) {
+	t.Helper()
+	var ce *CreateError
+	if !errors.As(err, &ce) {
+		t.Fatalf("got %T %v, want *CreateError", err, err)
+	}
+	var se *apierrors.StatusError
+	if !errors.As(err, &se) || !is(err) {
+		t.Errorf("the API status is not reachable or of the wrong kind: %v", err)
+	}
+	if !strings.Contains(ce.Hint, hint) {
+		t.Errorf("hint %q does not contain %q (error: %v)", ce.Hint, hint, err)
+	}
+	t.Logf("%v", err)
+}
