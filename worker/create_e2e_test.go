@@ -80,40 +80,95 @@ func TestDefaultTemplateWithNoValuesIsAcceptedByTheAPIServer(t *testing.T) {
 func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 	const runs = 100
 	ns := cluster.NewNamespace(t)
-	proxied, err := kubernetes.NewForConfig(cluster.ProxyConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	creator := NewCreator(proxied, CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
+	creator := NewCreator(proxiedClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
 	before := cluster.Proxy().Stats()
 	isJobCreate := func(r *http.Request) bool {
 		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/jobs")
 	}
+	for i := range runs {
+		cluster.Proxy().CutNextAfterResponse(isJobCreate)
+		runID := fmt.Sprintf("lost-answer-%03d", i)
+		job, err := creator.Create(t.Context(), preparedJob(t, ns, runID, nil))
+		if err != nil {
+			t.Fatalf("run %s: %v", runID, err)
+		}
+		if job.Labels[manifest.LabelRunID] != runID {
+			t.Fatalf("run %s got Job %s of run %s", runID, job.Name, job.Labels[manifest.LabelRunID])
+		}
+	}
+	cut := cluster.Proxy().Stats().CutRequests - before.CutRequests
+	jobs := jobsPerRun(t, ns)
+	t.Logf("%d runs, %d Creates answered by the API server and then cut, %d Jobs", runs, cut, len(jobs))
+	if cut != runs {
+		t.Errorf("the proxy cut %d Creates, want %d", cut, runs)
+	}
+	assertOneJobPerRun(t, jobs, runs)
+}
+
+// TestCreateMakesExactlyOneJobPerRunWhileConnectionsAreCut creates 100 runs,
+// 10 at a time, while the proxy cuts every connection every 60 ms. With
+// HTTP/2 one cut drops all requests in flight, before or after the server
+// saw them.
+func TestCreateMakesExactlyOneJobPerRunWhileConnectionsAreCut(t *testing.T) {
+	const runs = 100
+	ns := cluster.NewNamespace(t)
+	creator := NewCreator(proxiedClient(t), CreateOptions{Attempts: 20, Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
+	before := cluster.Proxy().Stats()
+	stop := make(chan struct{})
+	var cutter sync.WaitGroup
+	cutter.Add(1)
+	go func() {
+		defer cutter.Done()
+		tick := time.NewTicker(60 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				cluster.Proxy().CutAll()
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, runs)
 	sem := make(chan struct{}, 10)
 	for i := range runs {
-		cluster.Proxy().CutNextAfterResponse(isJobCreate)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			runID := fmt.Sprintf("exactly-once-%03d", i)
-			job, err := creator.Create(t.Context(), preparedJob(t, ns, runID, nil))
-			if err == nil && job.Labels[manifest.LabelRunID] != runID {
-				err = fmt.Errorf("run %s got Job %s of run %s", runID, job.Name, job.Labels[manifest.LabelRunID])
-			}
+			_, err := creator.Create(t.Context(), preparedJob(t, ns, fmt.Sprintf("cut-storm-%03d", i), nil))
 			errs <- err
 		}()
 	}
 	wg.Wait()
+	close(stop)
+	cutter.Wait()
 	close(errs)
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
 		}
 	}
-	cut := cluster.Proxy().Stats().CutRequests - before.CutRequests
+	jobs := jobsPerRun(t, ns)
+	t.Logf("%d runs, %d connections cut, %d Jobs", runs, cluster.Proxy().Stats().CutConnections-before.CutConnections, len(jobs))
+	assertOneJobPerRun(t, jobs, runs)
+}
+
+func proxiedClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(cluster.ProxyConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// jobsPerRun counts the Jobs in ns by run ID, read directly, not through
+// the proxy.
+func jobsPerRun(t *testing.T, ns string) map[string]int {
+	t.Helper()
 	list, err := adminClient(t).BatchV1().Jobs(ns).List(t.Context(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -122,16 +177,17 @@ func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 	for _, j := range list.Items {
 		perRun[j.Labels[manifest.LabelRunID]]++
 	}
-	t.Logf("%d runs, %d Creates cut after the server answered, %d Jobs", runs, cut, len(list.Items))
-	if cut != runs {
-		t.Errorf("the proxy cut %d Creates, want %d", cut, runs)
-	}
-	if len(list.Items) != runs || len(perRun) != runs {
-		t.Errorf("%d Jobs for %d runs, want exactly %d", len(list.Items), len(perRun), runs)
+	return perRun
+}
+
+func assertOneJobPerRun(t *testing.T, perRun map[string]int, runs int) {
+	t.Helper()
+	if len(perRun) != runs {
+		t.Errorf("%d runs have Jobs, want %d", len(perRun), runs)
 	}
 	for id, n := range perRun {
 		if n != 1 {
-			t.Errorf("run %s has %d Jobs", id, n)
+			t.Errorf("run %s has %d Jobs, want 1", id, n)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -325,6 +326,8 @@ func TestRetriable(t *testing.T) {
 		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
 		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
 		{errors.New("http2: client connection lost"), true},
+		{fmt.Errorf(`Post "https://127.0.0.1/x": %w`, errors.New("http2: client connection force closed via ClientConn.Close")), true},
+		{&url.Error{Op: "Get", URL: "https://127.0.0.1/x", Err: errors.New("http2: client conn could not be established")}, true},
 		{context.DeadlineExceeded, true},
 		{context.Canceled, false},
 		{errors.New("something else"), false},

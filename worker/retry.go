@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,11 +31,21 @@ func Retriable(err error) bool {
 		return status.Status().Code >= 500
 	}
 	var netErr net.Error
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+	return errors.Is(err, io.EOF) || http2ConnectionClosed(err) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, context.DeadlineExceeded) ||
 		utilnet.IsConnectionReset(err) || utilnet.IsConnectionRefused(err) || utilnet.IsProbableEOF(err) ||
 		utilnet.IsHTTP2ConnectionLost(err) || (errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// http2ConnectionClosed reports the HTTP/2 transport's errors for a
+// connection closed under a request, or one that could not be set up again
+// after a drop. x/net/http2 does not export them, so their messages are
+// matched: the one string match here, a documented last resort.
+func http2ConnectionClosed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "http2: client connection force closed") ||
+		strings.Contains(msg, "http2: client conn could not be established")
 }
 
 // retryBackOff waits a fixed delay plus a uniform jitter, or the server's
