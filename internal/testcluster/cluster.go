@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"k8s.io/client-go/dynamic"
@@ -25,6 +26,7 @@ type Cluster struct {
 	etcd   etcdConfig
 	config *rest.Config
 	client kubernetes.Interface
+	dyn    dynamic.Interface
 
 	adminHTTP *http.Client
 	proxy     *Proxy
@@ -75,13 +77,13 @@ func start(ctx context.Context, opts Options, bins Binaries) (_ *Cluster, err er
 	if err != nil {
 		return nil, err
 	}
-	c.etcd = etcdConfig{dataDir: dir + "/etcd", clientPort: ports[0], peerPort: ports[1]}
-	c.api.port = ports[2]
-	if c.files, err = writeFiles(dir, c.api.url()); err != nil {
+	c.etcd = etcdConfig{dataDir: filepath.Join(dir, "etcd"), clientPort: ports[0], peerPort: ports[1]}
+	apiURL := fmt.Sprintf("https://%s:%d", loopback, ports[2])
+	if c.files, err = writeFiles(dir, apiURL); err != nil {
 		return nil, err
 	}
 	c.api = c.apiServerConfig(ports[2])
-	c.config = c.files.adminConfig(c.api.url())
+	c.config = c.files.adminConfig(apiURL)
 	if c.adminHTTP, err = tlsClient(c.files.ca.certPEM, &c.files.adminCert); err != nil {
 		return nil, err
 	}
@@ -94,18 +96,17 @@ func start(ctx context.Context, opts Options, bins Binaries) (_ *Cluster, err er
 	if c.proxy, err = startProxy(c.files.ca, c.api.url()); err != nil {
 		return nil, err
 	}
-	dyn, err := dynamic.NewForConfig(c.config)
-	if err != nil {
-		return nil, fmt.Errorf("make dynamic client: %w", err)
-	}
-	if c.podLogs, err = startPodLogs(ctx, c.files.path("pods"), c.client, dyn, opts.logger()); err != nil {
+	if c.podLogs, err = startPodLogs(ctx, c.files.path("pods"), c.client, c.dyn, opts.logger()); err != nil {
 		return nil, err
 	}
 	err = p.step("add a Ready node", func() error {
 		_, err := c.AddNode(ctx, NodeOptions{Name: DefaultNodeName})
 		return err
 	})
-	return c, err
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (c *Cluster) apiServerConfig(port int) apiServerConfig {
@@ -144,11 +145,10 @@ func (c *Cluster) startStorage(ctx context.Context) error {
 	if c.client, err = kubernetes.NewForConfig(c.config); err != nil {
 		return fmt.Errorf("make client: %w", err)
 	}
-	dyn, err := dynamic.NewForConfig(c.config)
-	if err != nil {
+	if c.dyn, err = dynamic.NewForConfig(c.config); err != nil {
 		return fmt.Errorf("make dynamic client: %w", err)
 	}
-	return installCRDs(ctx, dyn)
+	return installCRDs(ctx, c.dyn)
 }
 
 // startComponents starts the controller manager, the scheduler and kwok

@@ -22,8 +22,10 @@ type controllerManagerConfig struct {
 // controllers are the kube-controller-manager controllers a Job needs:
 // Jobs themselves, garbage collection (owner references, foreground and
 // background deletion), namespaces and their service accounts and tokens,
-// TTL after finished, pod GC, and the aggregation that gives the edit,
-// admin and view roles their rules. There is no node-lifecycle controller:
+// TTL after finished, pod GC, ResourceQuota usage (admission enforces a
+// quota only once this controller has filled its status), and the
+// aggregation that gives the edit, admin and view roles their rules. There
+// is no node-lifecycle controller:
 // kwok keeps its nodes Ready.
 var controllers = []string{
 	"job-controller",
@@ -35,6 +37,7 @@ var controllers = []string{
 	"ttl-after-finished-controller",
 	"pod-garbage-collector-controller",
 	"clusterrole-aggregation-controller",
+	"resourcequota-controller",
 }
 
 // controllerManagerArgs returns kube-controller-manager's flags: loopback,

@@ -19,7 +19,7 @@
 // # Binaries
 //
 // [Provision] builds the binaries once per user into a cache directory
-// (about 15 minutes cold on two cores); the command
+// (cold, about 15 minutes on two idle cores; far longer on a busy machine); the command
 // `go run ./internal/testcluster/cmd/testcluster provision` does it ahead
 // of `go test`. `... testcluster up` runs a cluster for kubectl and the
 // examples.

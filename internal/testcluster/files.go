@@ -3,6 +3,7 @@ package testcluster
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,18 +19,18 @@ type files struct {
 	adminToken string
 	adminCert  keyPair
 
-	caFile, tokenFile                  string
-	apiCert, apiKey                    string
-	saKey, saPub                       string
+	caFile, tokenFile                   string
+	apiCert, apiKey                     string
+	saKey, saPub                        string
 	kubeletClientCert, kubeletClientKey string
-	kcmCert, kcmKey                    string
-	schedCert, schedKey                string
-	kwokCert, kwokKey                  string
-	stagesFile                         string
-	adminKubeconfig                    string
-	kcmKubeconfig                      string
-	schedKubeconfig                    string
-	kwokKubeconfig                     string
+	kcmCert, kcmKey                     string
+	schedCert, schedKey                 string
+	kwokCert, kwokKey                   string
+	stagesFile                          string
+	adminKubeconfig                     string
+	kcmKubeconfig                       string
+	schedKubeconfig                     string
+	kwokKubeconfig                      string
 }
 
 // writeFiles makes the PKI (one CA; serving certificates for 127.0.0.1;
@@ -54,20 +55,36 @@ func writeFiles(dir, apiURL string) (*files, error) {
 		}
 		return path
 	}
-	pair := func(name string, kp keyPair, err error) (string, string) {
-		if err != nil {
-			errs = append(errs, err)
-			return "", ""
-		}
-		return write(name+".crt", kp.certPEM), write(name+".key", kp.keyPEM)
-	}
 	f.caFile = write("ca.crt", ca.certPEM)
-	f.apiCert, f.apiKey = pair(ca.serving("kube-apiserver", loopback, "localhost",
-		"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
-	f.kcmCert, f.kcmKey = pair(ca.serving("kube-controller-manager", loopback, "localhost"))
-	f.schedCert, f.schedKey = pair(ca.serving("kube-scheduler", loopback, "localhost"))
-	f.kwokCert, f.kwokKey = pair(ca.serving("kwok", loopback, "localhost"))
-	f.kubeletClientCert, f.kubeletClientKey = pair(ca.client("kube-apiserver-kubelet-client", "system:masters"))
+	pairs := []struct {
+		name      string
+		cert, key *string
+		issue     func() (keyPair, error)
+	}{
+		{"kube-apiserver", &f.apiCert, &f.apiKey, func() (keyPair, error) {
+			return ca.serving("kube-apiserver", loopback, "localhost", "kubernetes", "kubernetes.default",
+				"kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+		}},
+		{"kube-controller-manager", &f.kcmCert, &f.kcmKey, func() (keyPair, error) {
+			return ca.serving("kube-controller-manager", loopback, "localhost")
+		}},
+		{"kube-scheduler", &f.schedCert, &f.schedKey, func() (keyPair, error) {
+			return ca.serving("kube-scheduler", loopback, "localhost")
+		}},
+		{"kwok", &f.kwokCert, &f.kwokKey, func() (keyPair, error) {
+			return ca.serving("kwok", loopback, "localhost")
+		}},
+		{"kubelet-client", &f.kubeletClientCert, &f.kubeletClientKey, func() (keyPair, error) {
+			return ca.client("kube-apiserver-kubelet-client", "system:masters")
+		}},
+	}
+	for _, p := range pairs {
+		kp, err := p.issue()
+		if err != nil {
+			return nil, err
+		}
+		*p.cert, *p.key = write(p.name+".crt", kp.certPEM), write(p.name+".key", kp.keyPEM)
+	}
 	private, public, err := signingKey()
 	if err != nil {
 		return nil, err
@@ -85,8 +102,8 @@ func writeFiles(dir, apiURL string) (*files, error) {
 	if err := os.WriteFile(f.stagesFile, stages, 0o644); err != nil {
 		return nil, fmt.Errorf("write stages: %w", err)
 	}
-	if len(errs) > 0 {
-		return nil, errs[0]
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return f, f.writeKubeconfigs(apiURL)
 }

@@ -112,14 +112,20 @@ func (l *podLogs) next(ctx context.Context) bool {
 		return false
 	}
 	defer l.queue.Done(key)
-	if err := l.setUp(ctx, key); err != nil {
-		if ctx.Err() == nil {
-			l.logger.Warn("set up pod logs", "pod", key, "err", err)
-		}
+	err := l.setUp(ctx, key)
+	switch {
+	case err == nil || ctx.Err() != nil || apierrors.IsNotFound(err) ||
+		apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// Done, stopping, or the pod is going away.
+		l.queue.Forget(key)
+	case l.queue.NumRequeues(key) < 10:
+		// kwok may not have seen the Logs object yet.
+		l.logger.Debug("set up pod logs", "pod", key, "err", err)
 		l.queue.AddRateLimited(key)
-		return true
+	default:
+		l.logger.Warn("set up pod logs", "pod", key, "err", err)
+		l.queue.AddRateLimited(key)
 	}
-	l.queue.Forget(key)
 	return true
 }
 

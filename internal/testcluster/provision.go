@@ -19,12 +19,18 @@ const (
 
 // Binaries holds the paths of the control plane's programs.
 type Binaries struct {
-	Etcd                  string
-	Etcdctl               string
-	KubeAPIServer         string
+	// Etcd is etcd v3.6.16.
+	Etcd string
+	// Etcdctl is etcd's command-line client, for debugging by hand.
+	Etcdctl string
+	// KubeAPIServer is kube-apiserver v1.37.2.
+	KubeAPIServer string
+	// KubeControllerManager is kube-controller-manager.
 	KubeControllerManager string
-	KubeScheduler         string
-	Kwok                  string
+	// KubeScheduler is kube-scheduler.
+	KubeScheduler string
+	// Kwok is kwok, which plays the kubelet of fake nodes.
+	Kwok string
 }
 
 func binariesIn(dir string) Binaries {
@@ -41,11 +47,12 @@ func binariesIn(dir string) Binaries {
 // Provision returns the control plane's binaries, building those missing
 // from the cache directory first (see [Options.CacheDir]). It uses only the
 // go command and the module proxy. A cold build takes about 15 minutes on
-// two cores and prints each step to [Options.Progress]; later calls, from
-// any process, find the binaries at once. Concurrent callers in several
-// processes wait for one build. [Start] calls it; run it ahead of go test
-// (go run ./internal/testcluster/cmd/testcluster provision) so that no test
-// binary pays for the build within its timeout.
+// two idle cores (38 on a busy shared one), relinking with a warm Go build
+// cache about 1.5 minutes; each step is printed to [Options.Progress].
+// Later calls, from any process, find the binaries at once. Concurrent
+// callers in several processes wait for one build. [Start] calls it; run it
+// ahead of go test (go run ./internal/testcluster/cmd/testcluster
+// provision) so that no test binary pays for the build within its timeout.
 func Provision(ctx context.Context, opts Options) (Binaries, error) {
 	dir, err := opts.binDir()
 	if err != nil {

@@ -29,7 +29,7 @@ type Proxy struct {
 	url      string
 	caPEM    []byte
 	server   *http.Server
-	listener net.Listener
+	upstream *http.Transport
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
@@ -57,9 +57,9 @@ type connKey struct{}
 // errCut marks a response the proxy throws away on purpose.
 var errCut = errors.New("testcluster: request cut after the API server answered")
 
-// startProxy serves on a free loopback port, forwarding to upstream
-// (trusted through caPEM), with a serving certificate for 127.0.0.1 and
-// localhost signed by ca.
+// startProxy serves on a free loopback port with a certificate for
+// 127.0.0.1 and localhost signed by ca, forwarding to upstream, which it
+// trusts through ca.
 func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 	target, err := url.Parse(upstream)
 	if err != nil {
@@ -82,12 +82,12 @@ func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 	p := &Proxy{
 		url:      "https://" + listener.Addr().String(),
 		caPEM:    ca.certPEM,
-		listener: listener,
+		upstream: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
 		conns:    map[net.Conn]struct{}{},
 	}
 	forward := &httputil.ReverseProxy{
 		Rewrite:        func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:      &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
+		Transport:      p.upstream,
 		FlushInterval:  -1,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
@@ -134,8 +134,10 @@ func (p *Proxy) CutAll() int {
 // match returns true is forwarded, the API server's full answer is read
 // and then thrown away, and the client's connection is closed. The client
 // sees a dropped connection although the server did the work: an
-// ambiguous failure. Each call arms one more cut; match is called under a
-// lock and must be quick.
+// ambiguous failure. Each call arms one more cut. match sees the request
+// as forwarded (same method, path and headers); it is called under a lock
+// and must be quick, and it must not pick a watch or a follow, whose answer
+// never ends.
 func (p *Proxy) CutNextAfterResponse(match func(*http.Request) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,9 +149,12 @@ func (p *Proxy) Stats() ProxyStats {
 	return ProxyStats{Requests: p.requests.Load(), CutConnections: p.cutConns.Load(), CutRequests: p.cutRequests.Load()}
 }
 
-// close stops the proxy and closes every connection.
+// close stops the proxy and closes every connection, to clients and to
+// the API server.
 func (p *Proxy) close() error {
-	if err := p.server.Close(); err != nil {
+	err := p.server.Close()
+	p.upstream.CloseIdleConnections()
+	if err != nil {
 		return fmt.Errorf("close proxy: %w", err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,8 +22,15 @@ import (
 // Progress and background errors go to standard error unless opts says
 // otherwise. If the cluster cannot start, Main prints why and returns 1
 // without running a test: a test binary that needs the cluster fails, it
-// never skips. A failed Stop also fails the run.
+// never skips. A failed Stop also fails the run. A cold build (see
+// [Provision]) takes longer than go test's default timeout: provision
+// before go test.
 func Main(m *testing.M, cluster **Cluster, opts Options) int {
+	if isFuzzWorker() {
+		// go test -fuzz runs the binary again as workers that only fuzz:
+		// they need no cluster, and must not start one each.
+		return m.Run()
+	}
 	if opts.Progress == nil {
 		opts.Progress = os.Stderr
 	}
@@ -45,4 +53,14 @@ func Main(m *testing.M, cluster **Cluster, opts Options) int {
 		}
 	}
 	return code
+}
+
+// isFuzzWorker reports whether this test binary is a worker process of
+// go test -fuzz.
+func isFuzzWorker() bool {
+	if !flag.Parsed() {
+		flag.Parse() // TestMain runs before the testing package parses
+	}
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
 }
