@@ -3,14 +3,16 @@ GO ?= go
 
 .PHONY: demo test check provision cluster fuzz bench
 
-# The library's main job, end to end (see README.md).
+# The library's main job, end to end: start the local control plane
+# (building it on first use), run one Job through a Worker, stream its log
+# and print the Result.
 demo:
-	$(GO) run ./examples/render -name "Hello kubeworker" -set image=docker.io/library/busybox:stable -set 'command=echo hello'
+	$(GO) run ./examples/runjob
 
 # Every test, race detector on, end-to-end ones included against the local
 # control plane (its binaries are built into the user cache on first use).
 test: check provision
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 # Formatting and vet: a red mark here fails CI like a failing test.
 check:
@@ -30,11 +32,11 @@ cluster: provision
 # Fuzz every target for FUZZTIME each (default 1m).
 FUZZTIME ?= 1m
 fuzz:
-	@for pkg in ./manifest; do \
+	@for pkg in ./manifest ./clusterid ./secrets ./jobwatch; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./manifest
+	$(GO) test -run '^$$' -bench . -benchmem ./manifest ./jobwatch

@@ -1,0 +1,175 @@
+package jobwatch
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Classify decides a run's Result from a Job and its pods, as
+// [Watcher.Wait] does each time either changes. finished reports whether
+// the Job has ended; while it has not, the Result describes the run so
+// far with Outcome Unknown. pods must be the Job's own pods, in any
+// order; container names the run container ("" means each pod's first
+// container). Classify is pure: it reads no clock and no cluster.
+//
+// The Job has ended when it has a Complete or SuccessCriteriaMet
+// condition or a completion time (succeeded); a Failed or FailureTarget
+// condition, or more failed pods than its backoffLimit (failed); or a
+// deletionTimestamp (Deleted).
+//
+// The newest pod (by creation time, then name) gives Pod, Container and
+// ExitCode. For a failed Job the most specific cause wins, checked in
+// this order on the newest pod, then on the Job:
+//
+//  1. Evicted: pod reason Evicted or a DisruptionTarget condition.
+//  2. OOMKilled: the run container terminated with reason OOMKilled.
+//  3. ImagePullError: a container waits with an image-pull reason.
+//  4. CrashLoop: a container waits with CrashLoopBackOff.
+//  5. Unschedulable: the pod is Pending, PodScheduled False, reason
+//     Unschedulable.
+//  6. DeadlineExceeded: the Job's reason is DeadlineExceeded.
+//  7. BackoffLimitExceeded: the Job's reason is BackoffLimitExceeded and
+//     its backoffLimit is at least 1, so it did retry.
+//  8. Failed, with the run container's exit code (-1 if none).
+//
+// So a Job that failed with BackoffLimitExceeded because its pod was
+// OOM-killed gives OOMKilled, ExitCode 137, Reason OOMKilled and
+// JobReason BackoffLimitExceeded. A Job that finished before it was
+// deleted keeps its outcome; only an unfinished one is Deleted.
+func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result, finished bool) {
+	r = Result{ExitCode: -1}
+	sorted := slices.Clone(pods)
+	sortPods(sorted)
+	pod := newestPod(sorted)
+	var term *corev1.ContainerStateTerminated
+	if pod != nil {
+		r.Pod = pod.Name
+		r.Container = runContainer(pod, container)
+		if s := containerStatus(pod, r.Container); s != nil && s.State.Terminated != nil {
+			term = s.State.Terminated
+			r.ExitCode = int(term.ExitCode)
+			r.FinishedAt = term.FinishedAt.Time
+		}
+	}
+	if job == nil {
+		return r, false
+	}
+	if job.Status.StartTime != nil {
+		r.StartedAt = job.Status.StartTime.Time
+	}
+	end := jobEnd(job)
+	r.JobReason, r.JobMessage = end.reason, end.message
+	if !end.at.IsZero() {
+		r.FinishedAt = end.at
+	}
+	switch {
+	case end.succeeded:
+		r.Outcome = Succeeded
+		if term != nil {
+			r.Reason, r.Message = term.Reason, term.Message
+		}
+		return r, true
+	case end.failed:
+		failedCause(&r, job, pod, term)
+		return r, true
+	case job.DeletionTimestamp != nil:
+		r.Outcome = Deleted
+		if r.FinishedAt.IsZero() || term == nil {
+			r.FinishedAt = job.DeletionTimestamp.Time
+		}
+		return r, true
+	}
+	return r, false
+}
+
+// jobEnding is what a Job's status says about its end.
+type jobEnding struct {
+	succeeded, failed bool
+	reason, message   string
+	at                time.Time
+}
+
+func jobEnd(job *batchv1.Job) jobEnding {
+	var e jobEnding
+	// The final conditions win over the interim ones, which the Job
+	// controller sets first while pods still terminate.
+	for _, want := range []batchv1.JobConditionType{batchv1.JobComplete, batchv1.JobFailed, batchv1.JobSuccessCriteriaMet, batchv1.JobFailureTarget} {
+		for _, c := range job.Status.Conditions {
+			if c.Type != want || c.Status != corev1.ConditionTrue {
+				continue
+			}
+			e.succeeded = want == batchv1.JobComplete || want == batchv1.JobSuccessCriteriaMet
+			e.failed = !e.succeeded
+			e.reason, e.message, e.at = c.Reason, c.Message, c.LastTransitionTime.Time
+			if e.succeeded && job.Status.CompletionTime != nil {
+				e.at = job.Status.CompletionTime.Time
+			}
+			return e
+		}
+	}
+	if job.Status.CompletionTime != nil {
+		return jobEnding{succeeded: true, at: job.Status.CompletionTime.Time}
+	}
+	if limit := job.Spec.BackoffLimit; limit != nil && job.Status.Failed > *limit {
+		// The Job controller will say so too; no need to wait for it.
+		return jobEnding{failed: true, reason: batchv1.JobReasonBackoffLimitExceeded}
+	}
+	return e
+}
+
+// failedCause sets the Outcome, Reason and Message of a failed Job from
+// the most specific cause (see Classify).
+func failedCause(r *Result, job *batchv1.Job, pod *corev1.Pod, term *corev1.ContainerStateTerminated) {
+	if pod != nil {
+		if reason, message, ok := evicted(pod); ok {
+			r.Outcome, r.Reason, r.Message = Evicted, reason, message
+			return
+		}
+		if term != nil && term.Reason == "OOMKilled" {
+			r.Outcome, r.Reason, r.Message = OOMKilled, term.Reason, term.Message
+			return
+		}
+		if s, ok := waitingWith(pod, func(reason string) bool { return imagePullReasons[reason] }); ok {
+			r.Outcome, r.Reason, r.Message = ImagePullError, s.State.Waiting.Reason, s.State.Waiting.Message
+			return
+		}
+		if s, ok := waitingWith(pod, func(reason string) bool { return reason == crashLoopReason }); ok {
+			r.Outcome, r.Reason, r.Message = CrashLoop, s.State.Waiting.Reason, s.State.Waiting.Message
+			if last := s.LastTerminationState.Terminated; last != nil && s.Name == r.Container && r.ExitCode == -1 {
+				r.ExitCode = int(last.ExitCode)
+			}
+			return
+		}
+		if c := unschedulable(pod); c != nil && !podStarted(pod) {
+			r.Outcome, r.Reason, r.Message = Unschedulable, c.Reason, c.Message
+			return
+		}
+	}
+	switch {
+	case r.JobReason == batchv1.JobReasonDeadlineExceeded:
+		r.Outcome, r.Reason, r.Message = DeadlineExceeded, r.JobReason, r.JobMessage
+	case r.JobReason == batchv1.JobReasonBackoffLimitExceeded && job.Spec.BackoffLimit != nil && *job.Spec.BackoffLimit > 0:
+		r.Outcome, r.Reason, r.Message = BackoffLimitExceeded, r.JobReason, r.JobMessage
+	default:
+		r.Outcome, r.Reason, r.Message = Failed, r.JobReason, r.JobMessage
+		if term != nil {
+			r.Reason, r.Message = term.Reason, term.Message
+		}
+	}
+}
+
+// evicted reports whether the cluster disrupted pod, with the raw reason
+// and message.
+func evicted(pod *corev1.Pod) (reason, message string, ok bool) {
+	if pod.Status.Reason == "Evicted" {
+		return pod.Status.Reason, pod.Status.Message, true
+	}
+	if c := podCondition(pod, corev1.DisruptionTarget); c != nil && c.Status == corev1.ConditionTrue {
+		return cmp.Or(pod.Status.Reason, c.Reason), cmp.Or(pod.Status.Message, c.Message), true
+	}
+	return "", "", false
+}

@@ -1,0 +1,204 @@
+package jobwatch
+
+import (
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+func TestClassify(t *testing.T) {
+	backoff := batchv1.JobReasonBackoffLimitExceeded
+	tests := []struct {
+		name      string
+		job       *batchv1.Job
+		pods      []*corev1.Pod
+		container string
+
+		finished  bool
+		outcome   Outcome
+		exitCode  int
+		reason    string
+		jobReason string
+		pod       string
+		wantCont  string
+	}{
+		{
+			name: "a running Job has not ended", job: testJob(),
+			pods:     []*corev1.Pod{testPod("p1", 1, running)},
+			finished: false, outcome: Unknown, exitCode: -1, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a Complete Job succeeds with the run container's exit code",
+			job:      testJob(withCondition(batchv1.JobComplete, "CompletionsReached")),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 0, "Completed"))},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "SuccessCriteriaMet ends the Job before Complete",
+			job:      testJob(withCondition(batchv1.JobSuccessCriteriaMet, "CompletionsReached")),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 0, "Completed"))},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a Job with only a completion time succeeds",
+			job:      testJob(func(j *batchv1.Job) { j.Status.CompletionTime = new(at(9)) }),
+			finished: true, outcome: Succeeded, exitCode: -1,
+		},
+		{
+			name:     "a Failed Job with backoffLimit 0 is Failed with the exit code",
+			job:      testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 3, "Error"))},
+			finished: true, outcome: Failed, exitCode: 3, reason: "Error", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name: "a Job that retried and ran out of retries is BackoffLimitExceeded with the last exit code",
+			job:  testJob(withBackoffLimit(1), withCounts(0, 2), withCondition(batchv1.JobFailed, backoff)),
+			pods: []*corev1.Pod{
+				testPod("p1", 1, running, exited("main", 1, "Error")),
+				testPod("p2", 5, running, exited("main", 2, "Error")),
+			},
+			finished: true, outcome: BackoffLimitExceeded, exitCode: 2, reason: backoff, jobReason: backoff, pod: "p2", wantCont: "main",
+		},
+		{
+			name:     "an OOM-killed pod beats BackoffLimitExceeded",
+			job:      testJob(withBackoffLimit(2), withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 137, "OOMKilled"))},
+			finished: true, outcome: OOMKilled, exitCode: 137, reason: "OOMKilled", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "an evicted pod beats BackoffLimitExceeded",
+			job:      testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, evictedPod)},
+			finished: true, outcome: Evicted, exitCode: 137, reason: "Evicted", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a Job past its activeDeadlineSeconds is DeadlineExceeded",
+			job:      testJob(withCondition(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running)},
+			finished: true, outcome: DeadlineExceeded, exitCode: -1, reason: "DeadlineExceeded", jobReason: "DeadlineExceeded", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "an unschedulable pod beats DeadlineExceeded",
+			job:      testJob(withCondition(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)),
+			pods:     []*corev1.Pod{testPod("p1", 1, unschedulablePod)},
+			finished: true, outcome: Unschedulable, exitCode: -1, reason: "Unschedulable", jobReason: "DeadlineExceeded", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "an image pull failure of a sidecar beats DeadlineExceeded",
+			job:      testJob(withCondition(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)),
+			pods:     []*corev1.Pod{testPod("p1", 1, withContainers("main", "proxy"), waiting("main", "PodInitializing"), waiting("proxy", "ImagePullBackOff"))},
+			finished: true, outcome: ImagePullError, exitCode: -1, reason: "ImagePullBackOff", jobReason: "DeadlineExceeded", pod: "p1", wantCont: "main",
+		},
+		{
+			name: "CrashLoopBackOff gives CrashLoop with the last exit code",
+			job:  testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods: []*corev1.Pod{testPod("p1", 1, running, waiting("main", "CrashLoopBackOff"), func(p *corev1.Pod) {
+				p.Status.ContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 4}
+			})},
+			finished: true, outcome: CrashLoop, exitCode: 4, reason: "CrashLoopBackOff", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name: "more failed pods than backoffLimit ends the Job before its condition",
+			job:  testJob(withBackoffLimit(1), withCounts(0, 2)),
+			pods: []*corev1.Pod{
+				testPod("p1", 1, running, exited("main", 1, "Error")),
+				testPod("p2", 5, running, exited("main", 1, "Error")),
+			},
+			finished: true, outcome: BackoffLimitExceeded, exitCode: 1, reason: backoff, jobReason: backoff, pod: "p2", wantCont: "main",
+		},
+		{
+			name:     "FailureTarget ends the Job before Failed",
+			job:      testJob(withCondition(batchv1.JobFailureTarget, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 3, "Error"))},
+			finished: true, outcome: Failed, exitCode: 3, reason: "Error", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a Job being deleted before it ended is Deleted",
+			job:      testJob(deleting),
+			pods:     []*corev1.Pod{testPod("p1", 1, running)},
+			finished: true, outcome: Deleted, exitCode: -1, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a Job that ended before its deletion keeps its outcome",
+			job:      testJob(deleting, withCondition(batchv1.JobComplete, "CompletionsReached")),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 0, "Completed"))},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
+		},
+		{
+			name:      "the run container is found by name, not by position, so a sidecar listed first does not count",
+			job:       testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:      []*corev1.Pod{testPod("p1", 1, withContainers("proxy", "main"), running, exited("proxy", 0, "Completed"), exited("main", 5, "Error"))},
+			container: "main",
+			finished:  true, outcome: Failed, exitCode: 5, reason: "Error", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "without a name the run container is the pod's first",
+			job:      testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, withContainers("proxy", "main"), running, exited("proxy", 0, "Completed"), exited("main", 5, "Error"))},
+			finished: true, outcome: Failed, exitCode: 0, reason: "Completed", jobReason: backoff, pod: "p1", wantCont: "proxy",
+		},
+		{
+			name: "the newest pod gives the exit code, whatever the order given",
+			job:  testJob(withBackoffLimit(1), withCounts(1, 1), withCondition(batchv1.JobComplete, "CompletionsReached")),
+			pods: []*corev1.Pod{
+				testPod("p2", 5, running, exited("main", 0, "Completed")),
+				testPod("p1", 1, running, exited("main", 1, "Error")),
+			},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p2", wantCont: "main",
+		},
+		{
+			name:     "a pod deleted before its container reported gives exit code -1",
+			job:      testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })},
+			finished: true, outcome: Failed, exitCode: -1, reason: backoff, jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a failed Job without pods is Failed with exit code -1",
+			job:      testJob(withCondition(batchv1.JobFailed, "PodFailurePolicy")),
+			finished: true, outcome: Failed, exitCode: -1, reason: "PodFailurePolicy", jobReason: "PodFailurePolicy",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, finished := Classify(tt.job, tt.pods, tt.container)
+			if finished != tt.finished || got.Outcome != tt.outcome || got.ExitCode != tt.exitCode {
+				t.Errorf("Classify = %v, exit code %d, finished %v; want %v, %d, %v", got.Outcome, got.ExitCode, finished, tt.outcome, tt.exitCode, tt.finished)
+			}
+			if got.Reason != tt.reason || got.JobReason != tt.jobReason {
+				t.Errorf("Reason %q, JobReason %q; want %q, %q", got.Reason, got.JobReason, tt.reason, tt.jobReason)
+			}
+			if got.Pod != tt.pod || got.Container != tt.wantCont {
+				t.Errorf("Pod %q, Container %q; want %q, %q", got.Pod, got.Container, tt.pod, tt.wantCont)
+			}
+			if tt.finished && got.FinishedAt.IsZero() && tt.outcome != Succeeded {
+				t.Errorf("FinishedAt is zero")
+			}
+		})
+	}
+}
+
+func TestClassifyKeepsTheRawMessages(t *testing.T) {
+	job := testJob(withCondition(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded))
+	got, _ := Classify(job, []*corev1.Pod{testPod("p1", 1, running, evictedPod)}, "")
+	if got.Message != "The node was low on resource: memory." || got.JobMessage != "job says BackoffLimitExceeded" {
+		t.Errorf("Message %q, JobMessage %q", got.Message, got.JobMessage)
+	}
+	if !got.StartedAt.Equal(t0) || !got.FinishedAt.Equal(at(10).Time) {
+		t.Errorf("StartedAt %v, FinishedAt %v", got.StartedAt, got.FinishedAt)
+	}
+}
+
+func TestOutcomeStringNamesEveryOutcome(t *testing.T) {
+	seen := map[string]bool{}
+	for o := Unknown; o <= TimedOut; o++ {
+		s := o.String()
+		if s == "" || seen[s] || s[0] == 'O' && o != OOMKilled {
+			t.Errorf("Outcome %d has name %q", int(o), s)
+		}
+		seen[s] = true
+	}
+	if got := Outcome(99).String(); got != "Outcome(99)" {
+		t.Errorf("Outcome(99).String() = %q", got)
+	}
+}

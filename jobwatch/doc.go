@@ -1,0 +1,77 @@
+// Package jobwatch follows Kubernetes Jobs to typed results: how each run
+// ended (an [Outcome]), the run container's exit code, the raw reasons,
+// its log, and its pod phases as events.
+//
+//	w := jobwatch.New(clientset, jobwatch.Options{})
+//	defer w.Close()
+//	res, err := w.Wait(ctx, jobwatch.JobRef{Namespace: ns, Name: job.Name}, jobwatch.WaitOptions{
+//		Container: "main",                  // the run container, by name
+//		Deadline:  2 * time.Hour,           // total; job_watch_timeout_seconds
+//		Logs:      os.Stdout,               // follow the run container's log
+//		Events:    jobwatch.EventFunc(record),
+//	})
+//	if err != nil {
+//		return err // ctx ended, the Watcher closed, or a bad JobRef
+//	}
+//	switch res.Outcome {
+//	case jobwatch.Succeeded:
+//	case jobwatch.Failed:
+//		log.Printf("exit code %d: %s", res.ExitCode, res.Message)
+//	case jobwatch.Unschedulable, jobwatch.ImagePullError, jobwatch.NeverStarted:
+//		log.Printf("never started: %s: %s", res.Diagnosis.Reason, res.Diagnosis.Message)
+//	}
+//
+// Any Job whose labels (and whose pod template's labels) match
+// [Options.Selector] can be followed, including one created by another
+// process: a restarted worker finds its runs again by name.
+//
+// # One stream per namespace, not one per run
+//
+// A Watcher runs, per namespace, one client-go shared informer for Jobs and
+// one for pods, both filtered server-side by the selector (default
+// app.kubernetes.io/managed-by=kubeworker). Each [Watcher.Wait] registers a
+// waiter keyed by the Job's name; the informers' handlers wake only the
+// waiters of the Job that changed, and each waiter then reads the current
+// state from the cache. So N concurrent runs cost two watch requests per
+// namespace, not 2N (Prefect's worker opens a Job watch and a pod watch per
+// run; its later observer watches the whole cluster), and the API server
+// sends each change once. A transform trims every cached object to what an
+// Outcome needs, so a tracked run costs a few kilobytes of heap. Streams
+// start with the first Wait in a namespace and run until [Watcher.Close]:
+// a warm stream already holds a Job that finished before its Wait began,
+// and a worker uses few namespaces. Log following is per run (one log
+// stream per pod), as logs cannot be shared.
+//
+// Wait is level-driven: on every wake-up it classifies the Job and its pods
+// as they are now ([Classify]), so a missed or repeated watch event cannot
+// mislead it. Only what the cache can no longer tell is remembered from
+// events: the last state of a deleted Job or pod.
+//
+// # Faults
+//
+//   - Dropped connections: the informers watch again from the last
+//     resourceVersion seen; log streams reopen from the last line written.
+//   - 410 Gone (etcd compaction, or an API server restart with the watch
+//     cache on): the informers relist and resume, and objects deleted
+//     meanwhile come back as deletions (cache.DeletedFinalStateUnknown),
+//     which Wait treats as deleted. Logged at Debug.
+//   - API server restarts: as dropped connections, plus a relist if needed.
+//   - Job and pod streams are not ordered with each other: when a Job has
+//     ended but the pod states its counts imply have not arrived, Wait waits
+//     for them briefly (a couple of seconds) before it concludes.
+//   - Log streams that never end (kwok's do not): the stream of a pod is
+//     cut once Wait sees the pod finish, and a last plain read picks up the
+//     rest. The API's sinceTime has whole-second resolution; lines carry
+//     full timestamps and a reopened stream drops what was already written,
+//     so no line is lost or repeated. A log failure never changes a Result.
+//
+// What Wait cannot know: a Job deleted and created again under the same
+// name while the stream was down is seen as deleted; a Job that ended and
+// was deleted while the stream was down is reported with the last state
+// the stream saw.
+//
+// # Permissions
+//
+// The client needs get, list and watch on jobs and pods, get on pods/log,
+// and list on events, in each namespace waited on.
+package jobwatch

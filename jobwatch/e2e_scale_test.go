@@ -1,0 +1,285 @@
+package jobwatch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// The scale measurement runs the Watcher in a child process (this test
+// binary, re-run with scaleChildEnv set), so that its heap holds nothing
+// but the Watcher and the Waits: the test cluster's own in-process parts
+// (the proxy, a pod informer of the whole cluster) would swamp the figure.
+
+const scaleChildEnv = "JOBWATCH_SCALE_CHILD"
+
+// scaleFigures is what one measurement found.
+type scaleFigures struct {
+	Runs int
+	// WatchesOpen is the number of watch requests the Watcher's client had
+	// open while every run was tracked, counted by its transport.
+	WatchesOpen int64
+	// APIServerWatches is the rise in the API server's
+	// apiserver_longrunning_requests{verb="WATCH",scope="namespace"} for
+	// jobs and pods while every run was tracked.
+	APIServerWatches float64
+	// Requests is every request the Watcher's client made, from New to
+	// Close; RequestsPerRun divides it by Runs.
+	Requests       int64
+	RequestsPerRun float64
+	// HeapPerRun is the rise in live heap (after GC) from before New to
+	// the moment every run's Job and pod were cached and waited on,
+	// divided by Runs; StackPerRun the same for goroutine stacks (one
+	// goroutine per Wait, the caller's).
+	HeapPerRun, StackPerRun float64
+	// Tracked is how many Waits were still waiting at that moment.
+	Tracked int
+	// Wrong lists runs whose Result was not the expected one.
+	Wrong []string
+	// Elapsed is the child's time from New to the last Result.
+	Elapsed time.Duration
+}
+
+// scale creates n Jobs with cycling fates in a new namespace, has a child
+// process wait for all of them with one Watcher, and returns its figures.
+func scale(tb testing.TB, n int, delay, jitter string) scaleFigures {
+	tb.Helper()
+	ns := cluster.NewNamespace(tb)
+	conf := cluster.Config()
+	conf.QPS, conf.Burst = 500, 1000
+	client := clientFor(tb, conf)
+	names := make([]string, n)
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f := fates(i, delay, jitter)
+				job := createJob(tb, client, ns, runJob(f.annotations, func(j *batchv1.Job) { j.Spec.BackoffLimit = new(f.backoff) }))
+				names[i] = job.Name
+			}
+		})
+	}
+	wg.Wait()
+	var stdin bytes.Buffer
+	json.NewEncoder(&stdin).Encode(names)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), scaleChildEnv+"=1", "KUBECONFIG="+cluster.Kubeconfig(), "JOBWATCH_SCALE_NS="+ns)
+	cmd.Stdin, cmd.Stderr = &stdin, testWriter{tb}
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("scale child: %v", err)
+	}
+	var fig scaleFigures
+	if err := json.Unmarshal(out, &fig); err != nil {
+		tb.Fatalf("scale child said %q: %v", out, err)
+	}
+	for _, w := range fig.Wrong {
+		tb.Errorf("wrong result: %s", w)
+	}
+	return fig
+}
+
+func reportScale(tb testing.TB, fig scaleFigures) {
+	tb.Logf("%d runs: %d watch requests open (API server: +%.0f), %d requests in all (%.3f per run), heap %.0f B per run, stack %.0f B per run, %d waiting at the measure, %v in all",
+		fig.Runs, fig.WatchesOpen, fig.APIServerWatches, fig.Requests, fig.RequestsPerRun, fig.HeapPerRun, fig.StackPerRun, fig.Tracked, fig.Elapsed.Round(time.Second))
+}
+
+func TestE2EScale100RunsShareTwoWatches(t *testing.T) {
+	fig := scale(t, 100, "20s", "40s")
+	reportScale(t, fig)
+	if fig.WatchesOpen > 2 || fig.APIServerWatches > 2 {
+		t.Errorf("%d watches open (API server: %.0f), want at most 2 for any number of runs", fig.WatchesOpen, fig.APIServerWatches)
+	}
+}
+
+// BenchmarkE2EScale1000 measures 1,000 concurrent runs; run it with
+// -bench E2EScale1000 -benchtime 1x.
+func BenchmarkE2EScale1000(b *testing.B) {
+	for range b.N {
+		fig := scale(b, 1000, "60s", "120s")
+		reportScale(b, fig)
+		b.ReportMetric(float64(fig.WatchesOpen), "watches")
+		b.ReportMetric(fig.APIServerWatches, "apiserver-watches")
+		b.ReportMetric(fig.RequestsPerRun, "requests/run")
+		b.ReportMetric(fig.HeapPerRun, "heap-B/run")
+		b.ReportMetric(fig.StackPerRun, "stack-B/run")
+	}
+}
+
+// scaleChild is the child's side of scale: it prints scaleFigures as JSON
+// and returns the exit code.
+func scaleChild() int {
+	if err := runScaleChild(); err != nil {
+		fmt.Fprintln(os.Stderr, "scale child:", err)
+		return 1
+	}
+	return 0
+}
+
+func runScaleChild() error {
+	if os.Getenv("JOBWATCH_HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
+	var names []string
+	if err := json.NewDecoder(os.Stdin).Decode(&names); err != nil {
+		return err
+	}
+	ns, n := os.Getenv("JOBWATCH_SCALE_NS"), len(names)
+	conf, err := clientcmd.BuildConfigFromFlags("", os.Getenv("KUBECONFIG"))
+	if err != nil {
+		return err
+	}
+	conf.QPS, conf.Burst = 500, 1000
+	admin, err := kubernetes.NewForConfig(conf)
+	if err != nil {
+		return err
+	}
+	counted := &countingTransport{}
+	wconf := rest.CopyConfig(conf)
+	wconf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	client, err := kubernetes.NewForConfig(wconf)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	watchesBefore, err := apiserverWatches(ctx, admin)
+	if err != nil {
+		return err
+	}
+	before := heap()
+	start := time.Now()
+	w := New(client, Options{})
+	var fig scaleFigures
+	fig.Runs = n
+	results := make([]Result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	var waiting atomic.Int64
+	for i, name := range names {
+		waiting.Add(1)
+		wg.Go(func() {
+			defer waiting.Add(-1)
+			results[i], errs[i] = w.Wait(ctx, JobRef{Namespace: ns, Name: name}, WaitOptions{PodStartTimeout: -1, Deadline: 20 * time.Minute})
+		})
+	}
+	// Measure once every Job and its pod are cached.
+	for {
+		w.mu.Lock()
+		s := w.streams[ns]
+		w.mu.Unlock()
+		if s != nil && len(s.jobs.GetStore().ListKeys()) >= n && len(s.pods.GetStore().ListKeys()) >= n {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	after := heap()
+	if p := os.Getenv("JOBWATCH_HEAP_PROFILE"); p != "" {
+		f, _ := os.Create(p)
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	fig.Tracked = int(waiting.Load())
+	fig.HeapPerRun = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	fig.StackPerRun = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(n)
+	fig.WatchesOpen = counted.open.Load()
+	watchesAfter, err := apiserverWatches(ctx, admin)
+	if err != nil {
+		return err
+	}
+	fig.APIServerWatches = watchesAfter - watchesBefore
+	wg.Wait()
+	fig.Elapsed = time.Since(start)
+	w.Close()
+	fig.Requests = counted.requests.Load()
+	fig.RequestsPerRun = float64(fig.Requests) / float64(n)
+	for i := range names {
+		f := fates(i, "", "")
+		if errs[i] != nil || results[i].Outcome != f.outcome || results[i].ExitCode != f.exitCode {
+			fig.Wrong = append(fig.Wrong, fmt.Sprintf("run %d (%s): %s %d %v; want %s %d", i, names[i], results[i].Outcome, results[i].ExitCode, errs[i], f.outcome, f.exitCode))
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(fig)
+}
+
+func heap() runtime.MemStats {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms
+}
+
+// apiserverWatches sums apiserver_longrunning_requests for namespaced
+// WATCH requests of jobs and pods: only a namespaced Watcher makes those
+// (the controllers, the scheduler and kwok watch the whole cluster).
+func apiserverWatches(ctx context.Context, admin kubernetes.Interface) (float64, error) {
+	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the API server's metrics: %w", err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_longrunning_requests{") || !strings.Contains(line, `verb="WATCH"`) ||
+			!strings.Contains(line, `scope="namespace"`) || !(strings.Contains(line, `resource="jobs"`) || strings.Contains(line, `resource="pods"`)) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse metric %q: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// countingTransport counts requests, and watch requests open now.
+type countingTransport struct {
+	next     http.RoundTripper
+	requests atomic.Int64
+	open     atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.requests.Add(1)
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || req.URL.Query().Get("watch") != "true" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	c.open.Add(1)
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
+}

@@ -1,0 +1,110 @@
+package jobwatch
+
+import (
+	"io"
+	"log/slog"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/utils/clock"
+
+	"github.com/kubeworker/kubeworker/manifest"
+)
+
+// DefaultPodStartTimeout is how long Wait lets a pod stay Pending when
+// WaitOptions.PodStartTimeout is zero, as Prefect's
+// pod_watch_timeout_seconds default.
+const DefaultPodStartTimeout = 60 * time.Second
+
+// Options configures a Watcher. The zero value works.
+type Options struct {
+	// Selector chooses the Jobs and pods that the shared streams list and
+	// watch, in every namespace; a Job is followed only if both it and its
+	// pod template's labels match. Default:
+	// app.kubernetes.io/managed-by=kubeworker, which manifest.Prepare sets
+	// on both. labels.Everything() follows every Job (and caches every Job
+	// and pod) of a namespace.
+	Selector labels.Selector
+
+	// Logger receives the Watcher's logs and those of the client-go
+	// informers under it: a watch that expired (410 Gone) or dropped, and
+	// log stream reconnects, at Debug; errors that need a person, such as
+	// Forbidden, at Warn. Secrets are never logged. Default: discard.
+	Logger *slog.Logger
+
+	// ResyncPeriod makes the informers replay their cache every period.
+	// Wait is level-driven and needs no resync. Default: 0, none.
+	ResyncPeriod time.Duration
+
+	// Clock times every timeout and backoff of Wait. Default: the real
+	// clock.
+	Clock clock.WithTicker
+}
+
+func (o Options) selector() labels.Selector {
+	if o.Selector == nil {
+		return labels.SelectorFromSet(labels.Set{manifest.LabelManagedBy: manifest.ManagedBy})
+	}
+	return o.Selector
+}
+
+func (o Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Logger
+}
+
+func (o Options) clock() clock.WithTicker {
+	if o.Clock == nil {
+		return clock.RealClock{}
+	}
+	return o.Clock
+}
+
+// WaitOptions configures one Wait. The zero value works: the pod's first
+// container, a 60 s pod start timeout, no total deadline, no logs, no
+// events.
+type WaitOptions struct {
+	// Container names the run container, whose exit code and logs count.
+	// Name it when the pod has sidecars listed before it. Default: the
+	// pod's first container.
+	Container string
+
+	// PodStartTimeout bounds how long the Job may go without a pod that
+	// has left Pending, counted from the start of Wait (Prefect's
+	// pod_watch_timeout_seconds). When it passes, Wait returns a
+	// Diagnosis and the Outcome ImagePullError, CrashLoop, Unschedulable
+	// or NeverStarted, and leaves the Job alone. It applies only until a
+	// first pod starts. Default: DefaultPodStartTimeout; negative: none.
+	PodStartTimeout time.Duration
+
+	// Deadline is a total deadline for the whole Wait, from its start to
+	// the Job's end, whatever happens in between (Prefect's
+	// job_watch_timeout_seconds, which is total there too). When it
+	// passes, Wait returns Outcome TimedOut and leaves the Job running.
+	// Default: 0, none; use ctx to stop waiting without a Result.
+	Deadline time.Duration
+
+	// Logs receives the run container's log, line by line without
+	// timestamps, from each pod of the Job in turn (oldest first), while
+	// Wait runs. Wait returns only after the last line is written. A
+	// failing Logs (or log stream) is logged and never changes the
+	// Result. Default: nil, logs are not read.
+	Logs io.Writer
+
+	// LogsSince skips log lines timestamped at or before it; pass a
+	// previous Result.LastLogTime to continue a log without repeats.
+	// Default: zero, the whole log.
+	LogsSince time.Time
+
+	// Events receives each new pod phase (see Event). Default: nil, none.
+	Events EventSink
+}
+
+func (o WaitOptions) podStartTimeout() time.Duration {
+	if o.PodStartTimeout == 0 {
+		return DefaultPodStartTimeout
+	}
+	return o.PodStartTimeout
+}

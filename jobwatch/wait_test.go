@@ -1,0 +1,285 @@
+package jobwatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/kubeworker/kubeworker/manifest"
+)
+
+// These tests drive Wait through the fake clientset, whose list and watch
+// feed the real informers, and a fake clock for the timeouts. The
+// end-to-end tests (e2e_*_test.go) do the same against a real cluster.
+
+type waitCall struct {
+	res Result
+	err error
+}
+
+// startWait runs Wait in a goroutine; the channel gets its answer.
+func startWait(w *Watcher, ref JobRef, opts WaitOptions) <-chan waitCall {
+	ch := make(chan waitCall, 1)
+	go func() {
+		res, err := w.Wait(context.Background(), ref, opts)
+		ch <- waitCall{res, err}
+	}()
+	return ch
+}
+
+func await(t *testing.T, ch <-chan waitCall) waitCall {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(30 * time.Second):
+		t.Fatal("Wait did not return")
+		return waitCall{}
+	}
+}
+
+// stepWhen waits until the namespace "ns" is synced and the fake clock
+// has n timers, then steps it by d.
+func stepWhen(t *testing.T, w *Watcher, c *testingclock.FakeClock, n int, d time.Duration) {
+	t.Helper()
+	synced := func() bool {
+		w.mu.Lock()
+		s := w.streams["ns"]
+		w.mu.Unlock()
+		return s != nil && s.syncing() == nil
+	}
+	for start := time.Now(); !synced() || c.Waiters() < n; time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("the clock has %d timers, want %d", c.Waiters(), n)
+		}
+	}
+	c.Step(d)
+}
+
+var ref1 = JobRef{Namespace: "ns", Name: "run-1"}
+
+func newFakeWatcher(t *testing.T, objs ...runtime.Object) (*Watcher, *fake.Clientset, *testingclock.FakeClock) {
+	t.Helper()
+	client := fake.NewClientset(objs...)
+	clk := testingclock.NewFakeClock(t0)
+	w := New(client, Options{Clock: clk})
+	t.Cleanup(w.Close)
+	return w, client, clk
+}
+
+func TestWaitSeesAJobThatEndedBeforeWaitBegan(t *testing.T) {
+	job := testJob(withCondition(batchv1.JobComplete, "CompletionsReached"), withCounts(1, 0))
+	pod := testPod("p1", 1, running, exited("main", 0, "Completed"))
+	w, _, _ := newFakeWatcher(t, job, pod)
+	res, err := w.Wait(t.Context(), ref1, WaitOptions{})
+	if err != nil || res.Outcome != Succeeded || res.ExitCode != 0 || res.Pod != "p1" {
+		t.Fatalf("Wait = %+v, %v", res, err)
+	}
+}
+
+func TestWaitFollowsTheJobToItsEndAndReportsEachPhase(t *testing.T) {
+	job := testJob()
+	pod := testPod("p1", 1)
+	w, client, _ := newFakeWatcher(t, job, pod)
+	var mu sync.Mutex
+	var events []Event
+	ch := startWait(w, ref1, WaitOptions{Events: EventFunc(func(e Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	})})
+	eventually(t, "the Pending event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 1 })
+	update(t, client, testPod("p1", 1, running))
+	eventually(t, "the Running event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 })
+	update(t, client, testPod("p1", 1, running, exited("main", 137, "OOMKilled")))
+	updateJob(t, client, testJob(withCounts(0, 1), withCondition(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded)))
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != OOMKilled || c.res.ExitCode != 137 || c.res.JobReason != "BackoffLimitExceeded" {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"Pending/", "Running/", "Failed/OOMKilled"}
+	if len(events) != len(want) {
+		t.Fatalf("events %+v", events)
+	}
+	for i, e := range events {
+		if got := string(e.Phase) + "/" + e.Reason; got != want[i] {
+			t.Errorf("event %d is %s, want %s", i, got, want[i])
+		}
+		if i > 0 && e.PrevID != events[i-1].ID {
+			t.Errorf("event %d does not link to the one before", i)
+		}
+	}
+}
+
+func TestWaitWaitsForThePodStateThatTheJobCountsImply(t *testing.T) {
+	// The Job's Failed condition can arrive before the pod's final
+	// state: the two streams are not ordered with each other.
+	w, client, _ := newFakeWatcher(t, testJob(), testPod("p1", 1, running))
+	ch := startWait(w, ref1, WaitOptions{})
+	time.Sleep(100 * time.Millisecond)
+	updateJob(t, client, testJob(withCounts(0, 1), withCondition(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded)))
+	time.Sleep(100 * time.Millisecond)
+	update(t, client, testPod("p1", 1, running, evictedPod))
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != Evicted || c.res.ExitCode != 137 {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+}
+
+func TestWaitGivesUpWaitingForPodStatesAfterTheSettleTime(t *testing.T) {
+	// The pod is gone for good (garbage-collected long ago).
+	job := testJob(withCounts(0, 1), withCondition(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded))
+	w, _, clk := newFakeWatcher(t, job)
+	ch := startWait(w, ref1, WaitOptions{})
+	stepWhen(t, w, clk, 2, settleTime) // pod start and settle timers
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != Failed || c.res.ExitCode != -1 {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+}
+
+func TestWaitListsThePodsItselfWhenThePodStreamLags(t *testing.T) {
+	// The informer never delivers this pod (it lacks the selector's
+	// label), as a pod stream stuck in backoff would not; a direct list by
+	// the Job's controller-uid finds it.
+	job := testJob(withCounts(0, 1), withCondition(batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded))
+	pod := testPod("p1", 1, running, evictedPod, func(p *corev1.Pod) { delete(p.Labels, manifest.LabelManagedBy) })
+	w, _, clk := newFakeWatcher(t, job, pod)
+	ch := startWait(w, ref1, WaitOptions{})
+	stepWhen(t, w, clk, 2, settleTime)
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != Evicted || c.res.ExitCode != 137 {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+}
+
+func TestWaitReportsAJobDeletedBeforeItEndedAsDeleted(t *testing.T) {
+	w, client, _ := newFakeWatcher(t, testJob(), testPod("p1", 1, running))
+	ch := startWait(w, ref1, WaitOptions{})
+	time.Sleep(100 * time.Millisecond)
+	if err := client.BatchV1().Jobs("ns").Delete(t.Context(), "run-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != Deleted || c.res.ExitCode != -1 || c.res.FinishedAt.IsZero() {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+}
+
+func TestWaitDiagnosesAPodThatDoesNotStartInTime(t *testing.T) {
+	event := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "e1", Namespace: "ns"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: "p1", Namespace: "ns", UID: "p1-uid"},
+		Reason:         "FailedScheduling", Type: corev1.EventTypeWarning, LastTimestamp: at(1),
+		Message: "0/1 nodes are available: 1 Insufficient cpu.",
+	}
+	w, _, clk := newFakeWatcher(t, testJob(), testPod("p1", 1, unschedulablePod), event)
+	ch := startWait(w, ref1, WaitOptions{PodStartTimeout: 5 * time.Second})
+	stepWhen(t, w, clk, 1, 5*time.Second)
+	c := await(t, ch)
+	d := c.res.Diagnosis
+	if c.err != nil || c.res.Outcome != Unschedulable || d == nil {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+	if d.Reason != "Unschedulable" || d.Scheduling == nil || len(d.Scheduling.Insufficient) != 1 || len(d.Events) == 0 {
+		t.Errorf("Diagnosis %+v", d)
+	}
+}
+
+func TestWaitTimesOutAtTheDeadline(t *testing.T) {
+	w, _, clk := newFakeWatcher(t, testJob(), testPod("p1", 1, running))
+	ch := startWait(w, ref1, WaitOptions{Deadline: time.Minute})
+	stepWhen(t, w, clk, 2, time.Minute)
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != TimedOut || c.res.Pod != "p1" {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+}
+
+func TestWaitRefusesWhatItCannotFollow(t *testing.T) {
+	unlabelled := testJob(func(j *batchv1.Job) { j.Name, j.Labels = "other", nil })
+	w, _, clk := newFakeWatcher(t, testJob(), unlabelled)
+	tests := []struct {
+		name string
+		ref  JobRef
+		opts WaitOptions
+		want error
+	}{
+		{"an invalid name", JobRef{Namespace: "ns", Name: "Not_A_Name"}, WaitOptions{}, ErrInvalidRef},
+		{"an empty namespace", JobRef{Name: "run-1"}, WaitOptions{}, ErrInvalidRef},
+		{"a container the pod template lacks", ref1, WaitOptions{Container: "nope"}, ErrContainerNotFound},
+		{"a Job that does not exist", JobRef{Namespace: "ns", Name: "missing"}, WaitOptions{}, ErrNotFound},
+		{"a Job without the selector's labels", JobRef{Namespace: "ns", Name: "other"}, WaitOptions{}, ErrNotSelected},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ch := startWait(w, tt.ref, tt.opts)
+			if errors.Is(tt.want, ErrNotFound) || errors.Is(tt.want, ErrNotSelected) {
+				stepWhen(t, w, clk, 2, notCachedGrace)
+			}
+			c := await(t, ch)
+			if !errors.Is(c.err, tt.want) || c.res.Outcome != Unknown {
+				t.Errorf("Wait = %v, %v; want %v", c.res.Outcome, c.err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCloseEndsWaitsInProgressAndRefusesNewOnes(t *testing.T) {
+	client := fake.NewClientset(testJob(), testPod("p1", 1, running))
+	w := New(client, Options{})
+	ch := startWait(w, ref1, WaitOptions{Logs: &safeBuffer{}})
+	time.Sleep(100 * time.Millisecond)
+	w.Close()
+	if c := await(t, ch); !errors.Is(c.err, ErrClosed) {
+		t.Errorf("Wait during Close = %v", c.err)
+	}
+	if _, err := w.Wait(t.Context(), ref1, WaitOptions{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Wait after Close = %v", err)
+	}
+	w.Close() // again: nothing happens
+}
+
+func TestWaitReturnsTheContextErrorWhenCancelled(t *testing.T) {
+	w, _, _ := newFakeWatcher(t, testJob(), testPod("p1", 1, running))
+	ctx, cancel := context.WithCancel(t.Context())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	res, err := w.Wait(ctx, ref1, WaitOptions{})
+	if !errors.Is(err, context.Canceled) || res.Outcome != Unknown || res.Pod != "p1" {
+		t.Errorf("Wait = %+v, %v", res, err)
+	}
+}
+
+func update(t *testing.T, client *fake.Clientset, pod *corev1.Pod) {
+	t.Helper()
+	if _, err := client.CoreV1().Pods(pod.Namespace).Update(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func updateJob(t *testing.T, client *fake.Clientset, job *batchv1.Job) {
+	t.Helper()
+	if _, err := client.BatchV1().Jobs(job.Namespace).Update(t.Context(), job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("waiting for %s", what)
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package jobwatch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Watcher follows Jobs to their Results. It keeps, per namespace in
+// which it has been asked to wait, one list+watch stream of Jobs and one
+// of pods, filtered by Options.Selector and shared by every Wait in that
+// namespace; see the package doc. Its methods are safe for concurrent use.
+type Watcher struct {
+	client kubernetes.Interface
+	opts   Options
+	sel    labels.Selector
+	logger *slog.Logger
+	clock  clock.WithTicker
+
+	// ctx ends at Close; it carries the Logger for client-go's klog.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	streams map[string]*stream // by namespace; guarded by mu
+	closed  bool               // guarded by mu
+	wg      sync.WaitGroup     // informers and log followers; Add only under mu while !closed
+}
+
+// New returns a Watcher that reads the cluster through client. It starts
+// nothing: the streams of a namespace start with the first Wait there.
+// Call Close when done.
+func New(client kubernetes.Interface, opts Options) *Watcher {
+	w := &Watcher{
+		client:  client,
+		opts:    opts,
+		sel:     opts.selector(),
+		logger:  opts.logger(),
+		clock:   opts.clock(),
+		streams: map[string]*stream{},
+	}
+	ctx := klog.NewContext(context.Background(), logr.FromSlogHandler(w.logger.Handler()))
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	return w
+}
+
+// Close stops every stream and log follower and waits for their
+// goroutines to end. Waits in progress return ErrClosed; later ones fail
+// with it at once. Close does not touch any Job. Calling it again does
+// nothing.
+func (w *Watcher) Close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.cancel()
+	w.wg.Wait()
+}
+
+// goroutine runs f in a goroutine that Close waits for, unless the
+// Watcher is closed; it reports whether f was started.
+func (w *Watcher) goroutine(f func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.wg.Go(f)
+	return true
+}
+
+// stream returns the namespace's stream, starting it on first use.
+// Streams live until Close: a worker uses few namespaces, a stream costs
+// two watch requests and its cache of (trimmed) labelled objects, and a
+// stream kept warm sees a Job that finished before its Wait began.
+func (w *Watcher) stream(ns string) (*stream, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil, ErrClosed
+	}
+	if s, ok := w.streams[ns]; ok {
+		return s, nil
+	}
+	s, err := newStream(w, ns)
+	if err != nil {
+		return nil, err
+	}
+	w.streams[ns] = s
+	s.start(func(f func()) { w.wg.Go(f) })
+	return s, nil
+}
+
+// JobRef names a Job. Any Job that matches Options.Selector can be
+// followed, including one this process did not create (for example one
+// found again by its infrastructure PID after a restart).
+type JobRef struct {
+	Namespace, Name string
+}
+
+// String returns "namespace/name".
+func (r JobRef) String() string { return r.Namespace + "/" + r.Name }
+
+func (r JobRef) validate() error {
+	var problems []string
+	for _, msg := range validation.IsDNS1123Label(r.Namespace) {
+		problems = append(problems, "namespace: "+msg)
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(r.Name) {
+		problems = append(problems, "name: "+msg)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w %q: %s", ErrInvalidRef, r.String(), strings.Join(problems, "; "))
+	}
+	return nil
+}

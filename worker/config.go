@@ -1,0 +1,95 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubeworker/kubeworker/manifest"
+)
+
+// Defaults for ConfigOptions: client-go's own (5 QPS, burst 10) would make
+// a worker that creates many Jobs wait on itself.
+const (
+	DefaultQPS   = 100
+	DefaultBurst = 200
+)
+
+// ConfigOptions say how to reach the cluster. The zero value uses
+// in-cluster config when running in a pod, else client-go's default
+// loading rules ($KUBECONFIG, then ~/.kube/config).
+type ConfigOptions struct {
+	// Kubeconfig is a kubeconfig file's contents. Default: none.
+	Kubeconfig []byte
+	// KubeconfigMap is a kubeconfig as an object, as a template's
+	// cluster_config.config holds it. Default: none.
+	KubeconfigMap map[string]any
+	// Context names the kubeconfig context. Default: its current context.
+	Context string
+	// QPS and Burst limit the client's request rate. Default DefaultQPS
+	// and DefaultBurst.
+	QPS   float32
+	Burst int
+	// UserAgent is sent with every request. Default: "kubeworker".
+	UserAgent string
+}
+
+// ConfigFor returns the options for a template's cluster_config, or the
+// zero options when it has none.
+func ConfigFor(cc *manifest.ClusterConfig) ConfigOptions {
+	if cc == nil {
+		return ConfigOptions{}
+	}
+	return ConfigOptions{KubeconfigMap: cc.Config, Context: cc.Context}
+}
+
+// Config returns a rest.Config from, in order: Kubeconfig or
+// KubeconfigMap with Context; in-cluster config; client-go's default
+// loading rules with Context. Only the first that applies is tried, so a
+// given kubeconfig that is wrong is an error, never a silent fallback.
+func Config(opts ConfigOptions) (*rest.Config, error) {
+	if opts.Kubeconfig != nil && opts.KubeconfigMap != nil {
+		return nil, errors.New("worker: give Kubeconfig or KubeconfigMap, not both")
+	}
+	data := opts.Kubeconfig
+	if opts.KubeconfigMap != nil {
+		var err error
+		if data, err = yaml.Marshal(opts.KubeconfigMap); err != nil {
+			return nil, fmt.Errorf("worker: kubeconfig map: %w", err)
+		}
+	}
+	var cfg *rest.Config
+	var err error
+	switch {
+	case data != nil:
+		raw, lerr := clientcmd.Load(data)
+		if lerr != nil {
+			return nil, fmt.Errorf("worker: kubeconfig: %w", lerr)
+		}
+		cfg, err = clientcmd.NewNonInteractiveClientConfig(*raw, opts.Context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	default:
+		if cfg, err = rest.InClusterConfig(); err == nil {
+			break
+		}
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("worker: client config: %w", err)
+	}
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if cfg.QPS == 0 {
+		cfg.QPS = DefaultQPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = DefaultBurst
+	}
+	cfg.UserAgent = opts.UserAgent
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "kubeworker"
+	}
+	return cfg, nil
+}

@@ -1,0 +1,266 @@
+package worker
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+)
+
+// DeployOptions describe the worker process that DeploymentManifest
+// deploys. Only Image is required.
+type DeployOptions struct {
+	// Name names the ServiceAccount, Role, RoleBinding, Deployment and, if
+	// any, ClusterRole and ClusterRoleBinding. Default: "kubeworker".
+	Name string
+	// Namespace is where the Deployment and its ServiceAccount go.
+	// Default: "default".
+	Namespace string
+	// JobNamespace is where the worker creates Jobs, so where the Role and
+	// RoleBinding go. Default: Namespace.
+	JobNamespace string
+	// Image is the image of the worker process; required.
+	Image string
+	// Args and Env are the worker container's arguments and environment.
+	// Default: none.
+	Args []string
+	Env  []corev1.EnvVar
+	// HealthPort is the port the process serves Agent.HealthHandler on;
+	// the liveness probe gets LivenessPath and the readiness probe
+	// ReadinessPath there. Default: 8080.
+	HealthPort int32
+	// Resources of the worker container. Default: requests of 100m CPU and
+	// 128Mi memory, a limit of 256Mi memory.
+	Resources *corev1.ResourceRequirements
+	// RunAsUser is the non-root user ID the worker runs as. Default:
+	// 65532, the "nonroot" user of distroless images.
+	RunAsUser int64
+	// Secrets grants get, create, update and delete on Secrets in
+	// JobNamespace: set it when the worker's Options.Secrets asks for
+	// secret mode. Default: false, no access to Secrets.
+	Secrets bool
+	// ClusterUID, when set, is given to the process as clusterid.EnvUID,
+	// so it need not read the kube-system namespace's UID; no cluster-wide
+	// rights are granted then. Default: "", and the manifest adds a
+	// ClusterRole and ClusterRoleBinding granting get on the kube-system
+	// namespace only.
+	ClusterUID string
+}
+
+// DeploymentManifest returns the YAML documents, separated by "---", that
+// run a worker process in a cluster: a ServiceAccount, a Role and
+// RoleBinding in the Job namespace granting only what the library uses, a
+// ClusterRole and ClusterRoleBinding for the cluster UID unless
+// opts.ClusterUID is given, and a Deployment of one replica that runs as
+// non-root with a read-only root filesystem, with liveness and readiness
+// probes on Agent.HealthHandler.
+//
+// The Role's rules are those of [Rules]. Apply the manifest with
+// kubectl apply -f, or decode the documents with a universal deserializer.
+func DeploymentManifest(opts DeployOptions) ([]byte, error) {
+	objs, err := deployObjects(opts)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	for i, obj := range objs {
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		doc, err := toYAML(obj)
+		if err != nil {
+			return nil, fmt.Errorf("worker: deployment manifest: %w", err)
+		}
+		buf.Write(doc)
+	}
+	return buf.Bytes(), nil
+}
+
+// Rules returns the RBAC rules a worker needs in the namespace its Jobs run
+// in, and nothing more: Jobs to create, follow, find again after an
+// ambiguous create and delete (Kill); pods to follow and their logs; events
+// to explain a pod that did not start; and, if secrets, Secrets to hold
+// secret values.
+func Rules(secrets bool) []rbacv1.PolicyRule {
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
+	}
+	if secrets {
+		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "delete"}})
+	}
+	return rules
+}
+
+// deployObjects builds the typed objects of DeploymentManifest.
+func deployObjects(opts DeployOptions) ([]runtime.Object, error) {
+	if opts.Image == "" {
+		return nil, errors.New("worker: deployment manifest: an image is required")
+	}
+	if opts.Name == "" {
+		opts.Name = "kubeworker"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.JobNamespace == "" {
+		opts.JobNamespace = opts.Namespace
+	}
+	if opts.RunAsUser == 0 {
+		opts.RunAsUser = 65532
+	}
+	if opts.HealthPort == 0 {
+		opts.HealthPort = 8080
+	}
+	labels := map[string]string{
+		"app.kubernetes.io/name":     "kubeworker",
+		"app.kubernetes.io/instance": opts.Name,
+	}
+	meta := func(ns string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: opts.Name, Namespace: ns, Labels: maps.Clone(labels)}
+	}
+	subject := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: opts.Name, Namespace: opts.Namespace}
+
+	objs := []runtime.Object{
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: meta(opts.Namespace),
+		},
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: meta(opts.JobNamespace),
+			Rules:      Rules(opts.Secrets),
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: meta(opts.JobNamespace),
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: opts.Name},
+			Subjects:   []rbacv1.Subject{subject},
+		},
+	}
+	env := slices.Clone(opts.Env)
+	if opts.ClusterUID != "" {
+		env = append(env, corev1.EnvVar{Name: clusterid.EnvUID, Value: opts.ClusterUID})
+	} else {
+		// Cluster-scoped objects need a name unique in the cluster.
+		name := opts.Name + "-" + opts.Namespace + "-cluster-uid"
+		cm := metav1.ObjectMeta{Name: name, Labels: maps.Clone(labels)}
+		objs = append(objs,
+			&rbacv1.ClusterRole{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+				ObjectMeta: cm,
+				Rules: []rbacv1.PolicyRule{{
+					APIGroups: []string{""}, Resources: []string{"namespaces"},
+					ResourceNames: []string{clusterid.UIDNamespace}, Verbs: []string{"get"},
+				}},
+			},
+			&rbacv1.ClusterRoleBinding{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+				ObjectMeta: cm,
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+				Subjects:   []rbacv1.Subject{subject},
+			})
+	}
+	objs = append(objs, deployment(opts, labels, env))
+	return objs, nil
+}
+
+// deployment builds the worker's Deployment.
+func deployment(opts DeployOptions, labels map[string]string, env []corev1.EnvVar) *appsv1.Deployment {
+	res := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("128Mi"),
+		},
+		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+	}
+	if opts.Resources != nil {
+		res = *opts.Resources
+	}
+	probe := func(path string, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: path, Port: intstr.FromString("health"),
+			}},
+			PeriodSeconds:    10,
+			TimeoutSeconds:   5,
+			FailureThreshold: failures,
+		}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Namespace: opts.Namespace, Labels: maps.Clone(labels)},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: new(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: maps.Clone(labels)},
+			// One worker at a time: a second one would double the polling.
+			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: opts.Name,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   new(true),
+						RunAsUser:      new(opts.RunAsUser),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:           "worker",
+						Image:          opts.Image,
+						Args:           slices.Clone(opts.Args),
+						Env:            env,
+						Ports:          []corev1.ContainerPort{{Name: "health", ContainerPort: opts.HealthPort, Protocol: corev1.ProtocolTCP}},
+						LivenessProbe:  probe(LivenessPath, 3),
+						ReadinessProbe: probe(ReadinessPath, 1),
+						Resources:      res,
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             new(true),
+							AllowPrivilegeEscalation: new(false),
+							ReadOnlyRootFilesystem:   new(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// toYAML writes obj as YAML without its empty status.
+func toYAML(obj runtime.Object) ([]byte, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if st, ok := m["status"].(map[string]any); ok && len(st) == 0 {
+		delete(m, "status")
+	}
+	out, err := yaml.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(string(out), "\n") {
+		out = append(out, '\n')
+	}
+	return out, nil
+}

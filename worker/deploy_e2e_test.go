@@ -1,0 +1,381 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/jobwatch"
+)
+
+// The manifest's account name in the end-to-end tests.
+const deployName = "kw"
+
+// grant is one verb on one resource of the Role.
+type grant struct{ resource, verb string }
+
+func (g grant) String() string { return g.resource + "/" + g.verb }
+
+// grants lists every verb the Role grants.
+func grants(rules []rbacv1.PolicyRule) []grant {
+	var out []grant
+	for _, r := range rules {
+		for _, res := range r.Resources {
+			for _, v := range r.Verbs {
+				out = append(out, grant{res, v})
+			}
+		}
+	}
+	return out
+}
+
+// without returns rules less one verb.
+func without(rules []rbacv1.PolicyRule, g grant) []rbacv1.PolicyRule {
+	var out []rbacv1.PolicyRule
+	for _, r := range rules {
+		r = *r.DeepCopy()
+		if slices.Contains(r.Resources, g.resource) {
+			r.Verbs = slices.DeleteFunc(r.Verbs, func(v string) bool { return v == g.verb })
+		}
+		if len(r.Verbs) > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// deployAccount applies the manifest's ServiceAccount, Role (with rules)
+// and RoleBinding to ns as the admin, and returns a client acting as the
+// account, and the account's token.
+func deployAccount(t *testing.T, ns string, rules []rbacv1.PolicyRule) (kubernetes.Interface, string) {
+	t.Helper()
+	ctx := t.Context()
+	objs, err := deployObjects(DeployOptions{Name: deployName, Namespace: ns, Image: "unused", Secrets: true, ClusterUID: "test-uid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 4 {
+		t.Fatalf("%d objects with a cluster UID, want ServiceAccount, Role, RoleBinding, Deployment", len(objs))
+	}
+	admin := adminClient(t)
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, objs[0].(*corev1.ServiceAccount), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	role := objs[1].(*rbacv1.Role)
+	if rules != nil {
+		role.Rules = rules
+	}
+	if _, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, objs[2].(*rbacv1.RoleBinding), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	token, err := cluster.ServiceAccountToken(ctx, ns, deployName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kubernetes.NewForConfig(cluster.TokenConfig(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client, token
+}
+
+// probes make, as the account, each call the library makes with one verb,
+// on objects that need not exist: NotFound means allowed.
+var probes = map[grant]func(ctx context.Context, c kubernetes.Interface, ns string) error{
+	{"jobs", "create"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "c", Image: "i"}}}}}}
+		_, err := c.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	},
+	{"jobs", "get"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.BatchV1().Jobs(ns).Get(ctx, "probe", metav1.GetOptions{})
+		return err
+	},
+	{"jobs", "list"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{})
+		return err
+	},
+	{"jobs", "watch"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		w, err := c.BatchV1().Jobs(ns).Watch(ctx, metav1.ListOptions{})
+		if err == nil {
+			w.Stop()
+		}
+		return err
+	},
+	{"jobs", "delete"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		return c.BatchV1().Jobs(ns).Delete(ctx, "probe", metav1.DeleteOptions{})
+	},
+	{"pods", "list"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		return err
+	},
+	{"pods", "watch"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		w, err := c.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+		if err == nil {
+			w.Stop()
+		}
+		return err
+	},
+	{"pods/log", "get"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		return c.CoreV1().Pods(ns).GetLogs("probe", &corev1.PodLogOptions{}).Do(ctx).Error()
+	},
+	{"events", "list"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		return err
+	},
+	{"secrets", "get"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.CoreV1().Secrets(ns).Get(ctx, "probe", metav1.GetOptions{})
+		return err
+	},
+	{"secrets", "create"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}
+		_, err := c.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	},
+	{"secrets", "update"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "probe"}}
+		_, err := c.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
+		return err
+	},
+	{"secrets", "delete"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		return c.CoreV1().Secrets(ns).Delete(ctx, "probe", metav1.DeleteOptions{})
+	},
+}
+
+// waitRBAC waits (bounded) until the account may make every probe call of
+// granted and none of denied, as RBAC reaches the API server's cache.
+func waitRBAC(t *testing.T, c kubernetes.Interface, ns string, granted, denied []grant) {
+	t.Helper()
+	var last error
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, g := range granted {
+			if err := probes[g](ctx, c, ns); err != nil && !apierrors.IsNotFound(err) {
+				last = errors.Join(errors.New(g.String()+" not yet allowed"), err)
+				return false, nil
+			}
+		}
+		for _, g := range denied {
+			if err := probes[g](ctx, c, ns); !apierrors.IsForbidden(err) {
+				last = errors.Join(errors.New(g.String()+" not Forbidden"), err)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("RBAC did not settle: %v: %v", err, last)
+	}
+}
+
+// newAccountWorker builds a Worker acting as client in ns, with the cluster
+// UID given as the manifest's env var would.
+func newAccountWorker(t *testing.T, client kubernetes.Interface, ns string, opts Options) *Worker {
+	t.Helper()
+	opts.Namespace = ns
+	if opts.Prepare.Customizations == nil {
+		opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationLog: "hello"})
+	}
+	opts.Create.Delay, opts.Create.Jitter = 10*time.Millisecond, -1
+	opts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
+	w, err := New(client, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// scenario is what a worker with the deployed account does: a run with a
+// secret env value (secret mode), its log followed, then Kill of the
+// finished Job and Close. It returns the first thing that went wrong.
+func scenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	warnings := &warnLog{}
+	w := newAccountWorker(t, client, ns, Options{Secrets: SecretsOptions{Env: true}, Logger: slog.New(warnings)})
+	// Without the right to read logs the run waits for its log until ctx
+	// ends.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var logs bytes.Buffer
+	res, err := w.Run(ctx, Run{
+		ID: "deploy-1", Logs: &logs, Env: map[string]string{"TOKEN": "s3cr3t"},
+	})
+	if err == nil && res.Outcome != jobwatch.Succeeded {
+		err = errors.New("outcome " + res.Outcome.String())
+	}
+	if err == nil && logs.String() != "hello\n" {
+		err = errors.New("the run's log was not read: got " + logs.String())
+	}
+	if err == nil {
+		err = w.Kill(ctx, res.PID, 0)
+	}
+	cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer ccancel()
+	return errors.Join(err, w.Close(cctx), warnings.err())
+}
+
+// warnLog is a slog.Handler that keeps the records of level Warn and up:
+// a worker that lacks a right it needs says so there even when it
+// recovers (a watch refused, the informer relisting instead).
+type warnLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *warnLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+
+func (h *warnLog) Handle(_ context.Context, r slog.Record) error {
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	h.mu.Lock()
+	h.msgs = append(h.msgs, msg)
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *warnLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *warnLog) WithGroup(string) slog.Handler      { return h }
+
+func (h *warnLog) err() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.msgs) == 0 {
+		return nil
+	}
+	return errors.New("the worker logged warnings: " + strings.Join(h.msgs, "; "))
+}
+
+func TestDeploymentManifestRoleIsEnough(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	rules := Rules(true)
+	client, token := deployAccount(t, ns, rules)
+	waitRBAC(t, client, ns, grants(rules), nil)
+	if err := scenario(t, client, ns); err != nil {
+		t.Fatalf("a worker with the manifest's Role failed: %v", err)
+	}
+	t.Run("a refused Job's secret is deleted", func(t *testing.T) {
+		if err := refusedJobScenario(t, client, ns); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("an ambiguous create is resolved", func(t *testing.T) {
+		if err := ambiguousCreateScenario(t, token, ns); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// refusedJobScenario runs, in secret mode, a Job the API server refuses as
+// invalid: the worker deletes the Secret it made for it. It returns what
+// went wrong other than the refusal.
+func refusedJobScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	opts := Options{Secrets: SecretsOptions{Env: true}}
+	opts.Prepare.Customizations = []byte(`[{"op": "add", "path": "/spec/activeDeadlineSeconds", "value": -1}]`)
+	w := newAccountWorker(t, client, ns, opts)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := w.Run(ctx, Run{ID: "refused-1", Env: map[string]string{"TOKEN": "s3cr3t"}})
+	cerr := w.Close(ctx)
+	switch {
+	case err == nil:
+		return errors.New("an invalid Job was created")
+	case !apierrors.IsInvalid(err):
+		return fmt.Errorf("the run failed other than by the refusal: %w", err)
+	case strings.Contains(strings.ToLower(err.Error()), "forbidden"):
+		return err
+	}
+	return cerr
+}
+
+// ambiguousCreateScenario runs through the fault proxy, which drops the
+// answer to the Job create: the worker must find the Job it made.
+func ambiguousCreateScenario(t *testing.T, token, ns string) error {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(cluster.Proxy().Config(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newAccountWorker(t, client, ns, Options{})
+	defer func() { _ = w.Close(context.Background()) }()
+	cluster.Proxy().CutNextAfterResponse(func(r *http.Request) bool {
+		return r.Method == http.MethodPost && r.URL.Path == "/apis/batch/v1/namespaces/"+ns+"/jobs"
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := w.Run(ctx, Run{ID: "ambiguous-1"})
+	if err == nil && res.Outcome != jobwatch.Succeeded {
+		err = errors.New("outcome " + res.Outcome.String())
+	}
+	return err
+}
+
+// TestDeploymentManifestRoleIsMinimal removes each verb of the Role in
+// turn: the call the library makes with it is then Forbidden, and, except
+// for the calls made only on rare paths (a Job not yet in the watch cache,
+// the events of a pod that did not start), the worker's scenario fails.
+func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
+	rules := Rules(true)
+	all := grants(rules)
+	if len(all) != len(probes) {
+		t.Fatalf("the Role grants %d verbs but %d are probed: %v", len(all), len(probes), all)
+	}
+	// Calls the scenarios cannot provoke on demand; for them the probe
+	// shows the call the library makes is Forbidden. jobs/get: a Job not
+	// yet in the watch cache. pods/list: a pod stream that lags, and the
+	// informer on a server without streaming lists. events/list: the
+	// diagnosis of a pod that did not start, which logs the failure only
+	// at Warn and goes on without events.
+	rarePaths := map[grant]bool{{"jobs", "get"}: true, {"pods", "list"}: true, {"events", "list"}: true}
+	// The other scenario that needs the verb.
+	special := map[grant]func(t *testing.T, client kubernetes.Interface, token, ns string) error{
+		{"jobs", "list"}: func(t *testing.T, _ kubernetes.Interface, token, ns string) error {
+			return ambiguousCreateScenario(t, token, ns)
+		},
+		{"secrets", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return refusedJobScenario(t, client, ns)
+		},
+	}
+	for _, g := range all {
+		t.Run("without "+g.String(), func(t *testing.T) {
+			t.Parallel()
+			ns := cluster.NewNamespace(t)
+			less := without(rules, g)
+			client, token := deployAccount(t, ns, less)
+			waitRBAC(t, client, ns, grants(less), []grant{g})
+			if rarePaths[g] {
+				return
+			}
+			run := func() error { return scenario(t, client, ns) }
+			if f := special[g]; f != nil {
+				run = func() error { return f(t, client, token, ns) }
+			}
+			if err := run(); err == nil {
+				t.Errorf("the worker needs %s, but did everything without it", g)
+			} else {
+				t.Logf("without %s: %v", g, err)
+			}
+		})
+	}
+}

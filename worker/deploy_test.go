@@ -1,0 +1,156 @@
+package worker
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+)
+
+var updateDeployGolden = flag.Bool("update", false, "rewrite testdata/deploy.golden.yaml")
+
+// decodeManifest splits a DeploymentManifest into typed objects.
+func decodeManifest(t *testing.T, data []byte) []runtime.Object {
+	t.Helper()
+	var objs []runtime.Object
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatalf("decode %q: %v", doc, err)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+func TestDeploymentManifestMatchesTheGoldenFile(t *testing.T) {
+	got, err := DeploymentManifest(DeployOptions{
+		Name:         "etl-worker",
+		Namespace:    "workers",
+		JobNamespace: "jobs",
+		Image:        "example.com/etl-worker:1.2.3",
+		Args:         []string{"--queue", "etl"},
+		Env:          []corev1.EnvVar{{Name: "QUEUE_URL", Value: "https://queue.example.com"}},
+		Secrets:      true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "deploy.golden.yaml")
+	if *updateDeployGolden {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("DeploymentManifest differs from %s (run with -update to accept):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
+
+// lineDiff lists the lines that differ, by number.
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for i := range max(len(w), len(g)) {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
+		}
+	}
+	return b.String()
+}
+
+func TestDeploymentManifestObjects(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  DeployOptions
+		check func(t *testing.T, objs []runtime.Object)
+	}{
+		{"defaults: one namespace, no secrets, a ClusterRole for the kube-system UID only", DeployOptions{Image: "w:1"}, func(t *testing.T, objs []runtime.Object) {
+			if len(objs) != 6 {
+				t.Fatalf("%d objects, want 6", len(objs))
+			}
+			role := objs[1].(*rbacv1.Role)
+			if role.Namespace != "default" || role.Name != "kubeworker" {
+				t.Errorf("Role %s/%s, want default/kubeworker", role.Namespace, role.Name)
+			}
+			for _, r := range role.Rules {
+				if r.Resources[0] == "secrets" {
+					t.Error("the Role grants Secrets without DeployOptions.Secrets")
+				}
+			}
+			cr := objs[3].(*rbacv1.ClusterRole)
+			if r := cr.Rules[0]; len(cr.Rules) != 1 || r.Resources[0] != "namespaces" || r.ResourceNames[0] != "kube-system" || r.Verbs[0] != "get" || len(r.Verbs) != 1 {
+				t.Errorf("ClusterRole rules %+v, want get on namespace kube-system only", cr.Rules)
+			}
+			crb := objs[4].(*rbacv1.ClusterRoleBinding)
+			if crb.RoleRef.Name != cr.Name || crb.Subjects[0].Name != "kubeworker" || crb.Subjects[0].Namespace != "default" {
+				t.Errorf("ClusterRoleBinding %+v does not bind the ClusterRole to the ServiceAccount", crb)
+			}
+			d := objs[5].(*appsv1.Deployment)
+			c := d.Spec.Template.Spec.Containers[0]
+			if c.LivenessProbe.HTTPGet.Path != LivenessPath || c.ReadinessProbe.HTTPGet.Path != ReadinessPath || c.Ports[0].ContainerPort != 8080 {
+				t.Errorf("probes %+v %+v on port %d, want /healthz and /readyz on 8080", c.LivenessProbe, c.ReadinessProbe, c.Ports[0].ContainerPort)
+			}
+			if !*d.Spec.Template.Spec.SecurityContext.RunAsNonRoot || !*c.SecurityContext.RunAsNonRoot || *c.SecurityContext.AllowPrivilegeEscalation {
+				t.Error("the pod may run as root or escalate")
+			}
+			if d.Spec.Template.Spec.ServiceAccountName != "kubeworker" {
+				t.Errorf("service account %q", d.Spec.Template.Spec.ServiceAccountName)
+			}
+		}},
+		{"a given cluster UID replaces the ClusterRole with an env var", DeployOptions{Image: "w:1", ClusterUID: "abc"}, func(t *testing.T, objs []runtime.Object) {
+			if len(objs) != 4 {
+				t.Fatalf("%d objects, want 4", len(objs))
+			}
+			env := objs[3].(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env
+			if len(env) != 1 || env[0].Name != clusterid.EnvUID || env[0].Value != "abc" {
+				t.Errorf("env %+v, want %s=abc", env, clusterid.EnvUID)
+			}
+		}},
+		{"the Role and RoleBinding go to the Job namespace", DeployOptions{Image: "w:1", Namespace: "a", JobNamespace: "b", ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {
+			rb := objs[2].(*rbacv1.RoleBinding)
+			if objs[0].(*corev1.ServiceAccount).Namespace != "a" || objs[1].(*rbacv1.Role).Namespace != "b" || rb.Namespace != "b" || rb.Subjects[0].Namespace != "a" {
+				t.Errorf("objects %v in the wrong namespaces", objs)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data, err := DeploymentManifest(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, decodeManifest(t, data))
+		})
+	}
+}
+
+func TestDeploymentManifestNeedsAnImage(t *testing.T) {
+	if _, err := DeploymentManifest(DeployOptions{}); err == nil || !strings.Contains(err.Error(), "image") {
+		t.Errorf("got %v, want an error about the image", err)
+	}
+}

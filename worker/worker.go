@@ -1,0 +1,288 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/secrets"
+)
+
+// LabelWorker names, on every Job a Worker creates, the Worker that made it.
+const LabelWorker = "kubeworker.io/worker"
+
+// ErrClosed is returned by Run after Close.
+var ErrClosed = errors.New("worker: closed")
+
+// Run is one unit of work.
+type Run struct {
+	// ID identifies the run; required, a valid label value (a UUID is).
+	ID string
+	// Name is a readable name for labels and the Job's generateName.
+	Name string
+	// Values fill the template's variables.
+	Values map[string]any
+	// Env and Labels are added to this run's Job, over the worker's.
+	Env    map[string]string
+	Labels map[string]string
+	// Logs receives the run container's log when the template's
+	// stream_output is true. Default: nil, not read.
+	Logs io.Writer
+	// Events receives each new pod phase. Default: nil.
+	Events jobwatch.EventSink
+	// Started is called with the Job's PID as soon as the Job exists,
+	// before Run follows it. Default: nil.
+	Started func(clusterid.PID)
+}
+
+// Result is how a run ended.
+type Result struct {
+	// PID names the Job; it stays valid for Kill while the Job exists.
+	PID clusterid.PID
+	jobwatch.Result
+	// CreatedAt is when the Job was created.
+	CreatedAt time.Time
+}
+
+// Options configure a Worker. The zero value works with a client.
+type Options struct {
+	// Name names the worker: it is set as LabelWorker on every Job and
+	// names the API-key Secret. Default: "kubeworker".
+	Name string
+	// Template is the job template. Default: manifest.Default().
+	Template *manifest.Template
+	// Namespace is the namespace value of runs that give none. Default:
+	// the template's default.
+	Namespace string
+	// Prepare holds the worker-wide preparation settings: env and labels
+	// added to every Job, the default image and command, the run
+	// container's name.
+	Prepare manifest.PrepareOptions
+	// ServiceAccount and ImagePullSecrets are set on every Job's pod spec
+	// when not empty.
+	ServiceAccount   string
+	ImagePullSecrets []string
+	// Secrets chooses how secret values are kept out of Job specs.
+	// Default: not at all.
+	Secrets SecretsOptions
+	// Create tunes the default JobCreator's retries.
+	Create CreateOptions
+	// DeleteOnCancel deletes a run's Job (foreground) when Run's context
+	// ends before the Job does. Default: false, the Job is left running.
+	DeleteOnCancel bool
+	// Logger receives the worker's logs. Default: discard.
+	Logger *slog.Logger
+
+	// The parts; nil means the default built from the client.
+	Preparer Preparer
+	Creator  JobCreator
+	Store    SecretStore
+	Identity Identity
+	Waiter   JobWaiter
+}
+
+// Worker runs units of work as Kubernetes Jobs. It is safe for concurrent
+// use; Close it when done.
+type Worker struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool
+	running sync.WaitGroup
+}
+
+// New returns a Worker whose default parts use client. client may be nil
+// when every part is given in opts.
+func New(client kubernetes.Interface, opts Options) (*Worker, error) {
+	if opts.Name == "" {
+		opts.Name = "kubeworker"
+	}
+	if msgs := validation.IsValidLabelValue(opts.Name); len(msgs) > 0 {
+		return nil, fmt.Errorf("worker: name %q must be a valid label value: %s", opts.Name, strings.Join(msgs, "; "))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Template == nil {
+		opts.Template = manifest.Default()
+	}
+	needsClient := opts.Creator == nil || opts.Identity == nil || opts.Waiter == nil ||
+		(opts.Store == nil && (opts.Secrets.APIKey || opts.Secrets.Env))
+	if needsClient && client == nil {
+		return nil, errors.New("worker: a client is needed for the parts not given in Options")
+	}
+	if opts.Preparer == nil {
+		opts.Preparer = &templatePreparer{opts: &opts}
+	}
+	if opts.Creator == nil {
+		c := opts.Create
+		if c.Logger == nil {
+			c.Logger = opts.Logger
+		}
+		opts.Creator = NewCreator(client, c)
+	}
+	if opts.Store == nil {
+		if opts.Secrets.APIKey || opts.Secrets.Env {
+			so := opts.Secrets.Manager
+			if so.WorkerName == "" {
+				so.WorkerName = opts.Name
+			}
+			if so.Container == "" {
+				so.Container = opts.Prepare.Container
+			}
+			if so.Logger == nil {
+				so.Logger = opts.Logger
+			}
+			opts.Store = &managerStore{m: secrets.New(client, so), opts: opts.Secrets}
+		} else {
+			opts.Store = noSecrets{}
+		}
+	}
+	if opts.Identity == nil {
+		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger})
+	}
+	if opts.Waiter == nil {
+		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger})
+	}
+	return &Worker{opts: opts, log: opts.Logger}, nil
+}
+
+// Run creates the run's Job and follows it to its end. The Job's PID goes
+// to run.Started as soon as the Job exists. Every ending of the Job is a
+// Result with a typed Outcome and a nil error; an error means the Job could
+// not be made or followed (bad values, creation refused, ctx ended). When
+// ctx ends first, Run returns ctx's error with the PID it has, and deletes
+// the Job if Options.DeleteOnCancel.
+func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return Result{}, ErrClosed
+	}
+	w.running.Add(1)
+	w.mu.Unlock()
+	defer w.running.Done()
+
+	job, cfg, err := w.opts.Preparer.Prepare(ctx, run)
+	if err != nil {
+		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, err)
+	}
+	done, err := w.opts.Store.Apply(ctx, job)
+	if err != nil {
+		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, err)
+	}
+	created, err := w.opts.Creator.Create(ctx, job)
+	if derr := done(ctx, created, err); derr != nil || err != nil {
+		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, errors.Join(err, derr))
+	}
+	res := Result{CreatedAt: created.CreationTimestamp.Time}
+	res.PID, err = w.opts.Identity.PID(ctx, created.Namespace, created.Name)
+	if err != nil {
+		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, err)
+	}
+	w.log.InfoContext(ctx, "created Job", "run", run.ID, "pid", res.PID.String())
+	if run.Started != nil {
+		run.Started(res.PID)
+	}
+
+	wo := jobwatch.WaitOptions{
+		Container:       w.opts.Prepare.Container,
+		PodStartTimeout: time.Duration(cfg.PodWatchTimeoutSeconds) * time.Second,
+		Deadline:        time.Duration(cfg.JobWatchTimeoutSeconds) * time.Second,
+		Events:          run.Events,
+	}
+	if cfg.StreamOutput {
+		wo.Logs = run.Logs
+	}
+	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: created.Namespace, Name: created.Name}, wo)
+	if err != nil {
+		if ctx.Err() != nil && w.opts.DeleteOnCancel {
+			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			kerr := w.opts.Identity.Kill(kctx, res.PID, 0)
+			cancel()
+			if kerr != nil && !errors.Is(kerr, clusterid.ErrNotFound) {
+				err = errors.Join(err, fmt.Errorf("delete Job %s: %w", res.PID, kerr))
+			}
+		}
+		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
+	}
+	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
+	return res, nil
+}
+
+// Kill deletes the Job that pid names, with foreground propagation so its
+// pods go too. A PID of another cluster is refused (clusterid.ErrWrongCluster);
+// a missing Job is clusterid.ErrNotFound.
+func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duration) error {
+	return w.opts.Identity.Kill(ctx, pid, grace)
+}
+
+// Close stops following runs (their Run calls return an error), waits for
+// them, and deletes the Secrets the worker created. It leaves Jobs alone.
+func (w *Worker) Close(ctx context.Context) error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	w.opts.Waiter.Close()
+	w.running.Wait()
+	return w.opts.Store.Close(ctx)
+}
+
+// templatePreparer is the default Preparer.
+type templatePreparer struct{ opts *Options }
+
+func (p *templatePreparer) Prepare(_ context.Context, run Run) (*batchv1.Job, *manifest.Config, error) {
+	values := run.Values
+	if p.opts.Namespace != "" {
+		if _, ok := values["namespace"]; !ok {
+			values = make(map[string]any, len(run.Values)+1)
+			for k, v := range run.Values {
+				values[k] = v
+			}
+			values["namespace"] = p.opts.Namespace
+		}
+	}
+	cfg, err := p.opts.Template.Render(values, manifest.RenderOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	po := p.opts.Prepare
+	po.Labels = mergeLabels(po.Labels, map[string]string{LabelWorker: p.opts.Name})
+	job, err := cfg.Prepare(manifest.Run{ID: run.ID, Name: run.Name, Env: run.Env, Labels: run.Labels}, po)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec := &job.Spec.Template.Spec
+	if p.opts.ServiceAccount != "" {
+		spec.ServiceAccountName = p.opts.ServiceAccount
+	}
+	for _, name := range p.opts.ImagePullSecrets {
+		spec.ImagePullSecrets = append(spec.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+	}
+	return job, cfg, nil
+}
+
+func mergeLabels(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
