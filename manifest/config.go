@@ -43,7 +43,9 @@ type Config struct {
 	// StreamOutput says whether to follow the run container's log.
 	// Default true.
 	StreamOutput bool
-	// JobManifest is the rendered Job, as a JSON tree.
+	// JobManifest is the rendered Job, as a JSON tree without nulls (a null
+	// means unset). It shares the parts that held no placeholder with the
+	// Template: read it, do not change it in place (Prepare never does).
 	JobManifest map[string]any
 	// JobFile is copied from the template; see Template.JobFile.
 	JobFile bool
@@ -58,10 +60,12 @@ type ClusterConfig struct {
 }
 
 // Render checks values (see Values), substitutes every placeholder in the
-// job configuration in one pass and decodes the base fields.
+// job configuration in one pass and decodes the base fields. The Template is
+// not changed, and may be rendered concurrently.
 //
 // A string that is exactly one placeholder becomes the value itself, typed;
-// if the value is missing, its map key or list item is removed. Inside a
+// if the value is missing, its map key or list item is removed, and so is a
+// map key whose value is null (in a manifest, null means unset). Inside a
 // longer string a value is written as text (nil as "", maps and lists as
 // JSON) and a missing one as "". Map keys are never templated, and text
 // inserted from a value is never scanned for placeholders again.
@@ -70,8 +74,8 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{values: vals, env: opts.LookupEnv}
-	out, _ := r.render(t.JobConfiguration, field.NewPath("job_configuration"))
+	r := renderer{values: vals, env: opts.LookupEnv, root: field.NewPath("job_configuration")}
+	out, _, _ := r.render(t.JobConfiguration)
 	if err := asError("render", r.errs); err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func FuzzRender(f *testing.F) {
 		env := func(k string) (string, bool) { return value, k == "HOME" }
 
 		r := renderer{values: vals, env: env}
-		out, _ := r.render(tmpl, field.NewPath("x"))
+		out, _ := renderAt(&r, tmpl, field.NewPath("x"))
 		_, perr := findPlaceholders(tmpl)
 		if (perr != nil) != (len(r.errs) > 0) {
 			t.Fatalf("%q: parse error %v but render errors %v", tmpl, perr, r.errs)
@@ -60,10 +60,10 @@ func FuzzRender(f *testing.F) {
 		}
 
 		r = renderer{values: vals}
-		if got, _ := r.render("{{ v }}", field.NewPath("x")); got != value {
+		if got, _ := renderAt(&r, "{{ v }}", field.NewPath("x")); got != value {
 			t.Fatalf("whole placeholder gave %q, want the value %q", got, value)
 		}
-		if got, _ := r.render("<{{ v }}>", field.NewPath("x")); got != "<"+value+">" {
+		if got, _ := renderAt(&r, "<{{ v }}>", field.NewPath("x")); got != "<"+value+">" {
 			t.Fatalf("embedded placeholder gave %q, want <%s>", got, value)
 		}
 	})

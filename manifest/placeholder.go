@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -36,6 +37,30 @@ type step struct {
 // error that says where, so a typo such as "{{ image }" is never sent to a
 // cluster as text. A "{" just before a placeholder is text.
 func findPlaceholders(s string) ([]placeholder, error) {
+	if v, ok := scanned.Load(s); ok {
+		return v.([]placeholder), nil
+	}
+	ps, err := scanPlaceholders(s)
+	if err == nil && len(s) <= maxScannedLen && scannedCount.Add(1) <= maxScanned {
+		scanned.Store(s, ps)
+	}
+	return ps, err
+}
+
+// scanned caches the placeholders of template strings, which are the same
+// on every render; it holds at most maxScanned strings of up to
+// maxScannedLen bytes, so arbitrary input cannot grow it without bound.
+var (
+	scanned      sync.Map // string → []placeholder
+	scannedCount atomic.Int64
+)
+
+const (
+	maxScanned    = 4096
+	maxScannedLen = 512
+)
+
+func scanPlaceholders(s string) ([]placeholder, error) {
 	var out []placeholder
 	for i := 0; ; {
 		j := strings.Index(s[i:], "{{")

@@ -122,14 +122,18 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	if err != nil {
 		return nil, append(errs, err)
 	}
-	pruneNulls(m)
 	if shape := checkShape(m, c.Namespace); len(shape) > 0 {
 		return nil, append(errs, shape...)
 	}
+	// Copy each map on the way to what Prepare changes; the rest of the
+	// tree stays shared with c, which is never changed.
 	meta := m["metadata"].(map[string]any)
-	pod := m["spec"].(map[string]any)["template"].(map[string]any)
-	podSpec := pod["spec"].(map[string]any)
-	cpath, container, err := runContainer(podSpec, opts.Container)
+	spec := copyChild(m, "spec")
+	pod := copyChild(spec, "template")
+	podSpec := copyChild(pod, "spec")
+	containers := append([]any(nil), podSpec["containers"].([]any)...)
+	podSpec["containers"] = containers
+	cpath, container, err := runContainer(containers, opts.Container)
 	if err != nil {
 		return nil, append(errs, err)
 	}
@@ -151,6 +155,9 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	labels, lerrs := slugLabels(mergeStrings(tmplLabels, c.Labels, opts.Labels, run.Labels, runLabels), manifestPath.Child("metadata", "labels"))
 	errs = append(errs, lerrs...)
 	meta["labels"] = toAny(labels)
+	if pm, ok := pod["metadata"].(map[string]any); ok {
+		pod["metadata"] = shallowCopy(pm)
+	}
 	podMeta, err := objectAt(pod, "metadata", manifestPath.Child("spec", "template"), true)
 	if err != nil {
 		errs = append(errs, err)
@@ -176,12 +183,18 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	return m, errs
 }
 
-// manifestCopy returns a deep copy of the manifest with the patch applied.
+// manifestCopy returns the manifest to prepare: with no patch, a copy of
+// its top map and of metadata, which checkShape fills in, sharing the rest;
+// with a patch, a whole new tree with the patch applied.
 func (c *Config) manifestCopy(patch []byte) (map[string]any, *field.Error) {
-	m := deepCopy(c.JobManifest).(map[string]any)
 	if len(patch) == 0 {
+		m := shallowCopy(c.JobManifest)
+		if meta, ok := m["metadata"].(map[string]any); ok {
+			m["metadata"] = shallowCopy(meta)
+		}
 		return m, nil
 	}
+	m := c.JobManifest
 	p := field.NewPath("options", "customizations")
 	ops, err := jsonpatch.DecodePatch(patch)
 	if err != nil {
@@ -202,7 +215,16 @@ func (c *Config) manifestCopy(patch []byte) (map[string]any, *field.Error) {
 	if !ok {
 		return nil, field.Invalid(p, string(patch), "turns the manifest into "+kindOf(tree))
 	}
+	pruneNulls(out)
 	return out, nil
+}
+
+// copyChild replaces m[key], an object checkShape has vouched for, with a
+// shallow copy of it and returns the copy.
+func copyChild(m map[string]any, key string) map[string]any {
+	c := shallowCopy(m[key].(map[string]any))
+	m[key] = c
+	return c
 }
 
 // pruneNulls removes null map entries: in a manifest, null means unset.
@@ -223,18 +245,22 @@ func pruneNulls(v any) {
 	}
 }
 
-// runContainer finds the run's container by name, or the first.
-func runContainer(podSpec map[string]any, name string) (*field.Path, map[string]any, *field.Error) {
+// runContainer finds the run's container by name, or the first, and puts
+// a copy of it in its place in containers.
+func runContainer(containers []any, name string) (*field.Path, map[string]any, *field.Error) {
 	list := manifestPath.Child("spec", "template", "spec", "containers")
-	containers := podSpec["containers"].([]any)
 	if name == "" {
-		return list.Index(0), containers[0].(map[string]any), nil
+		cm := shallowCopy(containers[0].(map[string]any))
+		containers[0] = cm
+		return list.Index(0), cm, nil
 	}
 	var names []string
 	for i, c := range containers {
 		cm := c.(map[string]any)
 		n, _ := cm["name"].(string)
 		if n == name {
+			cm = shallowCopy(cm)
+			containers[i] = cm
 			return list.Index(i), cm, nil
 		}
 		names = append(names, n)

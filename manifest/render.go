@@ -15,41 +15,80 @@ type renderer struct {
 	values map[string]any
 	env    func(string) (string, bool)
 	errs   field.ErrorList
+	at     []step // where render is, turned into a field.Path only for errors
+	root   *field.Path
 }
 
-// render returns a rendered copy of v and whether it is present: a string that
-// is exactly one placeholder with a missing value is not, so the caller drops
-// its map key or list item. v itself is never changed, and text taken from a
-// value is never scanned again.
-func (r *renderer) render(v any, path *field.Path) (any, bool) {
+// render returns a rendered copy of v and whether it is present: a string
+// that is exactly one placeholder with a missing value is not, and neither
+// is a null map entry, so the caller drops its map key or list item. Parts
+// of v that hold no placeholder are shared, not copied (changed is false);
+// v itself is never changed, and text taken from a value is never scanned
+// again.
+func (r *renderer) render(v any) (out any, present, changed bool) {
 	switch t := v.(type) {
 	case map[string]any:
-		out := make(map[string]any, len(t))
+		var m map[string]any // a copy, made at the first change
 		for k, child := range t {
-			if rv, ok := r.render(child, path.Child(k)); ok {
-				out[k] = rv
+			r.at = append(r.at, step{key: k})
+			rv, ok, ch := r.render(child)
+			r.at = r.at[:len(r.at)-1]
+			if ok && rv == nil {
+				ok = false // in a manifest, null means unset
+			}
+			if ok && !ch {
+				continue
+			}
+			if m == nil {
+				m = shallowCopy(t)
+			}
+			if ok {
+				m[k] = rv
+			} else {
+				delete(m, k)
 			}
 		}
-		return out, true
+		if m == nil {
+			return t, true, false
+		}
+		return m, true, true
 	case []any:
-		out := make([]any, 0, len(t))
+		var l []any // a copy, made at the first change
 		for i, child := range t {
-			if rv, ok := r.render(child, path.Index(i)); ok {
-				out = append(out, rv)
+			r.at = append(r.at, step{index: i})
+			rv, ok, ch := r.render(child)
+			r.at = r.at[:len(r.at)-1]
+			if l == nil && (!ok || ch) {
+				l = append(make([]any, 0, len(t)), t[:i]...)
+			}
+			if l != nil && ok {
+				l = append(l, rv)
 			}
 		}
-		return out, true
+		if l == nil {
+			return t, true, false
+		}
+		return l, true, true
 	case string:
-		return r.renderString(t, path)
+		if !strings.Contains(t, "{{") {
+			return t, true, false
+		}
+		rv, ok := r.renderString(t)
+		return rv, ok, true
 	default:
-		return v, true
+		return v, true, false
 	}
 }
 
-func (r *renderer) renderString(s string, path *field.Path) (any, bool) {
+// path is where render is, as a field.Path.
+func (r *renderer) path() *field.Path {
+	return stepsPath(r.root, r.at)
+}
+
+func (r *renderer) renderString(s string) (any, bool) {
 	ps, err := findPlaceholders(s)
 	if err != nil {
-		r.errs = append(r.errs, field.Invalid(path, s, err.Error()))
+		r.errs = append(r.errs, field.Invalid(r.path(), s, err.Error()))
 		return s, true
 	}
 	if len(ps) == 0 {
@@ -69,7 +108,7 @@ func (r *renderer) renderString(s string, path *field.Path) (any, bool) {
 		if v, ok := p.ref.lookup(r.values, r.env); ok {
 			text, err := asText(v)
 			if err != nil {
-				r.errs = append(r.errs, field.Invalid(path, s, fmt.Sprintf("placeholder %q: %v", p.ref.name, err)))
+				r.errs = append(r.errs, field.Invalid(r.path(), s, fmt.Sprintf("placeholder %q: %v", p.ref.name, err)))
 			}
 			b.WriteString(text)
 		}

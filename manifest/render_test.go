@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -36,7 +37,8 @@ func TestRender(t *testing.T) {
 		{"a whole placeholder keeps a large integer exact", `{"n": "{{ big }}"}`, `{"n": 9007199254740993}`},
 		{"a whole placeholder becomes a float", `{"n": "{{ ratio }}"}`, `{"n": 0.5}`},
 		{"a whole placeholder becomes a boolean", `{"b": "{{ on }}"}`, `{"b": true}`},
-		{"a whole placeholder becomes null for a nil value", `{"x": "{{ nothing }}"}`, `{"x": null}`},
+		{"a whole placeholder becomes null for a nil value", `["{{ nothing }}"]`, `[null]`},
+		{"a null map entry is unset, so its key goes", `{"x": "{{ nothing }}", "y": null, "z": 1}`, `{"z": 1}`},
 		{"a missing whole placeholder removes the map key", `{"x": "{{ missing }}", "y": 1}`, `{"y": 1}`},
 		{"a missing whole placeholder removes the list item", `["a", "{{ missing }}", "b"]`, `["a", "b"]`},
 		{"whitespace inside braces is optional", `["{{name}}", "{{   name   }}", "{{ name}}"]`, `["etl", "etl", "etl"]`},
@@ -55,7 +57,7 @@ func TestRender(t *testing.T) {
 		{"$NAME reads the lookup", `"{{ $HOME }}/bin"`, `"/root/bin"`},
 		{"$NAME present but empty is empty", `{"x": "{{ $EMPTY }}"}`, `{"x": ""}`},
 		{"$NAME missing from the lookup is missing", `{"x": "{{ $NOPE }}"}`, `{}`},
-		{"numbers and booleans in the template pass through", `{"a": 1, "b": false, "c": null}`, `{"a": 1, "b": false, "c": null}`},
+		{"numbers and booleans in the template pass through", `{"a": 1, "b": false, "c": [null]}`, `{"a": 1, "b": false, "c": [null]}`},
 		{"unicode names are allowed", `"a{{ ünï }}"`, `"a"`},
 		{"a brace before a placeholder is text", `"{{{ name }}}"`, `"{etl}"`},
 	}
@@ -65,7 +67,7 @@ func TestRender(t *testing.T) {
 			r := renderer{values: vals, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 			in := mustTree(t, tt.in)
 			before, _ := json.Marshal(in)
-			got, ok := r.render(in, field.NewPath("x"))
+			got, ok := renderAt(&r, in, field.NewPath("x"))
 			if !ok || len(r.errs) > 0 {
 				t.Fatalf("render: ok=%v errs=%v", ok, r.errs)
 			}
@@ -81,7 +83,7 @@ func TestRender(t *testing.T) {
 
 func TestRenderWithoutLookupTreatsEveryEnvPlaceholderAsMissing(t *testing.T) {
 	r := renderer{values: map[string]any{}}
-	got, _ := r.render(mustTree(t, `{"x": "{{ $HOME }}", "y": "a{{ $HOME }}"}`), field.NewPath("x"))
+	got, _ := renderAt(&r, mustTree(t, `{"x": "{{ $HOME }}", "y": "a{{ $HOME }}"}`), field.NewPath("x"))
 	if diff := cmp.Diff(mustTree(t, `{"y": "a"}`), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -90,7 +92,7 @@ func TestRenderWithoutLookupTreatsEveryEnvPlaceholderAsMissing(t *testing.T) {
 func TestRenderedValuesDoNotShareStructureWithValues(t *testing.T) {
 	vals := mustTree(t, `{"env": {"A": "1"}}`).(map[string]any)
 	r := renderer{values: vals}
-	got, _ := r.render(mustTree(t, `{"a": "{{ env }}"}`), field.NewPath("x"))
+	got, _ := renderAt(&r, mustTree(t, `{"a": "{{ env }}"}`), field.NewPath("x"))
 	got.(map[string]any)["a"].(map[string]any)["A"] = "changed"
 	if vals["env"].(map[string]any)["A"] != "1" {
 		t.Fatal("changing the output changed the values")
@@ -114,7 +116,7 @@ func TestMalformedPlaceholders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := renderer{values: map[string]any{"a": "x"}}
-			r.render(map[string]any{"k": tt.in}, field.NewPath("job_configuration"))
+			renderAt(&r, map[string]any{"k": tt.in}, field.NewPath("job_configuration"))
 			if len(r.errs) != 1 {
 				t.Fatalf("got %d errors %v, want 1", len(r.errs), r.errs)
 			}
@@ -138,3 +140,34 @@ func TestTextWithoutPlaceholdersIsLeftAlone(t *testing.T) {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// renderAt renders v from root and says whether it is present.
+func renderAt(r *renderer, v any, root *field.Path) (any, bool) {
+	r.root = root
+	out, ok, _ := r.render(v)
+	return out, ok
+}
+
+func TestRenderAndPrepareNeverChangeTheTemplate(t *testing.T) {
+	tmpl := Default()
+	before, _ := json.Marshal(tmpl)
+	for i := range 3 {
+		cfg, err := tmpl.Render(map[string]any{"env": map[string]any{"A": "1"}, "labels": map[string]any{"x": "y"}}, RenderOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgBefore, _ := json.Marshal(cfg.JobManifest)
+		for j := range 2 {
+			if _, err := cfg.Prepare(Run{ID: fmt.Sprintf("r%d-%d", i, j), Env: map[string]string{"B": "2"}, Labels: map[string]string{"l": "v"}},
+				PrepareOptions{Customizations: map[bool][]byte{true: []byte(`[{"op":"add","path":"/spec/suspend","value":true}]`)}[j == 1]}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if after, _ := json.Marshal(cfg.JobManifest); string(after) != string(cfgBefore) {
+			t.Fatalf("Prepare changed the Config:\n%s\n%s", cfgBefore, after)
+		}
+	}
+	if after, _ := json.Marshal(tmpl); string(after) != string(before) {
+		t.Fatalf("Render or Prepare changed the Template:\n%s\n%s", before, after)
+	}
+}
