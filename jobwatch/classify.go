@@ -2,6 +2,7 @@ package jobwatch
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
@@ -46,13 +47,23 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 	sortPods(sorted)
 	pod := newestPod(sorted)
 	var term *corev1.ContainerStateTerminated
-	if pod != nil {
+	if pod == nil {
+		r.NoExitCode = "the Job has no pod"
+	} else {
 		r.Pod = pod.Name
 		r.Container = runContainer(pod, container)
-		if s := containerStatus(pod, r.Container); s != nil && s.State.Terminated != nil {
+		s := containerStatus(pod, r.Container)
+		switch {
+		case s == nil:
+			r.NoExitCode = fmt.Sprintf("pod %s has no status for container %q", pod.Name, r.Container)
+		case s.State.Terminated != nil:
 			term = s.State.Terminated
 			r.ExitCode = int(term.ExitCode)
 			r.FinishedAt = term.FinishedAt.Time
+		case s.State.Waiting != nil:
+			r.NoExitCode = fmt.Sprintf("container %q is waiting: %s", r.Container, s.State.Waiting.Reason)
+		default:
+			r.NoExitCode = fmt.Sprintf("container %q has not terminated", r.Container)
 		}
 	}
 	if job == nil {
@@ -140,7 +151,7 @@ func failedCause(r *Result, job *batchv1.Job, pod *corev1.Pod, term *corev1.Cont
 		if s, ok := waitingWith(pod, func(reason string) bool { return reason == crashLoopReason }); ok {
 			r.Outcome, r.Reason, r.Message = CrashLoop, s.State.Waiting.Reason, s.State.Waiting.Message
 			if last := s.LastTerminationState.Terminated; last != nil && s.Name == r.Container && r.ExitCode == -1 {
-				r.ExitCode = int(last.ExitCode)
+				r.ExitCode, r.NoExitCode = int(last.ExitCode), ""
 			}
 			return
 		}

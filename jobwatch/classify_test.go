@@ -174,6 +174,9 @@ func TestClassify(t *testing.T) {
 			if tt.finished && got.FinishedAt.IsZero() && tt.outcome != Succeeded {
 				t.Errorf("FinishedAt is zero")
 			}
+			if (got.ExitCode == -1) != (got.NoExitCode != "") {
+				t.Errorf("exit code %d with NoExitCode %q", got.ExitCode, got.NoExitCode)
+			}
 		})
 	}
 }

@@ -56,9 +56,11 @@
 //     meanwhile come back as deletions (cache.DeletedFinalStateUnknown),
 //     which Wait treats as deleted. Logged at Debug.
 //   - API server restarts: as dropped connections, plus a relist if needed.
-//   - Job and pod streams are not ordered with each other: when a Job has
-//     ended but the pod states its counts imply have not arrived, Wait waits
-//     for them briefly (a couple of seconds) before it concludes.
+//   - Job and pod streams are not ordered with each other, and a stream
+//     backing off after dropped connections lags: when a Job has ended but
+//     the pod states its counts imply have not arrived within a couple of
+//     seconds, Wait lists the Job's pods itself (one request) before it
+//     concludes, so the exit code is never guessed.
 //   - Log streams that never end (kwok's do not): the stream of a pod is
 //     cut once Wait sees the pod finish, and a last plain read picks up the
 //     rest. The API's sinceTime has whole-second resolution; lines carry

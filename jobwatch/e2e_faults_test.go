@@ -143,7 +143,14 @@ func TestE2EFiftyRunsSurviveAPIServerRestarts(t *testing.T) {
 
 func TestE2ERunsAndLogsSurviveTheProxyCuttingEverythingRepeatedly(t *testing.T) {
 	client, ns := clientFor(t, cluster.Config()), cluster.NewNamespace(t)
-	w := newWatcher(t, cluster.ProxyConfig())
+	var debug safeBuffer
+	w := New(clientFor(t, cluster.ProxyConfig()), Options{Logger: slog.New(slog.NewTextHandler(&debug, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	t.Cleanup(func() {
+		w.Close()
+		if t.Failed() {
+			t.Logf("the Watcher's log:\n%s", debug.String())
+		}
+	})
 	var outs []*safeBuffer
 	var want []fate
 	var chans []<-chan waitCall

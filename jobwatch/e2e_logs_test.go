@@ -67,8 +67,9 @@ func TestE2ELogsOf10000LinesSurvive20CutsWithoutLossOrRepeat(t *testing.T) {
 		}
 		time.Sleep(30 * time.Millisecond)
 		if (i/batch)%(lines/batch/cuts) == lines/batch/cuts/2 {
-			// Let the stream carry some lines, then cut it mid-flow.
-			cluster.Proxy().CutAll()
+			// Let the stream carry some lines, then cut it mid-flow; if
+			// the client is between connections, wait for the next one.
+			waitUntil(t, "a connection to cut", func() bool { return cluster.Proxy().CutAll() > 0 })
 			n++
 		}
 	}

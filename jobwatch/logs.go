@@ -103,7 +103,10 @@ func (f *logFollower) run(ctx context.Context) {
 		if !ok {
 			return
 		}
-		if err := f.follow(ctx, t); errors.Is(err, errWriter) {
+		f.logger.Debug("jobwatch: reading a pod's log", "namespace", f.ns, "pod", t.pod, "container", t.container)
+		err := f.follow(ctx, t)
+		f.logger.Debug("jobwatch: read a pod's log", "namespace", f.ns, "pod", t.pod, "err", err)
+		if errors.Is(err, errWriter) {
 			return
 		}
 		finished[t.uid] = true
@@ -176,10 +179,12 @@ func (f *logFollower) follow(ctx context.Context, t logTarget) error {
 			return ctx.Err()
 		case errors.Is(err, errWriter):
 			return err
-		case apierrors.IsNotFound(err):
-			return nil
-		case wasCut:
-			continue // the pod is done: read the rest at once
+		case wasCut, apierrors.IsNotFound(err):
+			// The pod is done, or gone: read what is left, once.
+			f.mu.Lock()
+			f.targets[t.uid] = logTarget{pod: t.pod, uid: t.uid, container: t.container, ready: true, done: true}
+			f.mu.Unlock()
+			continue
 		}
 		f.logger.Debug("jobwatch: log stream ended; resuming", "namespace", f.ns, "pod", t.pod, "err", err)
 		if n > 0 {
@@ -200,7 +205,8 @@ func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor
 	deadline := f.clock.Now().Add(finalReadTime)
 	retry := logRetryMin
 	for {
-		_, err := f.read(ctx, t, cur, false)
+		n, err := f.read(ctx, t, cur, false)
+		f.logger.Debug("jobwatch: final log read", "namespace", f.ns, "pod", t.pod, "lines", n, "err", err)
 		switch {
 		case err == nil, errors.Is(err, errWriter):
 			return err

@@ -76,7 +76,11 @@ type WaitOptions struct {
 	// pod_watch_timeout_seconds). When it passes, Wait returns a
 	// Diagnosis and the Outcome ImagePullError, CrashLoop, Unschedulable
 	// or NeverStarted, and leaves the Job alone. It applies only until a
-	// first pod starts. Default: DefaultPodStartTimeout; negative: none.
+	// first pod starts. An image name that can never be pulled
+	// (InvalidImageName) ends the wait at once; other pending reasons
+	// may pass (the kubelet retries pulls, an autoscaler may add a node),
+	// so they are judged at the timeout. Default: DefaultPodStartTimeout;
+	// negative: none.
 	PodStartTimeout time.Duration
 
 	// Deadline is a total deadline for the whole Wait, from its start to

@@ -16,6 +16,10 @@ type Result struct {
 	// when it has none (never started, deleted while running, no pod).
 	// Check Outcome, not ExitCode, to tell success from failure.
 	ExitCode int
+	// NoExitCode says, in jobwatch's words, why ExitCode is -1 ("the Job
+	// has no pod", `container "main" is waiting: ImagePullBackOff`); it
+	// is empty when ExitCode is known.
+	NoExitCode string
 	// Reason and Message are the raw reason and message of the cause the
 	// Outcome names: the container's terminated or waiting state (Error,
 	// OOMKilled, ErrImagePull), the pod's (Evicted), the scheduler's

@@ -13,9 +13,10 @@ import (
 var cluster *testcluster.Cluster
 
 func TestMain(m *testing.M) {
+	before := goleak.IgnoreCurrent() // what runs before any test, not after
 	code := testcluster.Main(m, &cluster, testcluster.Options{})
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+		if err := goleak.Find(before); err != nil {
 			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
 			code = 1
 		}
