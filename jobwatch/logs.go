@@ -179,6 +179,10 @@ func (f *logFollower) follow(ctx context.Context, t logTarget) error {
 			return ctx.Err()
 		case errors.Is(err, errWriter):
 			return err
+		case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+			// No retry can fix a missing right: give the log up, not the run.
+			f.logger.Warn("jobwatch: may not read a pod's log; check the pods/log get permission", "namespace", f.ns, "pod", t.pod, "container", t.container, "err", err)
+			return nil
 		case wasCut, apierrors.IsNotFound(err):
 			// The pod is done, or gone: read what is left, once.
 			f.mu.Lock()
@@ -212,7 +216,7 @@ func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case apierrors.IsNotFound(err), apierrors.IsBadRequest(err), f.clock.Now().After(deadline):
+		case apierrors.IsNotFound(err), apierrors.IsBadRequest(err), apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), f.clock.Now().After(deadline):
 			f.logger.Warn("jobwatch: could not read the end of a pod's log", "namespace", f.ns, "pod", t.pod, "container", t.container, "err", err)
 			return nil
 		}
