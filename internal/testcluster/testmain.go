@@ -26,9 +26,10 @@ import (
 // [Provision]) takes longer than go test's default timeout: provision
 // before go test.
 func Main(m *testing.M, cluster **Cluster, opts Options) int {
-	if isFuzzWorker() {
-		// go test -fuzz runs the binary again as workers that only fuzz:
-		// they need no cluster, and must not start one each.
+	if fuzzing() {
+		// go test -fuzz runs the binary as a coordinator and as workers
+		// that only fuzz: they need no cluster, and must not start one
+		// each. Fuzz with -run='^$': an end-to-end test run there fails.
 		return m.Run()
 	}
 	if opts.Progress == nil {
@@ -55,12 +56,16 @@ func Main(m *testing.M, cluster **Cluster, opts Options) int {
 	return code
 }
 
-// isFuzzWorker reports whether this test binary is a worker process of
-// go test -fuzz.
-func isFuzzWorker() bool {
+// fuzzing reports whether this test binary runs for go test -fuzz, as the
+// coordinator or one of its workers.
+func fuzzing() bool {
 	if !flag.Parsed() {
 		flag.Parse() // TestMain runs before the testing package parses
 	}
-	f := flag.Lookup("test.fuzzworker")
-	return f != nil && f.Value.String() == "true"
+	for _, name := range []string{"test.fuzz", "test.fuzzworker"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" && f.Value.String() != "false" {
+			return true
+		}
+	}
+	return false
 }
