@@ -1,11 +1,8 @@
 package secrets_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 )
@@ -14,20 +11,10 @@ import (
 // for the package by TestMain.
 var cluster *testcluster.Cluster
 
-// TestMain starts the test cluster, runs the tests, stops the cluster and
-// then fails the binary if a goroutine is left behind. A cluster that does
-// not start fails the binary: nothing is skipped. Under -fuzz no cluster is
-// started (see testcluster.Main); fuzz with -run='^$'.
+// TestMain starts the test cluster; testcluster.Main also fails the binary
+// if a goroutine outlives the tests.
 func TestMain(m *testing.M) {
-	before := goleak.IgnoreCurrent()
-	code := testcluster.Main(m, &cluster, testcluster.Options{})
-	if code == 0 {
-		if err := goleak.Find(before); err != nil {
-			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
 }
 
 // needCluster returns the test cluster, failing the test if there is none.

