@@ -3,6 +3,7 @@ package worker
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,6 +56,10 @@ func (e *CreateError) Error() string {
 
 func (e *CreateError) Unwrap() error { return e.Err }
 
+// rbacDenial finds the verb and resource in the API server's message for
+// a request RBAC denied: `... cannot get resource "jobs" in API group ...`.
+var rbacDenial = regexp.MustCompile(`cannot ([a-z]+) resource "([a-z/]+)"`)
+
 // newCreateError describes err, adding a hint for the causes a user can fix.
 func newCreateError(namespace, name, runID string, attempts int, err error) *CreateError {
 	ce := &CreateError{Namespace: namespace, Name: name, RunID: runID, Attempts: attempts, Err: err}
@@ -69,7 +74,11 @@ func newCreateError(namespace, name, runID string, attempts int, err error) *Cre
 		// The API says quota only in the message; this is the documented form.
 		ce.Hint = fmt.Sprintf("a ResourceQuota in namespace %q is used up; see kubectl describe resourcequota -n %s", namespace, namespace)
 	case apierrors.IsForbidden(err):
-		ce.Hint = fmt.Sprintf("the worker's identity may not create Jobs in namespace %q; check its Role and RoleBinding (kubectl auth can-i create jobs -n %s --as ...)", namespace, namespace)
+		verb, resource := "create", "jobs"
+		if m := rbacDenial.FindStringSubmatch(st.Message); m != nil {
+			verb, resource = m[1], m[2]
+		}
+		ce.Hint = fmt.Sprintf("the worker's identity may not %s %s in namespace %q; check its Role and RoleBinding (kubectl auth can-i %s %s -n %s --as ...)", verb, resource, namespace, verb, resource, namespace)
 	case apierrors.IsNotFound(err) && st.Details != nil && st.Details.Kind == "namespaces":
 		ce.Hint = fmt.Sprintf("namespace %q does not exist; create it or set the template's namespace", namespace)
 	}

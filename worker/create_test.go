@@ -240,6 +240,7 @@ func TestCreateErrorHints(t *testing.T) {
 	}{
 		{"quota", "ResourceQuota", apierrors.NewForbidden(jobs, "x", errors.New(`exceeded quota: q, requested: count/jobs.batch=1, used: count/jobs.batch=1, limited: count/jobs.batch=1`)), apierrors.IsForbidden},
 		{"rbac", "kubectl auth can-i create jobs", apierrors.NewForbidden(jobs, "", errors.New(`User "u" cannot create resource "jobs"`)), apierrors.IsForbidden},
+		{"rbac on the adoption's get", "may not get jobs", apierrors.NewForbidden(jobs, "x", errors.New(`User "u" cannot get resource "jobs" in API group "batch"`)), apierrors.IsForbidden},
 		{"missing namespace", `namespace "jobs" does not exist`, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "jobs"), apierrors.IsNotFound},
 		{"no hint for others", "", apierrors.NewConflict(jobs, "x", errors.New("c")), apierrors.IsConflict},
 	}

@@ -284,6 +284,21 @@ func TestDeploymentManifestRoleIsEnough(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	t.Run("a second Run of a run adopts its Job", func(t *testing.T) {
+		if err := rerunScenario(t, client, ns); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("pods are followed when their watch is refused", func(t *testing.T) {
+		if err := podWatchRefusedScenario(t, token, ns); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("a pod that never starts is diagnosed with its events", func(t *testing.T) {
+		if err := pendingScenario(t, client, ns); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // refusedJobScenario runs, in secret mode, a Job the API server refuses as
@@ -331,27 +346,105 @@ func ambiguousCreateScenario(t *testing.T, token, ns string) error {
 	return err
 }
 
+// rerunScenario runs the same run twice: the second Run finds the run's
+// Job by name (a create refused as AlreadyExists, then a get) and adopts
+// it, as a scheduler retrying a run it is unsure of does.
+func rerunScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	w := newAccountWorker(t, client, ns, Options{})
+	defer func() { _ = w.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	first, err := w.Run(ctx, Run{ID: "rerun-1"})
+	if err != nil {
+		return err
+	}
+	second, err := w.Run(ctx, Run{ID: "rerun-1"})
+	switch {
+	case err != nil:
+		return fmt.Errorf("second Run of the run: %w", err)
+	case second.PID != first.PID:
+		return fmt.Errorf("second Run followed %s, not the run's Job %s", second.PID, first.PID)
+	case second.Outcome != jobwatch.Succeeded:
+		return errors.New("outcome " + second.Outcome.String())
+	}
+	return nil
+}
+
+// podWatchRefusedScenario runs a Job through a proxy that refuses to
+// watch pods in ns, as a gateway that cuts long-running requests does
+// (and as older API servers without streaming lists make the informer
+// list): the pod stream lives on lists, and the run still ends with its
+// exit code.
+func podWatchRefusedScenario(t *testing.T, token, ns string) error {
+	t.Helper()
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool {
+		return r.URL.Path == "/api/v1/namespaces/"+ns+"/pods" && r.URL.Query().Get("watch") == "true"
+	})
+	defer undo()
+	client, err := kubernetes.NewForConfig(cluster.Proxy().Config(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnings := &warnLog{}
+	opts := Options{Logger: slog.New(warnings)}
+	opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationExitCode: "3"})
+	w := newAccountWorker(t, client, ns, opts)
+	defer func() { _ = w.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := w.Run(ctx, Run{ID: "refused-watch-1"})
+	if err == nil && (res.Outcome != jobwatch.Failed || res.ExitCode != 3) {
+		err = fmt.Errorf("outcome %s, exit code %d; want Failed, 3", res.Outcome, res.ExitCode)
+	}
+	return errors.Join(err, warnings.err())
+}
+
+// pendingScenario runs a Job whose image never pulls, with a short pod
+// start timeout: the Result carries a Diagnosis made with the pod's
+// events.
+func pendingScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	warnings := &warnLog{}
+	opts := Options{Logger: slog.New(warnings)}
+	opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationImagePull: "ErrImagePull"})
+	w := newAccountWorker(t, client, ns, opts)
+	defer func() { _ = w.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := w.Run(ctx, Run{ID: "pending-1", Values: map[string]any{"pod_watch_timeout_seconds": 2}})
+	switch {
+	case err != nil:
+	case res.Outcome != jobwatch.ImagePullError:
+		err = errors.New("outcome " + res.Outcome.String())
+	case res.Diagnosis == nil || len(res.Diagnosis.Events) == 0:
+		err = errors.New("the diagnosis has no events")
+	}
+	return errors.Join(err, warnings.err())
+}
+
 // TestDeploymentManifestRoleIsMinimal removes each verb of the Role in
-// turn: the call the library makes with it is then Forbidden, and, except
-// for the calls made only on rare paths (a Job not yet in the watch cache,
-// the events of a pod that did not start), the worker's scenario fails.
+// turn: the call the library makes with it is then Forbidden, and a
+// scenario that needs the verb fails.
 func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 	rules := Rules(true)
 	all := grants(rules)
 	if len(all) != len(probes) {
 		t.Fatalf("the Role grants %d verbs but %d are probed: %v", len(all), len(probes), all)
 	}
-	// Calls the scenarios cannot provoke on demand; for them the probe
-	// shows the call the library makes is Forbidden. jobs/get: a Job not
-	// yet in the watch cache. pods/list: a pod stream that lags, and the
-	// informer on a server without streaming lists. events/list: the
-	// diagnosis of a pod that did not start, which logs the failure only
-	// at Warn and goes on without events.
-	rarePaths := map[grant]bool{{"jobs", "get"}: true, {"pods", "list"}: true, {"events", "list"}: true}
-	// The other scenario that needs the verb.
+	// The scenario that needs the verb, when the main one does not.
 	special := map[grant]func(t *testing.T, client kubernetes.Interface, token, ns string) error{
+		{"jobs", "get"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return rerunScenario(t, client, ns)
+		},
 		{"jobs", "list"}: func(t *testing.T, _ kubernetes.Interface, token, ns string) error {
 			return ambiguousCreateScenario(t, token, ns)
+		},
+		{"pods", "list"}: func(t *testing.T, _ kubernetes.Interface, token, ns string) error {
+			return podWatchRefusedScenario(t, token, ns)
+		},
+		{"events", "list"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return pendingScenario(t, client, ns)
 		},
 		{"secrets", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return refusedJobScenario(t, client, ns)
@@ -364,9 +457,6 @@ func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 			less := without(rules, g)
 			client, token := deployAccount(t, ns, less)
 			waitRBAC(t, client, ns, grants(less), []grant{g})
-			if rarePaths[g] {
-				return
-			}
 			run := func() error { return scenario(t, client, ns) }
 			if f := special[g]; f != nil {
 				run = func() error { return f(t, client, token, ns) }

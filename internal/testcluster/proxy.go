@@ -34,10 +34,13 @@ type Proxy struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // open client connections
 	armed []func(*http.Request) bool
+	// refused holds the matchers of Refuse, by a key that undoes them.
+	refused map[*int]func(*http.Request) bool
 
-	requests    atomic.Int64
-	cutConns    atomic.Int64
-	cutRequests atomic.Int64
+	requests        atomic.Int64
+	cutConns        atomic.Int64
+	cutRequests     atomic.Int64
+	refusedRequests atomic.Int64
 }
 
 // ProxyStats counts what went through a [Proxy].
@@ -50,6 +53,9 @@ type ProxyStats struct {
 	// CutRequests is the number of requests cut by
 	// [Proxy.CutNextAfterResponse].
 	CutRequests int64
+	// RefusedRequests is the number of requests answered 503 by
+	// [Proxy.Refuse].
+	RefusedRequests int64
 }
 
 type connKey struct{}
@@ -84,6 +90,7 @@ func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 		caPEM:    ca.certPEM,
 		upstream: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
 		conns:    map[net.Conn]struct{}{},
+		refused:  map[*int]func(*http.Request) bool{},
 	}
 	forward := &httputil.ReverseProxy{
 		Rewrite:        func(r *httputil.ProxyRequest) { r.SetURL(target) },
@@ -93,7 +100,7 @@ func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 		ErrorHandler:   p.errorHandler,
 	}
 	p.server = &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.requests.Add(1); forward.ServeHTTP(w, r) }),
+		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.requests.Add(1); p.serve(forward, w, r) }),
 		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ConnState:   p.track,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
@@ -144,9 +151,44 @@ func (p *Proxy) CutNextAfterResponse(match func(*http.Request) bool) {
 	p.armed = append(p.armed, match)
 }
 
+// Refuse makes the proxy answer every request for which match returns
+// true with 503 Service Unavailable, without forwarding it, until undo is
+// called; requests already forwarded are not affected. It stands for a
+// gateway or a server that will not serve a kind of request (for example
+// long-running watches). match is called under a lock and must be quick.
+func (p *Proxy) Refuse(match func(*http.Request) bool) (undo func()) {
+	key := new(int)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refused[key] = match
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.refused, key)
+	}
+}
+
+// serve refuses or forwards r.
+func (p *Proxy) serve(forward http.Handler, w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	refuse := false
+	for _, match := range p.refused {
+		if refuse = match(r); refuse {
+			break
+		}
+	}
+	p.mu.Unlock()
+	if refuse {
+		p.refusedRequests.Add(1)
+		http.Error(w, "refused by the test proxy", http.StatusServiceUnavailable)
+		return
+	}
+	forward.ServeHTTP(w, r)
+}
+
 // Stats returns the proxy's counters.
 func (p *Proxy) Stats() ProxyStats {
-	return ProxyStats{Requests: p.requests.Load(), CutConnections: p.cutConns.Load(), CutRequests: p.cutRequests.Load()}
+	return ProxyStats{Requests: p.requests.Load(), CutConnections: p.cutConns.Load(), CutRequests: p.cutRequests.Load(), RefusedRequests: p.refusedRequests.Load()}
 }
 
 // close stops the proxy and closes every connection, to clients and to

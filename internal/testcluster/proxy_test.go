@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -87,4 +88,28 @@ func TestProxyCutAfterResponseIsAnAmbiguousFailure(t *testing.T) {
 	if _, err := proxied.BatchV1().Jobs(ns).Create(t.Context(), job, metav1.CreateOptions{}); err != nil {
 		t.Errorf("create after the cut: %v", err)
 	}
+}
+
+func TestProxyRefuseAnswers503UntilUndone(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	proxied := newClient(t, cluster.ProxyConfig())
+	before := cluster.Proxy().Stats()
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool {
+		return r.URL.Path == "/api/v1/namespaces/"+ns+"/configmaps" && r.URL.Query().Get("watch") == "true"
+	})
+	if _, err := proxied.CoreV1().ConfigMaps(ns).Watch(t.Context(), metav1.ListOptions{}); !apierrors.IsServiceUnavailable(err) {
+		t.Fatalf("refused watch: got %v, want 503 Service Unavailable", err)
+	}
+	if _, err := proxied.CoreV1().ConfigMaps(ns).List(t.Context(), metav1.ListOptions{}); err != nil {
+		t.Errorf("a list the matcher does not pick: %v", err)
+	}
+	if got := cluster.Proxy().Stats().RefusedRequests - before.RefusedRequests; got != 1 {
+		t.Errorf("refused requests grew by %d, want 1", got)
+	}
+	undo()
+	w, err := proxied.CoreV1().ConfigMaps(ns).Watch(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("watch after undo: %v", err)
+	}
+	w.Stop()
 }

@@ -1,0 +1,129 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/worker"
+)
+
+// A scheduler's unit test: a fake clientset stands in for the cluster, and
+// the test plays the Job controller, finishing the Job as soon as the
+// Worker reports it created.
+func ExampleWorker_Run() {
+	ctx := context.Background()
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", UID: "cluster-1"}})
+	w, err := worker.New(client, worker.Options{Name: "etl", Namespace: "runs"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close(ctx)
+
+	finish := func(pid clusterid.PID) {
+		jobs := client.BatchV1().Jobs(pid.Namespace)
+		job, _ := jobs.Get(ctx, pid.Name, metav1.GetOptions{})
+		job.Status.Succeeded = 1
+		job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
+		_, _ = jobs.UpdateStatus(ctx, job, metav1.UpdateOptions{})
+	}
+	res, err := w.Run(ctx, worker.Run{ID: "run-1", Started: finish})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.PID)
+	fmt.Println(res.Outcome)
+	// Output:
+	// cluster-1:runs:kubeworker-job-jzs5h67ivv
+	// Succeeded
+}
+
+// Any part of a Worker can be replaced: here the Job is never created or
+// followed, which is how a scheduler tests its own retry logic.
+func ExampleOptions_parts() {
+	w, err := worker.New(nil, worker.Options{
+		Creator:  creatorFunc(func(_ context.Context, job *batchv1.Job) (*batchv1.Job, error) { return job, nil }),
+		Identity: fixedIdentity{},
+		Waiter:   outcomeWaiter{jobwatch.Result{Outcome: jobwatch.Failed, ExitCode: 3}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer w.Close(context.Background())
+	res, err := w.Run(context.Background(), worker.Run{ID: "run-1"})
+	fmt.Println(res.Outcome, res.ExitCode, err)
+	// Output: Failed 3 <nil>
+}
+
+type creatorFunc func(context.Context, *batchv1.Job) (*batchv1.Job, error)
+
+func (f creatorFunc) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
+	return f(ctx, job)
+}
+
+type fixedIdentity struct{}
+
+func (fixedIdentity) PID(_ context.Context, ns, name string) (clusterid.PID, error) {
+	return clusterid.PID{ClusterUID: "test", Namespace: ns, Name: name}, nil
+}
+
+func (fixedIdentity) Kill(context.Context, clusterid.PID, time.Duration) error { return nil }
+
+type outcomeWaiter struct{ res jobwatch.Result }
+
+func (o outcomeWaiter) Wait(context.Context, jobwatch.JobRef, jobwatch.WaitOptions) (jobwatch.Result, error) {
+	return o.res, nil
+}
+
+func (outcomeWaiter) Close() {}
+
+// The Job of a run has a name made from the run ID, so the API server
+// itself refuses a second Job for the same run.
+func ExampleRunJobName() {
+	fmt.Println(worker.RunJobName("etl-", "run-1"))
+	fmt.Println(worker.RunJobName("etl-", "run-1") == worker.RunJobName("etl-", "run-1"))
+	// Output:
+	// etl-jzs5h67ivv
+	// true
+}
+
+// The install manifest for a worker process; Rules is its Role. Without
+// DeployOptions.ClusterUID, a ClusterRole lets the worker read the
+// kube-system namespace's UID, which names the cluster in PIDs.
+func ExampleDeploymentManifest() {
+	yaml, err := worker.DeploymentManifest(worker.DeployOptions{Name: "etl", Namespace: "workers", JobNamespace: "runs", Image: "example.com/etl-worker:1.4"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, line := range strings.Split(string(yaml), "\n") {
+		if strings.HasPrefix(line, "kind: ") {
+			fmt.Println(line)
+		}
+	}
+	for _, r := range worker.Rules(false) {
+		fmt.Println(r.Resources, r.Verbs)
+	}
+	// Output:
+	// kind: ServiceAccount
+	// kind: Role
+	// kind: RoleBinding
+	// kind: ClusterRole
+	// kind: ClusterRoleBinding
+	// kind: Deployment
+	// [jobs] [create get list watch delete]
+	// [pods] [list watch]
+	// [pods/log] [get]
+	// [events] [list]
+}
