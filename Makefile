@@ -1,7 +1,7 @@
 # kubeworker: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test check provision cluster fuzz bench
+.PHONY: demo test check provision cluster fuzz bench bench-suite
 
 # The library's main job, end to end: start the local control plane
 # (building it on first use), run one Job through a Worker, stream its log
@@ -38,5 +38,13 @@ fuzz:
 	  done; \
 	done
 
+# Micro-benchmarks of the pure packages, and jobwatch's scale figures.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./manifest ./jobwatch
+
+# The suite of BENCHMARKS.md on a local cluster of its own; rewrites the
+# table there. Run it on a quiet machine (about 15 minutes).
+SIZES ?= 1000,5000
+bench-suite: provision
+	$(GO) run ./internal/benchsuite/cmd/bench -sizes $(SIZES) -o BENCHMARKS.md
+

@@ -1,0 +1,176 @@
+package benchsuite
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/worker"
+)
+
+// ChildEnv, set in a process's environment, makes ChildMain run the
+// measured Worker instead of returning.
+const ChildEnv = "KUBEWORKER_BENCH_CHILD"
+
+// childArgs are the arguments the child is started with: a test binary
+// must run no test (the child's work is done by ChildMain, from TestMain).
+func childArgs() []string {
+	if strings.HasSuffix(os.Args[0], ".test") {
+		return []string{"-test.run=^$"}
+	}
+	return nil
+}
+
+// ChildMain runs the child's side of a scale measurement and exits, when
+// ChildEnv is set; otherwise it returns at once. Call it first thing in
+// main and TestMain of a binary that runs the suite.
+func ChildMain() {
+	if os.Getenv(ChildEnv) == "" {
+		return
+	}
+	if err := child(os.Stdin, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// child reads its childParams, runs them all through one Worker, measures
+// when the parent says "measure", and writes a childResult when every run
+// has ended.
+func child(in io.Reader, out io.Writer) error {
+	r := bufio.NewReader(in)
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("read params: %w", err)
+	}
+	var p childParams
+	if err := json.Unmarshal(line, &p); err != nil {
+		return fmt.Errorf("params %q: %w", line, err)
+	}
+	kubeconfig, err := os.ReadFile(p.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	// A rate limit out of the way: the measure is of following runs.
+	conf, err := worker.Config(worker.ConfigOptions{Kubeconfig: kubeconfig, QPS: 1000, Burst: 2000})
+	if err != nil {
+		return err
+	}
+	counted := &countingTransport{}
+	conf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	client, err := kubernetes.NewForConfig(conf)
+	if err != nil {
+		return err
+	}
+	ann := fmt.Sprintf(`[{"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {%q: %q, %q: %q}}}]`,
+		testcluster.AnnotationDelay, p.Delay, testcluster.AnnotationJitter, p.Jitter)
+
+	before := heap()
+	w, err := worker.New(client, worker.Options{
+		Name: workerName, Namespace: p.Namespace,
+		Prepare: manifest.PrepareOptions{Customizations: []byte(ann)},
+		Create:  worker.CreateOptions{Delay: 100 * time.Millisecond},
+	})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	res := childResult{Returned: make(map[string]int64, p.Runs)}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var tracked atomic.Int64
+	for i := range p.Runs {
+		wg.Go(func() {
+			var name string
+			r, err := w.Run(ctx, worker.Run{
+				ID: fmt.Sprintf("scale-%d", i),
+				Started: func(pid clusterid.PID) {
+					name = pid.Name
+					tracked.Add(1)
+				},
+			})
+			now := time.Now().UnixNano()
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil:
+				res.Wrong = append(res.Wrong, fmt.Sprintf("run %d: %v", i, err))
+			case r.Outcome != jobwatch.Succeeded:
+				res.Wrong = append(res.Wrong, fmt.Sprintf("run %d (%s): %s, exit code %d", i, name, r.Outcome, r.ExitCode))
+			default:
+				res.Returned[name] = now
+			}
+		})
+	}
+	// The parent says when every pod runs.
+	if line, err := r.ReadString('\n'); err != nil || strings.TrimSpace(line) != "measure" {
+		return errors.Join(errors.New("the parent did not say measure"), err)
+	}
+	after := heap()
+	res.HeapPerRun = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(p.Runs)
+	res.StackPerRun = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(p.Runs)
+	res.WatchesOpen = counted.open.Load()
+	if got := tracked.Load(); got != int64(p.Runs) {
+		return fmt.Errorf("%d of %d runs created at the measure", got, p.Runs)
+	}
+	wg.Wait()
+	if err := w.Close(ctx); err != nil {
+		return err
+	}
+	res.Requests = counted.requests.Load()
+	return json.NewEncoder(out).Encode(res)
+}
+
+func heap() runtime.MemStats {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return ms
+}
+
+// countingTransport counts requests, and watch requests open now.
+type countingTransport struct {
+	next     http.RoundTripper
+	requests atomic.Int64
+	open     atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.requests.Add(1)
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || req.URL.Query().Get("watch") != "true" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	c.open.Add(1)
+	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
+	return resp, nil
+}
+
+type countedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *countedBody) Close() error {
+	b.once.Do(b.done)
+	return b.ReadCloser.Close()
+}

@@ -1,0 +1,67 @@
+// Command bench runs kubeworker's benchmark suite on a local control plane
+// it starts, and writes the figures into BENCHMARKS.md between the suite's
+// markers.
+//
+//	go run ./internal/benchsuite/cmd/bench -sizes 1000,5000 -o BENCHMARKS.md
+//
+// Run it on a quiet machine: figures taken while other work runs say
+// little. The API server runs with its watch cache on, as real ones do.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/kubeworker/kubeworker/internal/benchsuite"
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+)
+
+func main() {
+	benchsuite.ChildMain()
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	flags := flag.NewFlagSet("bench", flag.ContinueOnError)
+	sizes := flags.String("sizes", "1000,5000", "numbers of concurrent runs to measure, comma-separated")
+	out := flags.String("o", "BENCHMARKS.md", "Markdown file to write the table into")
+	var opts benchsuite.Options
+	flags.IntVar(&opts.SubmitJobs, "submit", 500, "Jobs per submission round")
+	flags.IntVar(&opts.SubmitRounds, "rounds", 3, "submission rounds")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-sizes: %q is not a positive number", s)
+		}
+		opts.Sizes = append(opts.Sizes, n)
+	}
+	opts.Progress = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cluster, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr, WatchCache: true})
+	if err != nil {
+		return err
+	}
+	defer cluster.Stop()
+	rep, err := benchsuite.Run(ctx, cluster, opts)
+	if err != nil {
+		return err
+	}
+	command := "go run ./internal/benchsuite/cmd/bench " + strings.Join(args, " ")
+	if err := benchsuite.WriteTable(os.Stdout, rep, command); err != nil {
+		return err
+	}
+	return benchsuite.UpdateFile(*out, rep, command)
+}

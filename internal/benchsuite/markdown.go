@@ -1,0 +1,98 @@
+package benchsuite
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// The suite's table sits between these markers in BENCHMARKS.md; text
+// around them is kept when the table is written again.
+const (
+	beginMarker = "<!-- benchsuite:begin -->"
+	endMarker   = "<!-- benchsuite:end -->"
+)
+
+// WriteTable writes rep as a Markdown table with the goal of each figure
+// and the command that reproduces it.
+func WriteTable(w io.Writer, rep *Report, command string) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Measured %s on %s, in %s, with `%s`.\n\n", rep.Started.UTC().Format(time.DateTime+" MST"), rep.Machine, rep.Took.Round(time.Second), command)
+	b.WriteString("| figure | goal | measured |\n|---|---|---|\n")
+	for _, s := range rep.Submit {
+		fmt.Fprintf(&b, "| submission of %d Jobs at %g QPS (burst %d), %s | ≥ 0.9× | **%.2f×** (raw loop %s, Worker %s) |\n",
+			s.Jobs, s.QPS, s.Burst, "Worker throughput over a raw client-go Create loop", s.Ratio, s.Raw.Round(time.Millisecond), s.Worker.Round(time.Millisecond))
+	}
+	for _, s := range rep.Scale {
+		fmt.Fprintf(&b, "| watch connections open, %d concurrent runs | O(namespaces) | **%d** (API server: +%.0f namespaced watches) |\n", s.Runs, s.WatchesOpen, s.APIServerWatches)
+	}
+	for _, s := range rep.Scale {
+		fmt.Fprintf(&b, "| API requests per run, %d runs (API server's apiserver_request_total) | ≤ 3 | **%.3f** (client's own count: %.3f) |\n", s.Runs, s.APIServerRequestsPerRun, s.ClientRequestsPerRun)
+	}
+	for _, s := range rep.Scale {
+		fmt.Fprintf(&b, "| completion detection, pod's terminal status → Run returns, %d runs | p99 ≤ 250 ms | p50 **%s**, p99 **%s**: Job controller p50 %s, p99 %s; library p50 %s, p99 %s |\n",
+			s.Runs, ms(s.DetectP50), ms(s.DetectP99), ms(s.JobControllerP50), ms(s.JobControllerP99), ms(s.LibraryP50), ms(s.LibraryP99))
+	}
+	for _, s := range rep.Scale {
+		fmt.Fprintf(&b, "| Worker heap per tracked run, %d runs | ≤ 16 KiB | **%.1f KiB** (+ %.1f KiB goroutine stack) |\n", s.Runs, s.HeapPerRun/1024, s.StackPerRun/1024)
+	}
+	p := rep.Prepare
+	fmt.Fprintf(&b, "| render+prepare of the default template vs strict decode of its Job | ≤ 3× | **%.2f×** (%.1f µs vs %.1f µs; %d allocs) |\n",
+		p.Ratio, p.RenderPrepare/1000, p.StrictDecode/1000, p.RenderPrepareAllocs)
+	if len(rep.Scale) >= 2 {
+		lo, hi := rep.Scale[0], rep.Scale[len(rep.Scale)-1]
+		fmt.Fprintf(&b, "\nGrowth from %d to %d runs (%.0f× the runs), per run: API requests %s, heap %s, client requests %s; watches %d → %d; detection p99 %s → %s.\n",
+			lo.Runs, hi.Runs, float64(hi.Runs)/float64(lo.Runs),
+			ratio(hi.APIServerRequestsPerRun, lo.APIServerRequestsPerRun), ratio(hi.HeapPerRun, lo.HeapPerRun), ratio(hi.ClientRequestsPerRun, lo.ClientRequestsPerRun),
+			lo.WatchesOpen, hi.WatchesOpen, ms(lo.DetectP99), ms(hi.DetectP99))
+	}
+	for _, s := range rep.Scale {
+		for _, wrong := range s.Wrong {
+			fmt.Fprintf(&b, "\n- wrong at %d runs: %s", s.Runs, wrong)
+		}
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// UpdateFile puts the table of rep between the markers in the Markdown
+// file at path, keeping the rest; a file without markers gets them at its
+// end, and a missing file is created.
+func UpdateFile(path string, rep *Report, command string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var table bytes.Buffer
+	if err := WriteTable(&table, rep, command); err != nil {
+		return err
+	}
+	block := beginMarker + "\n" + table.String() + "\n" + endMarker
+	text := string(old)
+	i, j := strings.Index(text, beginMarker), strings.Index(text, endMarker)
+	switch {
+	case i >= 0 && j > i:
+		text = text[:i] + block + text[j+len(endMarker):]
+	case len(text) > 0:
+		text = strings.TrimRight(text, "\n") + "\n\n" + block + "\n"
+	default:
+		text = "# Benchmarks\n\n" + block + "\n"
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+}
+
+// ratio says how b compares with a, as "×1.05".
+func ratio(b, a float64) string {
+	if a == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("×%.2f", b/a)
+}

@@ -1,0 +1,356 @@
+package benchsuite
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/worker"
+)
+
+// Scale is what one Worker following Runs concurrent runs cost, and how
+// fast it saw them end.
+type Scale struct {
+	Runs int
+	// WatchesOpen is the watch requests the Worker's client had open while
+	// every run was tracked (its transport counts them); APIServerWatches
+	// the rise in the API server's namespaced Job and pod watches then.
+	WatchesOpen      int64
+	APIServerWatches float64
+	// ClientRequests is every request the Worker's client made, from New
+	// to Close, creation included. APIServerRequests is the rise in the
+	// API server's apiserver_request_total over the same time for the
+	// requests a Worker makes (jobs, namespaced pod lists and watches,
+	// pod logs, event lists; the cluster's own components make none of
+	// those). Both also per run.
+	ClientRequests                                int64
+	APIServerRequests                             float64
+	ClientRequestsPerRun, APIServerRequestsPerRun float64
+	// HeapPerRun and StackPerRun are the rise in live heap and goroutine
+	// stacks, from before New to the moment every run was tracked, per
+	// run.
+	HeapPerRun, StackPerRun float64
+	// Detect is the time from the pod's terminal status being observed by
+	// an independent watch (the raw client-go baseline) to Run returning.
+	// JobController is the part of it before the same watch saw the Job's
+	// Complete or Failed condition: the cluster's Job controller, which
+	// Run waits for. Library is the rest: from the Job's condition seen by
+	// the raw watch to Run returning. p50 and p99 each.
+	DetectP50, DetectP99               time.Duration
+	JobControllerP50, JobControllerP99 time.Duration
+	LibraryP50, LibraryP99             time.Duration
+	// Timed is how many runs the detection figures are made of.
+	Timed int
+	// Wrong lists runs that did not end Succeeded; Elapsed is the whole
+	// measurement.
+	Wrong   []string
+	Elapsed time.Duration
+}
+
+// childParams is what the parent tells the child.
+type childParams struct {
+	Kubeconfig string
+	Namespace  string
+	Runs       int
+	Delay      string
+	Jitter     string
+}
+
+// childResult is what the child reports.
+type childResult struct {
+	WatchesOpen             int64
+	Requests                int64
+	HeapPerRun, StackPerRun float64
+	// Returned maps a run's Job name to when its Run returned (Unix ns).
+	Returned map[string]int64
+	Wrong    []string
+}
+
+func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, n int) (Scale, error) {
+	s := Scale{Runs: n}
+	start := time.Now()
+	ns, err := newNamespace(ctx, admin, fmt.Sprintf("bench-scale-%d", n))
+	if err != nil {
+		return s, err
+	}
+	ends := newEndWatch(admin, ns)
+	defer ends.stop()
+	if err := ends.start(ctx); err != nil {
+		return s, err
+	}
+
+	run := opts.runTime(n)
+	params, _ := json.Marshal(childParams{Kubeconfig: cluster.Kubeconfig(), Namespace: ns, Runs: n, Delay: run.String(), Jitter: (2 * run).String()})
+	reqBefore, err := apiserverRequests(ctx, admin)
+	if err != nil {
+		return s, err
+	}
+	watchesBefore, err := apiserverWatches(ctx, admin)
+	if err != nil {
+		return s, err
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], childArgs()...)
+	cmd.Env = append(os.Environ(), ChildEnv+"=1")
+	cmd.Stderr = opts.Progress
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return s, err
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		return s, fmt.Errorf("start the child: %w", err)
+	}
+	fmt.Fprintf(stdin, "%s\n", params)
+	// Measure once every pod runs (or has run), so every run is tracked.
+	if err := ends.waitStarted(ctx, n); err != nil {
+		stdin.Close()
+		cmd.Wait()
+		return s, err
+	}
+	watchesAt, err := apiserverWatches(ctx, admin)
+	if err != nil {
+		stdin.Close()
+		cmd.Wait()
+		return s, err
+	}
+	s.APIServerWatches = watchesAt - watchesBefore
+	fmt.Fprintln(stdin, "measure")
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		return s, fmt.Errorf("the child: %w", err)
+	}
+	var res childResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return s, fmt.Errorf("the child said %q: %w", out.String(), err)
+	}
+	reqAfter, err := apiserverRequests(ctx, admin)
+	if err != nil {
+		return s, err
+	}
+	s.WatchesOpen, s.HeapPerRun, s.StackPerRun, s.Wrong = res.WatchesOpen, res.HeapPerRun, res.StackPerRun, res.Wrong
+	s.ClientRequests, s.APIServerRequests = res.Requests, reqAfter-reqBefore
+	s.ClientRequestsPerRun, s.APIServerRequestsPerRun = float64(res.Requests)/float64(n), s.APIServerRequests/float64(n)
+
+	var detect, jobc, lib []time.Duration
+	podEnd, jobEnd := ends.times()
+	for job, ret := range res.Returned {
+		p, ok1 := podEnd[job]
+		j, ok2 := jobEnd[job]
+		if !ok1 || !ok2 {
+			s.Wrong = append(s.Wrong, fmt.Sprintf("Job %s: its end was not seen by the independent watch", job))
+			continue
+		}
+		r := time.Unix(0, ret)
+		detect, jobc, lib = append(detect, r.Sub(p)), append(jobc, j.Sub(p)), append(lib, r.Sub(j))
+	}
+	s.Timed = len(detect)
+	s.DetectP50, s.DetectP99 = percentile(detect, 50), percentile(detect, 99)
+	s.JobControllerP50, s.JobControllerP99 = percentile(jobc, 50), percentile(jobc, 99)
+	s.LibraryP50, s.LibraryP99 = percentile(lib, 50), percentile(lib, 99)
+	s.Elapsed = time.Since(start)
+	return s, nil
+}
+
+// endWatch is the independent, raw client-go watch that times when each
+// run's pod and Job end. It watches the whole cluster, selecting the
+// measured Worker's Jobs by label, so the API server counts none of its
+// watches as namespaced ones.
+type endWatch struct {
+	ns      string
+	factory informers.SharedInformerFactory
+	stopCh  chan struct{}
+
+	mu      sync.Mutex
+	started map[string]bool      // pod name → has run
+	podEnd  map[string]time.Time // Job name → first pod end seen
+	jobEnd  map[string]time.Time // Job name → Job end seen
+	changed chan struct{}
+}
+
+func newEndWatch(admin kubernetes.Interface, ns string) *endWatch {
+	sel := labels.Set{worker.LabelWorker: workerName}.String()
+	return &endWatch{
+		ns: ns,
+		factory: informers.NewSharedInformerFactoryWithOptions(admin, 0,
+			informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel })),
+		stopCh:  make(chan struct{}),
+		started: map[string]bool{},
+		podEnd:  map[string]time.Time{},
+		jobEnd:  map[string]time.Time{},
+		changed: make(chan struct{}, 1),
+	}
+}
+
+func (e *endWatch) start(ctx context.Context) error {
+	pods := e.factory.Core().V1().Pods().Informer()
+	jobs := e.factory.Batch().V1().Jobs().Informer()
+	onPod := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Namespace != e.ns {
+			return
+		}
+		now := time.Now()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		switch p.Status.Phase {
+		case corev1.PodRunning:
+			e.started[p.Name] = true
+		case corev1.PodSucceeded, corev1.PodFailed:
+			e.started[p.Name] = true
+			job := p.Labels[batchv1.JobNameLabel]
+			if _, seen := e.podEnd[job]; !seen {
+				e.podEnd[job] = now
+			}
+		}
+		e.notify()
+	}
+	onJob := func(obj any) {
+		j, ok := obj.(*batchv1.Job)
+		if !ok || j.Namespace != e.ns || !jobDone(j) {
+			return
+		}
+		now := time.Now()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if _, seen := e.jobEnd[j.Name]; !seen {
+			e.jobEnd[j.Name] = now
+		}
+	}
+	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onPod, UpdateFunc: func(_, o any) { onPod(o) }}); err != nil {
+		return err
+	}
+	if _, err := jobs.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: onJob, UpdateFunc: func(_, o any) { onJob(o) }}); err != nil {
+		return err
+	}
+	e.factory.Start(e.stopCh)
+	for typ, ok := range e.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("the independent watch of %v did not sync", typ)
+		}
+	}
+	return nil
+}
+
+func (e *endWatch) notify() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitStarted waits until n pods have run.
+func (e *endWatch) waitStarted(ctx context.Context, n int) error {
+	for {
+		e.mu.Lock()
+		got := len(e.started)
+		e.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d pods started: %w", got, n, ctx.Err())
+		case <-e.changed:
+		}
+	}
+}
+
+func (e *endWatch) times() (podEnd, jobEnd map[string]time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.podEnd, e.jobEnd
+}
+
+func (e *endWatch) stop() {
+	close(e.stopCh)
+	e.factory.Shutdown()
+}
+
+// apiserverRequests sums apiserver_request_total over the requests a
+// Worker makes and the cluster's components do not: any request on jobs
+// (not a subresource) short of a whole-cluster list or watch, namespaced
+// lists and watches of pods, pod logs, and namespaced event lists.
+func apiserverRequests(ctx context.Context, admin kubernetes.Interface) (float64, error) {
+	return sumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
+		switch {
+		case l["scope"] == "cluster":
+			return false
+		case l["resource"] == "jobs" && l["subresource"] == "":
+			return true
+		case l["resource"] == "pods" && l["subresource"] == "":
+			return l["verb"] == "LIST" || l["verb"] == "WATCH"
+		case l["resource"] == "pods" && l["subresource"] == "log":
+			return true
+		case l["resource"] == "events":
+			return l["verb"] == "LIST"
+		}
+		return false
+	})
+}
+
+// apiserverWatches sums apiserver_longrunning_requests for namespaced
+// watches of jobs and pods, which only a namespaced Watcher makes.
+func apiserverWatches(ctx context.Context, admin kubernetes.Interface) (float64, error) {
+	return sumMetric(ctx, admin, "apiserver_longrunning_requests{", func(l map[string]string) bool {
+		return l["verb"] == "WATCH" && l["scope"] == "namespace" && (l["resource"] == "jobs" || l["resource"] == "pods")
+	})
+}
+
+// sumMetric reads the API server's /metrics and sums the samples of the
+// metric whose line starts with prefix and whose labels keep accepts.
+func sumMetric(ctx context.Context, admin kubernetes.Interface, prefix string, keep func(map[string]string) bool) (float64, error) {
+	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the API server's metrics: %w", err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		end := strings.LastIndexByte(line, '}')
+		if end < 0 || !keep(metricLabels(line[len(prefix):end])) {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse metric %q: %w", line, err)
+		}
+		sum += v
+	}
+	return sum, sc.Err()
+}
+
+// metricLabels parses `a="x",b="y"`; label values here hold no quotes or
+// commas.
+func metricLabels(s string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok {
+			out[k] = strings.Trim(v, `"`)
+		}
+	}
+	return out
+}

@@ -1,0 +1,151 @@
+package benchsuite
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+)
+
+// workerName names the measured Workers; their Jobs carry it as
+// worker.LabelWorker, which the parent's watch selects on.
+const workerName = "bench"
+
+// Options say what to measure. The zero value measures 1,000 runs.
+type Options struct {
+	// Sizes are the numbers of concurrent runs to measure. Default 1000.
+	Sizes []int
+	// SubmitJobs is how many Jobs each submission round creates. Default
+	// 500.
+	SubmitJobs int
+	// SubmitRounds is how many rounds of raw-then-Worker submission to run;
+	// the median round counts. Default 3.
+	SubmitRounds int
+	// Concurrency is how many goroutines create Jobs in a submission
+	// round, for the raw loop and the Worker alike. Default 16.
+	Concurrency int
+	// RunTime is the least time a pod of a scale measurement runs, so that
+	// every run is tracked at once; each pod runs a uniformly random time
+	// between RunTime and twice that. Default 30 ms per run, at least 20 s.
+	RunTime time.Duration
+	// Progress gets a line per step. Default: discard.
+	Progress io.Writer
+}
+
+func (o Options) withDefaults() Options {
+	if len(o.Sizes) == 0 {
+		o.Sizes = []int{1000}
+	}
+	if o.SubmitJobs == 0 {
+		o.SubmitJobs = 500
+	}
+	if o.SubmitRounds == 0 {
+		o.SubmitRounds = 3
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = 16
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+func (o Options) runTime(n int) time.Duration {
+	if o.RunTime > 0 {
+		return o.RunTime
+	}
+	return max(20*time.Second, time.Duration(n)*30*time.Millisecond)
+}
+
+// Report is every figure of one suite run.
+type Report struct {
+	// Machine says where it ran: CPUs, OS and architecture, Go version.
+	Machine string
+	// Started is when the suite began; Took how long it ran.
+	Started time.Time
+	Took    time.Duration
+	Prepare Prepare
+	Submit  []Submission
+	Scale   []Scale
+}
+
+// Run measures kubeworker on cluster and returns the figures. It creates
+// its own namespaces and leaves them for the cluster's Stop.
+func Run(ctx context.Context, cluster *testcluster.Cluster, opts Options) (*Report, error) {
+	opts = opts.withDefaults()
+	rep := &Report{
+		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
+		Started: time.Now(),
+	}
+	fmt.Fprintln(opts.Progress, "bench: render+prepare against strict decode")
+	var err error
+	if rep.Prepare, err = measurePrepare(); err != nil {
+		return nil, fmt.Errorf("render+prepare: %w", err)
+	}
+	admin, err := kubernetes.NewForConfig(cluster.Config())
+	if err != nil {
+		return nil, err
+	}
+	for _, limits := range []struct {
+		qps   float32
+		burst int
+	}{{100, 200}, {5000, 10000}} {
+		fmt.Fprintf(opts.Progress, "bench: submission of %d Jobs at %g QPS, %d rounds\n", opts.SubmitJobs, limits.qps, opts.SubmitRounds)
+		s, err := measureSubmission(ctx, cluster, admin, opts, limits.qps, limits.burst)
+		if err != nil {
+			return nil, fmt.Errorf("submission at %g QPS: %w", limits.qps, err)
+		}
+		rep.Submit = append(rep.Submit, s)
+	}
+	for _, n := range opts.Sizes {
+		fmt.Fprintf(opts.Progress, "bench: %d concurrent runs\n", n)
+		s, err := measureScale(ctx, cluster, admin, opts, n)
+		if err != nil {
+			return nil, fmt.Errorf("%d runs: %w", n, err)
+		}
+		rep.Scale = append(rep.Scale, s)
+	}
+	rep.Took = time.Since(rep.Started)
+	return rep, nil
+}
+
+// newNamespace creates a namespace named from prefix.
+func newNamespace(ctx context.Context, admin kubernetes.Interface, prefix string) (string, error) {
+	ns, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("create namespace: %w", err)
+	}
+	return ns.Name, nil
+}
+
+// withLimits copies conf with a client rate limit.
+func withLimits(conf *rest.Config, qps float32, burst int) *rest.Config {
+	c := rest.CopyConfig(conf)
+	c.QPS, c.Burst = qps, burst
+	return c
+}
+
+// percentile returns the p-th percentile (0 < p ≤ 100) of ds, nearest
+// rank; zero for none.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	rank := int(float64(len(s))*p/100+0.5) - 1
+	return s[min(max(rank, 0), len(s)-1)]
+}
+
+func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }

@@ -1,0 +1,74 @@
+package benchsuite
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubeworker/kubeworker/internal/testcluster"
+)
+
+// cluster is the real control plane the smoke test uses.
+var cluster *testcluster.Cluster
+
+func TestMain(m *testing.M) {
+	ChildMain()
+	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{WatchCache: true}))
+}
+
+// TestSuiteSmoke runs the whole suite small, so that it cannot rot: every
+// figure is produced and every run ends as scripted. Its times mean
+// nothing and are not checked.
+func TestSuiteSmoke(t *testing.T) {
+	rep, err := Run(t.Context(), cluster, Options{Sizes: []int{10, 20}, SubmitJobs: 10, SubmitRounds: 1, Concurrency: 4, RunTime: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Submit) != 2 || len(rep.Scale) != 2 {
+		t.Fatalf("%d submission and %d scale figures, want 2 and 2", len(rep.Submit), len(rep.Scale))
+	}
+	for _, s := range rep.Submit {
+		if s.Raw <= 0 || s.Worker <= 0 || s.Ratio <= 0 {
+			t.Errorf("submission at %g QPS has no figure: %+v", s.QPS, s)
+		}
+	}
+	for _, s := range rep.Scale {
+		for _, w := range s.Wrong {
+			t.Errorf("%d runs: %s", s.Runs, w)
+		}
+		// One Job watch and one pod watch for the namespace, whatever
+		// the number of runs.
+		if s.WatchesOpen != 2 || s.APIServerWatches != 2 {
+			t.Errorf("%d runs: %d watches open (API server +%.0f), want 2", s.Runs, s.WatchesOpen, s.APIServerWatches)
+		}
+		if s.ClientRequests < int64(s.Runs) || s.APIServerRequests < float64(s.Runs) {
+			t.Errorf("%d runs: %d client requests, API server +%.0f; want at least a create per run", s.Runs, s.ClientRequests, s.APIServerRequests)
+		}
+		if s.Timed != s.Runs {
+			t.Errorf("%d runs: %d timed from their pod's end to Run's return", s.Runs, s.Timed)
+		}
+	}
+	if rep.Prepare.Ratio <= 0 {
+		t.Errorf("no render+prepare figure: %+v", rep.Prepare)
+	}
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\nProse that stays.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second write replaces the first table
+		if err := UpdateFile(path, rep, "go test ./internal/benchsuite"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	if !strings.Contains(text, "Prose that stays.") || strings.Count(text, beginMarker) != 1 || strings.Count(text, "| submission of") != 2 {
+		t.Errorf("BENCHMARKS.md after two writes:\n%s", text)
+	}
+	t.Logf("\n%s", text)
+}
