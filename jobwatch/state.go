@@ -125,7 +125,8 @@ func mergeListed(pods, listed []*corev1.Pod) []*corev1.Pod {
 }
 
 // accounted reports whether the pods explain the Job's end: at least
-// its succeeded and failed counts, and at least one such pod once it has
+// its succeeded and failed counts, with the pods it has not counted yet,
+// and at least one such pod once it has
 // succeeded or failed (the Job controller may set SuccessCriteriaMet or
 // FailureTarget before it counts), so that their final states have
 // arrived.
@@ -141,6 +142,12 @@ func accounted(job *batchv1.Job, pods []*corev1.Pod, gone map[types.UID]bool) bo
 	}
 	end := jobEnd(job)
 	wantSucceeded, wantFailed := job.Status.Succeeded, job.Status.Failed
+	// The Job controller sets FailureTarget (or SuccessCriteriaMet) in the
+	// same update that lists the pods it has yet to count.
+	if u := job.Status.UncountedTerminatedPods; u != nil {
+		wantSucceeded += int32(len(u.Succeeded))
+		wantFailed += int32(len(u.Failed))
+	}
 	if end.succeeded {
 		wantSucceeded = max(wantSucceeded, 1)
 	}

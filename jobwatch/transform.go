@@ -65,7 +65,12 @@ func trimJob(j *batchv1.Job) *batchv1.Job {
 	out.Spec.Template.Labels = j.Spec.Template.Labels
 	out.Spec.Template.Spec.Containers = containerNames(j.Spec.Template.Spec.Containers)
 	out.Status = j.Status
-	out.Status.UncountedTerminatedPods = nil
+	// Pods the Job controller saw end but has not counted yet stay (a few
+	// UIDs, for a moment): with FailureTarget or SuccessCriteriaMet set,
+	// they are the pods the end is made of (see accounted).
+	if u := j.Status.UncountedTerminatedPods; u != nil && len(u.Succeeded)+len(u.Failed) == 0 {
+		out.Status.UncountedTerminatedPods = nil
+	}
 	return out
 }
 
