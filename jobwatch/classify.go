@@ -22,6 +22,11 @@ import (
 // condition, or more failed pods than its backoffLimit (failed); or a
 // deletionTimestamp (Deleted).
 //
+// The Job's own conditions decide, as soon as the Job controller does:
+// SuccessCriteriaMet and FailureTarget (Kubernetes 1.31 and later) come
+// before Complete and Failed, while the controller still terminates
+// pods, and count the same.
+//
 // The newest pod (by creation time, then name) gives Pod, Container and
 // ExitCode. For a failed Job the most specific cause wins, checked in
 // this order on the newest pod, then on the Job:
@@ -33,14 +38,24 @@ import (
 //  5. Unschedulable: the pod is Pending, PodScheduled False, reason
 //     Unschedulable.
 //  6. DeadlineExceeded: the Job's reason is DeadlineExceeded.
-//  7. BackoffLimitExceeded: the Job's reason is BackoffLimitExceeded and
+//  7. PodVanished: every pod of the Job was deleted (a deletionTimestamp,
+//     or gone) before it reached a terminal phase, and the Job's reason
+//     is not one for which the Job controller deletes pods itself
+//     (PodFailurePolicy, FailedIndexes, MaxFailedIndexesExceeded).
+//  8. BackoffLimitExceeded: the Job's reason is BackoffLimitExceeded and
 //     its backoffLimit is at least 1, so it did retry.
-//  8. Failed, with the run container's exit code (-1 if none).
+//  9. Failed, with the run container's exit code (-1 if none).
 //
 // So a Job that failed with BackoffLimitExceeded because its pod was
 // OOM-killed gives OOMKilled, ExitCode 137, Reason OOMKilled and
 // JobReason BackoffLimitExceeded. A Job that finished before it was
-// deleted keeps its outcome; only an unfinished one is Deleted.
+// deleted keeps its outcome; only an unfinished one is Deleted. The exit
+// code is never guessed: a pod that vanished has none (-1).
+//
+// Native sidecars (init containers with restartPolicy Always) never give
+// the exit code: the run container is one of the pod's containers, found
+// by name, so neither a native sidecar nor a sidecar listed first in
+// containers changes the Result when container names the run container.
 func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result, finished bool) {
 	r = Result{ExitCode: -1}
 	sorted := slices.Clone(pods)
@@ -85,7 +100,7 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 		}
 		return r, true
 	case end.failed:
-		failedCause(&r, job, pod, term)
+		failedCause(&r, job, sorted, term)
 		return r, true
 	case job.DeletionTimestamp != nil:
 		r.Outcome = Deleted
@@ -103,6 +118,9 @@ type jobEnding struct {
 	reason, message   string
 	at                time.Time
 }
+
+// done reports whether the Job has ended, either way.
+func (e jobEnding) done() bool { return e.succeeded || e.failed }
 
 func jobEnd(job *batchv1.Job) jobEnding {
 	var e jobEnding
@@ -134,7 +152,8 @@ func jobEnd(job *batchv1.Job) jobEnding {
 
 // failedCause sets the Outcome, Reason and Message of a failed Job from
 // the most specific cause (see Classify).
-func failedCause(r *Result, job *batchv1.Job, pod *corev1.Pod, term *corev1.ContainerStateTerminated) {
+func failedCause(r *Result, job *batchv1.Job, pods []*corev1.Pod, term *corev1.ContainerStateTerminated) {
+	pod := newestPod(pods)
 	if pod != nil {
 		if reason, message, ok := evicted(pod); ok {
 			r.Outcome, r.Reason, r.Message = Evicted, reason, message
@@ -163,6 +182,9 @@ func failedCause(r *Result, job *batchv1.Job, pod *corev1.Pod, term *corev1.Cont
 	switch {
 	case r.JobReason == batchv1.JobReasonDeadlineExceeded:
 		r.Outcome, r.Reason, r.Message = DeadlineExceeded, r.JobReason, r.JobMessage
+	case !jobDeletesPods[r.JobReason] && allVanished(pods, r.Container):
+		r.Outcome, r.Reason, r.Message = PodVanished, r.JobReason, r.JobMessage
+		r.NoExitCode = fmt.Sprintf("pod %s was deleted before it reported how it ended", pod.Name)
 	case r.JobReason == batchv1.JobReasonBackoffLimitExceeded && job.Spec.BackoffLimit != nil && *job.Spec.BackoffLimit > 0:
 		r.Outcome, r.Reason, r.Message = BackoffLimitExceeded, r.JobReason, r.JobMessage
 	default:
@@ -183,4 +205,31 @@ func evicted(pod *corev1.Pod) (reason, message string, ok bool) {
 		return cmp.Or(pod.Status.Reason, c.Reason), cmp.Or(pod.Status.Message, c.Message), true
 	}
 	return "", "", false
+}
+
+// jobDeletesPods are the reasons of a failed Job for which the Job
+// controller deletes the Job's remaining pods itself.
+var jobDeletesPods = map[string]bool{
+	batchv1.JobReasonPodFailurePolicy:         true,
+	batchv1.JobReasonFailedIndexes:            true,
+	batchv1.JobReasonMaxFailedIndexesExceeded: true,
+}
+
+// allVanished reports whether pods is not empty and every pod in it was
+// deleted before it ended: marked for deletion (or gone, which Wait marks
+// the same way) while neither Succeeded nor Failed, its run container not
+// terminated.
+func allVanished(pods []*corev1.Pod, container string) bool {
+	if len(pods) == 0 {
+		return false
+	}
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil || podFinished(p) {
+			return false
+		}
+		if s := containerStatus(p, runContainer(p, container)); s != nil && s.State.Terminated != nil {
+			return false
+		}
+	}
+	return true
 }

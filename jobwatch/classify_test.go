@@ -154,6 +154,45 @@ func TestClassify(t *testing.T) {
 			finished: true, outcome: Failed, exitCode: -1, reason: backoff, jobReason: backoff, pod: "p1", wantCont: "main",
 		},
 		{
+			name:     "a Job that failed after its only pod was deleted from outside is PodVanished",
+			job:      testJob(withCounts(0, 1), withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, podDeleted)},
+			finished: true, outcome: PodVanished, exitCode: -1, reason: backoff, jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name: "a vanished pod after one that failed by itself leaves the failure to the run",
+			job:  testJob(withBackoffLimit(1), withCounts(0, 2), withCondition(batchv1.JobFailed, backoff)),
+			pods: []*corev1.Pod{
+				testPod("p1", 1, running, exited("main", 1, "Error")),
+				testPod("p2", 5, running, podDeleted),
+			},
+			finished: true, outcome: BackoffLimitExceeded, exitCode: -1, reason: backoff, jobReason: backoff, pod: "p2", wantCont: "main",
+		},
+		{
+			name:     "a pod the Job controller deleted past the deadline is DeadlineExceeded, not PodVanished",
+			job:      testJob(withCondition(batchv1.JobFailed, batchv1.JobReasonDeadlineExceeded)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, podDeleted)},
+			finished: true, outcome: DeadlineExceeded, exitCode: -1, reason: "DeadlineExceeded", jobReason: "DeadlineExceeded", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a pod the pod failure policy had deleted is not PodVanished",
+			job:      testJob(withCondition(batchv1.JobFailureTarget, batchv1.JobReasonPodFailurePolicy)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, podDeleted)},
+			finished: true, outcome: Failed, exitCode: -1, reason: "PodFailurePolicy", jobReason: "PodFailurePolicy", pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a deleted pod that had exited keeps its exit code",
+			job:      testJob(withCondition(batchv1.JobFailed, backoff)),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 2, "Error"), podDeleted)},
+			finished: true, outcome: Failed, exitCode: 2, reason: "Error", jobReason: backoff, pod: "p1", wantCont: "main",
+		},
+		{
+			name:     "a native sidecar's exit code does not count",
+			job:      testJob(withCondition(batchv1.JobComplete, "CompletionsReached")),
+			pods:     []*corev1.Pod{testPod("p1", 1, running, nativeSidecar("proxy", 143), exited("main", 0, "Completed"))},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
+		},
+		{
 			name:     "a failed Job without pods is Failed with exit code -1",
 			job:      testJob(withCondition(batchv1.JobFailed, "PodFailurePolicy")),
 			finished: true, outcome: Failed, exitCode: -1, reason: "PodFailurePolicy", jobReason: "PodFailurePolicy",
@@ -194,7 +233,7 @@ func TestClassifyKeepsTheRawMessages(t *testing.T) {
 
 func TestOutcomeStringNamesEveryOutcome(t *testing.T) {
 	seen := map[string]bool{}
-	for o := Unknown; o <= TimedOut; o++ {
+	for o := Unknown; o <= PodVanished; o++ {
 		s := o.String()
 		if s == "" || seen[s] || s[0] == 'O' && o != OOMKilled {
 			t.Errorf("Outcome %d has name %q", int(o), s)
@@ -203,5 +242,33 @@ func TestOutcomeStringNamesEveryOutcome(t *testing.T) {
 	}
 	if got := Outcome(99).String(); got != "Outcome(99)" {
 		t.Errorf("Outcome(99).String() = %q", got)
+	}
+}
+
+func TestOutcomeFaultChargesEveryOutcome(t *testing.T) {
+	want := map[Outcome]Fault{
+		Unknown: FaultUnknown, TimedOut: FaultUnknown,
+		Succeeded: FaultNone,
+		Failed:    FaultRun, BackoffLimitExceeded: FaultRun, DeadlineExceeded: FaultRun, OOMKilled: FaultRun, CrashLoop: FaultRun,
+		Evicted: FaultInfrastructure, ImagePullError: FaultInfrastructure, Unschedulable: FaultInfrastructure,
+		NeverStarted: FaultInfrastructure, CannotCreatePod: FaultInfrastructure, Deleted: FaultInfrastructure, PodVanished: FaultInfrastructure,
+	}
+	for o := Unknown; o <= PodVanished; o++ {
+		f, ok := want[o]
+		if !ok {
+			t.Errorf("no attribution decided for %v", o)
+			continue
+		}
+		if got := o.Fault(); got != f {
+			t.Errorf("%v.Fault() = %v, want %v", o, got, f)
+		}
+	}
+	if Outcome(99).Fault() != FaultUnknown || Fault(9).String() != "Fault(9)" || FaultInfrastructure.String() != "Infrastructure" {
+		t.Errorf("out of range: %v %q", Outcome(99).Fault(), Fault(9).String())
+	}
+	for c := CauseUnknown; c <= CauseCrashLoop; c++ {
+		if s := c.String(); s == "" || s[0] == 'C' && c != CauseCrashLoop {
+			t.Errorf("Cause %d has name %q", int(c), s)
+		}
 	}
 }

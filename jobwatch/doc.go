@@ -17,8 +17,11 @@
 //	case jobwatch.Succeeded:
 //	case jobwatch.Failed:
 //		log.Printf("exit code %d: %s", res.ExitCode, res.Message)
-//	case jobwatch.Unschedulable, jobwatch.ImagePullError, jobwatch.NeverStarted:
-//		log.Printf("never started: %s: %s", res.Diagnosis.Reason, res.Diagnosis.Message)
+//	case jobwatch.Unschedulable, jobwatch.ImagePullError, jobwatch.CannotCreatePod, jobwatch.NeverStarted:
+//		log.Printf("never started: %v: %s", res.Diagnosis.Cause, res.Diagnosis.Message)
+//	}
+//	if res.Outcome.Fault() == jobwatch.FaultInfrastructure {
+//		retry() // not the run's fault: eviction, node loss, unschedulable, ...
 //	}
 //
 // Any Job whose labels (and whose pod template's labels) match
@@ -46,6 +49,50 @@
 // as they are now ([Classify]), so a missed or repeated watch event cannot
 // mislead it. Only what the cache can no longer tell is remembered from
 // events: the last state of a deleted Job or pod.
+//
+// # Why a pod did not start
+//
+// A [Diagnosis] comes with every Outcome of a pod that never ran. Its
+// [Cause] is typed and its fields say the rest: which resource nodes
+// lacked and on how many nodes, the taint the pod does not tolerate, a
+// node selector or affinity no node matches, an unbound or missing
+// PersistentVolumeClaim (all from the scheduler's FailedScheduling
+// message, see [SchedulingFailure]); the image that cannot be pulled; and,
+// from the Job's FailedCreate event, the ResourceQuota, the missing
+// service account, Pod Security or other admission that refuses the pod.
+// A pod the API server refuses ends the Wait at once (CannotCreatePod):
+// when the Job's status shows that its controller has tried and made no
+// pod, Wait reads the Job's events (at once, then with a back-off up to
+// 30 s while that lasts; a healthy Job costs no request), rather than
+// wait for the pod start timeout.
+//
+// # Job-native semantics
+//
+//   - The Job controller's own decision ends the Wait: SuccessCriteriaMet
+//     and FailureTarget (Kubernetes 1.31 and later) count as soon as they
+//     appear, before the controller has cleaned up pods.
+//   - Pod failure policies: manifest.FailurePolicy makes one in which
+//     disruptions (DisruptionTarget) are retried without counting against
+//     backoffLimit and chosen exit codes fail the Job at once (JobReason
+//     PodFailurePolicy). Wait reports the Job as it ends.
+//   - Native sidecars (init containers with restartPolicy Always) and
+//     sidecars listed before the run container never give the exit
+//     code: the run container is found by name (WaitOptions.Container;
+//     default the first of the pod's containers, which a native sidecar
+//     never is).
+//   - Queued Jobs: a Job suspended (spec.suspend), as Kueue creates them,
+//     is reported to the event sink as ReasonQueued, and its pod start
+//     timeout waits for it to be resumed (ReasonResumed).
+//   - A pod deleted before it reported how it ended (PodVanished) has no
+//     exit code; neither a success nor an exit code is ever guessed.
+//
+// # Attribution
+//
+// [Outcome.Fault] says whether an ending is the run's own (a non-zero
+// exit, an OOM kill of its container, its retries or deadline used up) or
+// the infrastructure's (eviction, preemption, node loss, image pull,
+// unschedulable, a pod that cannot be created, a Job or pod deleted from
+// outside), so a scheduler can retry the latter.
 //
 // # Faults
 //
@@ -75,5 +122,8 @@
 // # Permissions
 //
 // The client needs get, list and watch on jobs and pods, get on pods/log,
-// and list on events, in each namespace waited on.
+// and list on events, in each namespace waited on. Listing pods also
+// reads the spec of a pod that did not start (its image, its claims).
+// Optionally, list on nodes (cluster-wide) lets a Diagnosis name the
+// taints a pod does not tolerate; without it the Diagnosis counts them.
 package jobwatch

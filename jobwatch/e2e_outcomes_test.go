@@ -3,7 +3,6 @@ package jobwatch
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -97,7 +96,8 @@ func TestE2EImagePullErrorAtThePodStartTimeout(t *testing.T) {
 	job := createJob(t, client, ns, runJob(map[string]string{tc.AnnotationImagePull: "ImagePullBackOff"}))
 	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{PodStartTimeout: 3 * time.Second})
 	expect(t, res, ImagePullError, -1)
-	if d := res.Diagnosis; d == nil || d.Reason != "ImagePullBackOff" || d.Container != "main" || len(d.Events) == 0 {
+	if d := res.Diagnosis; d == nil || d.Cause != CauseImagePull || d.Reason != "ImagePullBackOff" || d.Container != "main" ||
+		d.Image != "example.com/run:1" || len(d.Events) == 0 {
 		t.Errorf("Diagnosis %+v", res.Diagnosis)
 	}
 }
@@ -113,7 +113,8 @@ func TestE2EUnschedulableAtThePodStartTimeout(t *testing.T) {
 	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{PodStartTimeout: 3 * time.Second})
 	expect(t, res, Unschedulable, -1)
 	d := res.Diagnosis
-	if d == nil || d.Reason != corev1.PodReasonUnschedulable || d.Scheduling == nil || !slices.Equal(d.Scheduling.Insufficient, []string{"cpu"}) {
+	if d == nil || d.Reason != corev1.PodReasonUnschedulable || d.Cause != CauseInsufficientResources || d.Scheduling == nil ||
+		len(d.Scheduling.Insufficient) != 1 || d.Scheduling.Insufficient[0].Resource != corev1.ResourceCPU {
 		t.Fatalf("Diagnosis %+v", d)
 	}
 	if !slices.ContainsFunc(d.Events, func(e corev1.Event) bool { return e.Reason == "FailedScheduling" }) {
@@ -124,22 +125,6 @@ func TestE2EUnschedulableAtThePodStartTimeout(t *testing.T) {
 	}
 	if !slices.IsSortedFunc(d.Events, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) }) {
 		t.Errorf("events are not in time order")
-	}
-}
-
-func TestE2ENeverStartedWhenNoPodCanBeCreated(t *testing.T) {
-	t.Parallel()
-	client, ns := clientFor(t, cluster.Config()), cluster.NewNamespace(t)
-	// Admission refuses a pod whose service account does not exist; the
-	// Job controller records FailedCreate and tries again, forever.
-	job := createJob(t, client, ns, runJob(nil, func(j *batchv1.Job) { j.Spec.Template.Spec.ServiceAccountName = "missing" }))
-	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{PodStartTimeout: 5 * time.Second})
-	expect(t, res, NeverStarted, -1)
-	if d := res.Diagnosis; d == nil || d.Reason != "FailedCreate" || !strings.Contains(d.Message, "missing") {
-		t.Errorf("Diagnosis %+v", res.Diagnosis)
-	}
-	if res.Pod != "" {
-		t.Errorf("Pod %q, want none", res.Pod)
 	}
 }
 

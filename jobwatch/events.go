@@ -5,13 +5,15 @@ import (
 	"encoding/hex"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // Event reports that a pod of a run reached a new phase, or the same
 // phase for a new reason (Pending for Unschedulable, then for
-// ErrImagePull).
+// ErrImagePull); or, with Pod and Phase empty, that the Job itself was
+// queued (ReasonQueued) or resumed (ReasonResumed).
 type Event struct {
 	// ID identifies the event by what happened, not by when it was seen:
 	// it is a hash of the pod's UID, the phase and the reason. A replay
@@ -21,16 +23,18 @@ type Event struct {
 	// PrevID is the ID of the event this Wait reported before this one,
 	// or empty for its first. It links the events of one run into a chain.
 	PrevID string
-	// Job and Pod name the Job and the pod.
+	// Job and Pod name the Job and the pod; Pod is empty for an event
+	// of the Job itself.
 	Job, Pod string
-	// Phase is the pod's phase.
+	// Phase is the pod's phase, or empty for an event of the Job itself.
 	Phase corev1.PodPhase
 	// Reason and Message are raw: the pod's reason (Evicted), else for
 	// Pending the scheduler's condition (Unschedulable) or a container's
 	// waiting reason (ErrImagePull, ContainerCreating), for Running the run
 	// container's waiting reason if any (CrashLoopBackOff), and for
 	// Succeeded or Failed its terminated reason (Completed, Error,
-	// OOMKilled).
+	// OOMKilled). For an event of the Job itself, Reason is ReasonQueued
+	// or ReasonResumed and Message is the Job controller's.
 	Reason, Message string
 	// Time is when it happened as the cluster recorded it (creation,
 	// start, finish, or the condition's transition), else when the
@@ -38,7 +42,50 @@ type Event struct {
 	Time time.Time
 }
 
-// EventSink receives a run's events. Wait calls Event from its own
+// Reasons of the events of the Job itself, read from its Suspended
+// condition, which the Job controller sets once it has seen spec.suspend.
+const (
+	// ReasonQueued: the Job is suspended (spec.suspend true), as
+	// queueing systems such as Kueue hold Jobs until they may run. No pod
+	// runs, and the pod start timeout does not run either.
+	ReasonQueued = "Queued"
+	// ReasonResumed: the Job was resumed after it had been suspended; its
+	// pod start timeout starts afresh.
+	ReasonResumed = "Resumed"
+)
+
+// queueEvent describes the Job's Suspended condition as an Event, if it
+// has one: True is ReasonQueued, False (reason JobResumed) ReasonResumed.
+// Its ID is a hash of the Job's UID, the reason and the condition's
+// transition time, so each suspension has its own ID and a replay keeps
+// it.
+func queueEvent(job *batchv1.Job, seen time.Time) (Event, bool) {
+	for _, c := range job.Status.Conditions {
+		if c.Type != batchv1.JobSuspended {
+			continue
+		}
+		e := Event{Job: job.Name, Message: c.Message, Time: c.LastTransitionTime.Time}
+		switch c.Status {
+		case corev1.ConditionTrue:
+			e.Reason = ReasonQueued
+		case corev1.ConditionFalse:
+			e.Reason = ReasonResumed
+		default:
+			return Event{}, false
+		}
+		if e.Time.IsZero() {
+			e.Time = seen
+		}
+		e.ID = eventID(job.UID, "", e.Reason+"\x00"+c.LastTransitionTime.UTC().Format(time.RFC3339))
+		return e, true
+	}
+	return Event{}, false
+}
+
+// EventSink receives a run's events. The Job's events and its pods' come
+// from two watch streams and reach the sink in the order Wait sees them:
+// a pod's Pending may come before the Resumed of its Job; Time orders
+// them. Wait calls Event from its own
 // goroutine, one event at a time, in order; a slow sink delays only that
 // run. A sink shared by several Waits must be safe for concurrent use.
 type EventSink interface {

@@ -19,7 +19,7 @@ import (
 // it asks the API server whether the Job exists at all.
 func (r *run) find(ctx context.Context) error {
 	if job := r.s.cachedJob(r.ref.Name); job != nil {
-		return r.pin(job)
+		return r.pin(ctx, job)
 	}
 	if !r.ask {
 		if r.grace == nil {
@@ -41,11 +41,11 @@ func (r *run) find(ctx context.Context) error {
 	case !r.w.sel.Matches(labels.Set(job.Labels)):
 		return fmt.Errorf("%w: %s has labels %v, the watcher selects %q", ErrNotSelected, r.ref, job.Labels, r.w.sel.String())
 	}
-	return r.pin(trimJob(job))
+	return r.pin(ctx, trimJob(job))
 }
 
 // pin checks the Job and makes it the one this Wait follows.
-func (r *run) pin(job *batchv1.Job) error {
+func (r *run) pin(ctx context.Context, job *batchv1.Job) error {
 	if !r.w.sel.Matches(labels.Set(job.Spec.Template.Labels)) {
 		return fmt.Errorf("%w: the pod template of %s lacks labels matching %q, so its pods cannot be seen", ErrNotSelected, r.ref, r.w.sel.String())
 	}
@@ -61,7 +61,7 @@ func (r *run) pin(job *batchv1.Job) error {
 		r.grace = nil
 	}
 	if r.opts.Logs != nil {
-		lctx, cancel := context.WithCancel(r.w.ctx)
+		lctx, cancel := r.w.logContext(ctx)
 		f := newLogFollower(r.w, r.ref.Namespace, r.opts.Logs, r.opts.LogsSince)
 		if r.w.goroutine(func() { f.run(lctx) }) {
 			r.logs, r.stopLogs = f, cancel

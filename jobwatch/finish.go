@@ -9,12 +9,15 @@ import (
 
 // What a Wait does with each state it reads, and how it ends.
 
-// report sends new pod phases to the event sink.
+// report sends the Job's queueing and new pod phases to the event sink.
 func (r *run) report(pods []*corev1.Pod) {
 	if r.events == nil {
 		return
 	}
 	now := r.clock.Now()
+	if e, ok := queueEvent(r.job, now); ok {
+		r.events.observe(r.job.UID, e)
+	}
 	for _, p := range r.wt.takeSnaps() {
 		if podOfJob(p, r.job.UID) {
 			r.events.observe(p.UID, podEvent(r.ref.Name, p, r.opts.Container, now))
@@ -42,6 +45,28 @@ func (r *run) feedLogs(pods []*corev1.Pod, gone map[types.UID]bool) {
 // diagnose explains a pod that has not started: from its status and the
 // Job's and pod's events.
 func (r *run) diagnose(ctx context.Context) Result {
+	res := r.last
+	var d *Diagnosis
+	res.Outcome, d = r.diagnosis(ctx)
+	res.Diagnosis, res.Reason, res.Message = d, d.Reason, d.Message
+	res.FinishedAt = r.clock.Now()
+	return res
+}
+
+// explain adds a Diagnosis to a Result that ended with a pod that never
+// started (the Job failed while it was pending, for example past its
+// activeDeadlineSeconds); Outcome, Reason and Message stay Classify's.
+func (r *run) explain(ctx context.Context, res Result) Result {
+	switch res.Outcome {
+	case ImagePullError, CrashLoop, Unschedulable, NeverStarted:
+		_, res.Diagnosis = r.diagnosis(ctx)
+	}
+	return res
+}
+
+// diagnosis lists the events of the Job and its newest pod, diagnoses,
+// and fills in what the trimmed cache lacks (see enrich).
+func (r *run) diagnosis(ctx context.Context) (Outcome, *Diagnosis) {
 	pod := r.newest()
 	ectx, cancel := context.WithTimeout(ctx, eventsTimeout)
 	defer cancel()
@@ -51,15 +76,16 @@ func (r *run) diagnose(ctx context.Context) Result {
 	if err != nil {
 		r.w.logger.Warn("jobwatch: could not list events for a diagnosis", "job", r.ref.String(), "err", err)
 	}
-	res := r.last
-	res.Outcome, res.Diagnosis = diagnose(pod, events)
-	res.Reason, res.Message = res.Diagnosis.Reason, res.Diagnosis.Message
-	res.FinishedAt = r.clock.Now()
-	return res
+	outcome, d := diagnose(pod, events)
+	if err := enrich(ectx, r.w.client, r.ref.Namespace, pod, d); err != nil {
+		r.w.logger.Debug("jobwatch: could not read the pod's spec or the nodes for a diagnosis", "job", r.ref.String(), "err", err)
+	}
+	return outcome, d
 }
 
 // finish lets the log follower write the rest and returns res.
 func (r *run) finish(ctx context.Context, res Result) Result {
+	defer r.w.observeEnd(r.job, r.pods, r.opts.Container)
 	r.w.logger.Debug("jobwatch: run ended", "job", r.ref.String(), "outcome", res.Outcome.String(), "exitCode", res.ExitCode,
 		"pod", res.Pod, "pods", len(r.pods), "listedPods", len(r.listed))
 	if r.logs == nil {

@@ -136,3 +136,45 @@ func unschedulablePod(p *corev1.Pod) {
 		Message: "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.", LastTransitionTime: at(1),
 	})
 }
+
+// podDeleted marks the pod as being deleted, as a delete from outside
+// (or Wait, for a pod gone unseen) does.
+func podDeleted(p *corev1.Pod) { p.DeletionTimestamp = new(at(8)) }
+
+// nativeSidecar adds an init container with restartPolicy Always that
+// ended with code, as the kubelet stops it after the containers.
+func nativeSidecar(name string, code int32) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		always := corev1.ContainerRestartPolicyAlways
+		p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: name, RestartPolicy: &always})
+		p.Status.InitContainerStatuses = append(p.Status.InitContainerStatuses, corev1.ContainerStatus{Name: name, State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: "Error", FinishedAt: at(9)},
+		}})
+	}
+}
+
+// suspendedJob is spec.suspend with the condition the Job controller
+// sets for it: True while suspended, False once resumed.
+func suspendedJob(suspend bool) func(*batchv1.Job) {
+	return func(j *batchv1.Job) {
+		j.Spec.Suspend = new(suspend)
+		c := batchv1.JobCondition{Type: batchv1.JobSuspended, Status: corev1.ConditionTrue, Reason: "JobSuspended", Message: "Job suspended", LastTransitionTime: at(1)}
+		if !suspend {
+			c.Status, c.Reason, c.Message, c.LastTransitionTime = corev1.ConditionFalse, "JobResumed", "Job resumed", at(30)
+		} else {
+			j.Status.StartTime = nil
+		}
+		j.Status.Conditions = append(j.Status.Conditions, c)
+	}
+}
+
+// failedCreateEvent is the Job controller's event for a pod the API
+// server refused with msg.
+func failedCreateEvent(name, msg string, sec int) *corev1.Event {
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: name, Namespace: "ns"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: "run-1", Namespace: "ns", UID: "job-uid"},
+		Reason:         "FailedCreate", Type: corev1.EventTypeWarning, LastTimestamp: at(sec),
+		Message: "Error creating: " + msg,
+	}
+}

@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
+
+	"github.com/kubeworker/kubeworker/metrics"
 )
 
 // Log follower timing: reconnect backoff bounds, and how long to keep
@@ -46,7 +48,8 @@ type logFollower struct {
 	since  time.Time
 	logger *slog.Logger
 	clock  clock.Clock
-	done   chan struct{} // closed when run returns
+	rec    metrics.Recorder // nil: none
+	done   chan struct{}    // closed when run returns
 
 	mu      sync.Mutex
 	targets map[types.UID]logTarget // guarded by mu
@@ -64,9 +67,22 @@ func newLogFollower(w *Watcher, ns string, out io.Writer, since time.Time) *logF
 		return w.client.CoreV1().Pods(ns).GetLogs(pod, opts).Stream(ctx)
 	}
 	return &logFollower{
-		open: open, ns: ns, out: out, since: since, logger: w.logger, clock: w.clock,
+		open: open, ns: ns, out: out, since: since, logger: w.logger, clock: w.clock, rec: w.rec,
 		done: make(chan struct{}), targets: map[types.UID]logTarget{}, notify: make(chan struct{}, 1),
 	}
+}
+
+// logContext returns the context for the log follower of a run whose
+// Wait has runCtx: it ends with the Watcher (the follower reads the last
+// lines after the run's end) and carries the run's request count, if
+// runCtx has one, so that the run's log streams are charged to it (see
+// metrics.WithRequestCount).
+func (w *Watcher) logContext(runCtx context.Context) (context.Context, context.CancelFunc) {
+	ctx := w.ctx
+	if c := metrics.RequestCountFrom(runCtx); c != nil {
+		ctx = metrics.WithRequestCount(ctx, c)
+	}
+	return context.WithCancel(ctx)
 }
 
 // update tells the follower the current pods (oldest first) and whether
@@ -200,6 +216,14 @@ func (f *logFollower) follow(ctx context.Context, t logTarget) error {
 		case <-f.clock.After(retry):
 		}
 		retry = min(2*retry, logRetryMax)
+		f.reconnected()
+	}
+}
+
+// reconnected tells the Recorder, if any, of a log stream opened again.
+func (f *logFollower) reconnected() {
+	if f.rec != nil {
+		f.rec.LogReconnect()
 	}
 }
 
@@ -227,6 +251,7 @@ func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor
 		case <-f.clock.After(retry):
 		}
 		retry = min(2*retry, logRetryMax)
+		f.reconnected()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
 )
 
 // DefaultPodStartTimeout is how long Wait lets a pod stay Pending when
@@ -39,6 +40,14 @@ type Options struct {
 	// Clock times every timeout and backoff of Wait. Default: the real
 	// clock.
 	Clock clock.WithTicker
+
+	// Metrics receives what the Watcher measures: its shared streams'
+	// watch restarts and relists (410 Gone among them), log stream
+	// reconnects, and per followed Job the time from creation to pod
+	// start and from the run container's end to the Result. The API
+	// requests themselves are counted by the client's transport (see
+	// metrics.WrapTransport). Default: none (metrics.Discard).
+	Metrics metrics.Recorder
 }
 
 func (o Options) selector() labels.Selector {
@@ -74,12 +83,16 @@ type WaitOptions struct {
 	// PodStartTimeout bounds how long the Job may go without a pod that
 	// has left Pending, counted from the start of Wait (Prefect's
 	// pod_watch_timeout_seconds). When it passes, Wait returns a
-	// Diagnosis and the Outcome ImagePullError, CrashLoop, Unschedulable
-	// or NeverStarted, and leaves the Job alone. It applies only until a
-	// first pod starts. An image name that can never be pulled
-	// (InvalidImageName) ends the wait at once; other pending reasons
-	// may pass (the kubelet retries pulls, an autoscaler may add a node),
-	// so they are judged at the timeout. Default: DefaultPodStartTimeout;
+	// Diagnosis and the Outcome ImagePullError, CrashLoop, Unschedulable,
+	// CannotCreatePod or NeverStarted, and leaves the Job alone. It
+	// applies only until a first pod starts. While the Job is suspended
+	// (queued) before then, it does not run; it starts afresh, in full,
+	// when the Job is resumed. Two causes end the wait at once: an image
+	// name that can never be pulled (InvalidImageName), and a pod the API
+	// server refuses to create (quota, a missing service account, Pod
+	// Security, admission; CannotCreatePod). Other pending reasons may
+	// pass (the kubelet retries pulls, an autoscaler may add a node), so
+	// they are judged at the timeout. Default: DefaultPodStartTimeout;
 	// negative: none.
 	PodStartTimeout time.Duration
 
@@ -102,7 +115,8 @@ type WaitOptions struct {
 	// Default: zero, the whole log.
 	LogsSince time.Time
 
-	// Events receives each new pod phase (see Event). Default: nil, none.
+	// Events receives each new pod phase, and the Job's queueing and
+	// resumption (see Event). Default: nil, none.
 	Events EventSink
 }
 

@@ -4,7 +4,8 @@ import "strconv"
 
 // Outcome is how a run ended. Every ending of a Job that [Watcher.Wait]
 // observes maps to exactly one Outcome; when several apply, the most
-// specific cause wins (see [Classify] for the order).
+// specific cause wins (see [Classify] for the order). [Outcome.Fault]
+// says whether the run or the infrastructure is to blame.
 type Outcome int
 
 const (
@@ -35,8 +36,9 @@ const (
 	// Unschedulable: the scheduler found no node for the pod.
 	Unschedulable
 	// NeverStarted: the pod did not leave Pending within the pod start
-	// timeout and nothing more specific was found (no pod created, a
-	// volume that does not mount, ...). Diagnosis holds the events.
+	// timeout and nothing more specific was found (a volume that does not
+	// mount, a pod still ContainerCreating, no pod and no event saying
+	// why). Diagnosis holds the events.
 	NeverStarted
 	// CrashLoop: a container keeps crashing and the kubelet backs off
 	// restarting it (CrashLoopBackOff).
@@ -47,6 +49,18 @@ const (
 	// TimedOut: WaitOptions.Deadline passed before the Job finished. The
 	// Job is left running.
 	TimedOut
+	// CannotCreatePod: the Job controller cannot create the Job's pod: the
+	// API server refuses it (a ResourceQuota used up, a missing service
+	// account, Pod Security, an admission webhook, an invalid pod). Wait
+	// reports it as soon as the Job's FailedCreate event says so, without
+	// waiting for the pod start timeout; Diagnosis holds the event and its
+	// typed Cause. The Job is left as it is: the controller keeps trying.
+	CannotCreatePod
+	// PodVanished: the Job failed after its pods disappeared (deleted from
+	// outside, or garbage-collected with a lost node) before any of them
+	// reported how it ended. Wait never guesses an exit code or a success
+	// for a pod it did not see end.
+	PodVanished
 )
 
 var outcomeNames = [...]string{
@@ -63,6 +77,8 @@ var outcomeNames = [...]string{
 	CrashLoop:            "CrashLoop",
 	Deleted:              "Deleted",
 	TimedOut:             "TimedOut",
+	CannotCreatePod:      "CannotCreatePod",
+	PodVanished:          "PodVanished",
 }
 
 // String returns the Outcome's name, as spelled in this package
@@ -72,4 +88,75 @@ func (o Outcome) String() string {
 		return outcomeNames[o]
 	}
 	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Fault says whose fault an ending is, so that a scheduler can decide
+// whether a retry of the same run may pass. It is a property of the
+// Outcome (see [Outcome.Fault]): each Outcome names one cause, and each
+// cause has one culprit.
+type Fault int
+
+const (
+	// FaultUnknown: the run has not ended as far as Wait knows (Unknown,
+	// TimedOut), so nothing can be blamed yet.
+	FaultUnknown Fault = iota
+	// FaultNone: the run succeeded.
+	FaultNone
+	// FaultRun: the run itself failed: its container exited non-zero,
+	// crash-looped or was OOM-killed, or its Job ran out of retries or
+	// past its activeDeadlineSeconds. The same run will likely fail the
+	// same way.
+	FaultRun
+	// FaultInfrastructure: the cluster or its configuration kept the run
+	// from starting or finishing: eviction, preemption or another
+	// disruption, a node lost, an image that cannot be pulled, no node
+	// that fits, a pod that cannot be created, a pod or Job deleted from
+	// outside. The run's code is not to blame; a retry may pass once the
+	// cause is gone.
+	FaultInfrastructure
+)
+
+var faultNames = [...]string{
+	FaultUnknown:        "Unknown",
+	FaultNone:           "None",
+	FaultRun:            "Run",
+	FaultInfrastructure: "Infrastructure",
+}
+
+// String returns "Run", "Infrastructure", "None" or "Unknown", or
+// "Fault(N)" for a value out of range.
+func (f Fault) String() string {
+	if f >= 0 && int(f) < len(faultNames) {
+		return faultNames[f]
+	}
+	return "Fault(" + strconv.Itoa(int(f)) + ")"
+}
+
+// Fault says whether the Outcome is the run's own failure or the
+// infrastructure's:
+//
+//	Succeeded                                    FaultNone
+//	Failed, BackoffLimitExceeded, DeadlineExceeded,
+//	OOMKilled, CrashLoop                         FaultRun
+//	Evicted, ImagePullError, Unschedulable, NeverStarted,
+//	CannotCreatePod, Deleted, PodVanished        FaultInfrastructure
+//	Unknown, TimedOut                            FaultUnknown
+//
+// Attribution belongs to the Outcome, not to the Result, because the
+// Outcome already names the most specific cause Wait found (an eviction
+// wins over the BackoffLimitExceeded it led to): a scheduler that switches
+// on Outcomes and one that retries on FaultInfrastructure then always
+// agree. An ImagePullError or a CannotCreatePod may come from the run's
+// own settings (a misspelt image, a missing service account); they are
+// charged to the infrastructure because no code of the run ran.
+func (o Outcome) Fault() Fault {
+	switch o {
+	case Succeeded:
+		return FaultNone
+	case Failed, BackoffLimitExceeded, DeadlineExceeded, OOMKilled, CrashLoop:
+		return FaultRun
+	case Evicted, ImagePullError, Unschedulable, NeverStarted, CannotCreatePod, Deleted, PodVanished:
+		return FaultInfrastructure
+	}
+	return FaultUnknown
 }

@@ -1,6 +1,7 @@
 package jobwatch
 
 import (
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,7 +34,9 @@ type Result struct {
 	// Pod is the newest pod of the Job, and Container the run container
 	// in it; empty when there is no pod.
 	Pod, Container string
-	// Diagnosis explains a pod that did not start in time; nil otherwise.
+	// Diagnosis explains a pod that did not start: set with the Outcomes
+	// ImagePullError, CrashLoop, Unschedulable, NeverStarted and
+	// CannotCreatePod; nil otherwise.
 	Diagnosis *Diagnosis
 	// StartedAt is the Job's start time. FinishedAt is when it finished:
 	// its completion or Failed time, else the run container's finish,
@@ -46,10 +49,15 @@ type Result struct {
 	LastLogTime time.Time
 }
 
-// Diagnosis says why a pod did not leave Pending within the pod start
-// timeout. It is built from the pod's status, which is certain, and
-// from the Job's and the pod's events, which say more.
+// Diagnosis says why a pod did not start: within the pod start timeout,
+// or at all (CannotCreatePod), or before its Job failed. It is built from
+// the pod's status, which is certain, and from the Job's and the pod's
+// events, which say more; Cause and the fields it names are typed, and
+// Reason and Message keep the raw words.
 type Diagnosis struct {
+	// Cause is the typed reason; see each Cause for the fields that
+	// detail it.
+	Cause Cause
 	// Reason is the raw reason found: a waiting reason (ErrImagePull,
 	// CrashLoopBackOff, ContainerCreating), a condition reason
 	// (Unschedulable), an event reason (FailedScheduling, FailedCreate),
@@ -59,10 +67,87 @@ type Diagnosis struct {
 	Message string
 	// Container names the container whose state gave Reason, if one did.
 	Container string
+	// Image is the image that cannot be pulled (CauseImagePull), read
+	// from the pod's spec; empty if the spec could not be read.
+	Image string
 	// Scheduling breaks down an Unschedulable diagnosis; nil otherwise.
 	Scheduling *SchedulingFailure
+	// Quota names the ResourceQuota that refused the pod (CauseQuota).
+	Quota string
+	// ServiceAccount names the service account the pod needs and the
+	// namespace lacks (CauseServiceAccount).
+	ServiceAccount string
 	// Events are the Job's and the pod's events, oldest first. Listing
 	// them can fail (RBAC, a dropped connection); the Diagnosis is then
 	// made from the status alone and Events is empty.
 	Events []corev1.Event
+}
+
+// Cause is the typed reason of a [Diagnosis].
+type Cause int
+
+const (
+	// CauseUnknown: nothing more specific was found (a pod still
+	// ContainerCreating, a volume that does not mount, no events).
+	CauseUnknown Cause = iota
+	// CauseInsufficientResources: the nodes that would otherwise take the
+	// pod lack a resource it requests; Scheduling.Insufficient says which
+	// and on how many nodes.
+	CauseInsufficientResources
+	// CauseUntoleratedTaint: the nodes carry taints the pod does not
+	// tolerate; Scheduling.Taints lists them when they can be known.
+	CauseUntoleratedTaint
+	// CauseNodeAffinity: no node matches the pod's node selector or node
+	// affinity.
+	CauseNodeAffinity
+	// CauseUnboundClaim: a PersistentVolumeClaim of the pod is unbound or
+	// missing; Scheduling.Claims says which, as far as it is known.
+	CauseUnboundClaim
+	// CauseUnschedulable: the scheduler found no node for another reason
+	// (pod affinity, ports, topology spread, cordoned nodes); see
+	// Scheduling.
+	CauseUnschedulable
+	// CauseQuota: a ResourceQuota refuses the pod (the Job's FailedCreate
+	// event); Quota names it.
+	CauseQuota
+	// CauseServiceAccount: the pod's service account does not exist (the
+	// Job's FailedCreate event); ServiceAccount names it.
+	CauseServiceAccount
+	// CausePodSecurity: the namespace's Pod Security admission refuses
+	// the pod (the Job's FailedCreate event).
+	CausePodSecurity
+	// CauseAdmission: the API server refuses to create the pod for
+	// another reason: an admission webhook or policy, a LimitRange, an
+	// invalid pod (the Job's FailedCreate event).
+	CauseAdmission
+	// CauseImagePull: an image cannot be pulled; Container and Image
+	// name it.
+	CauseImagePull
+	// CauseCrashLoop: a container keeps crashing (CrashLoopBackOff);
+	// Container names it.
+	CauseCrashLoop
+)
+
+var causeNames = [...]string{
+	CauseUnknown:               "Unknown",
+	CauseInsufficientResources: "InsufficientResources",
+	CauseUntoleratedTaint:      "UntoleratedTaint",
+	CauseNodeAffinity:          "NodeAffinity",
+	CauseUnboundClaim:          "UnboundClaim",
+	CauseUnschedulable:         "Unschedulable",
+	CauseQuota:                 "Quota",
+	CauseServiceAccount:        "ServiceAccount",
+	CausePodSecurity:           "PodSecurity",
+	CauseAdmission:             "Admission",
+	CauseImagePull:             "ImagePull",
+	CauseCrashLoop:             "CrashLoop",
+}
+
+// String returns the Cause's name without its prefix ("Quota"), or
+// "Cause(N)" for a value out of range.
+func (c Cause) String() string {
+	if c >= 0 && int(c) < len(causeNames) {
+		return causeNames[c]
+	}
+	return "Cause(" + strconv.Itoa(int(c)) + ")"
 }

@@ -3,6 +3,8 @@ package jobwatch
 import (
 	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +44,13 @@ func (r *run) state() (*batchv1.Job, []*corev1.Pod, map[types.UID]bool) {
 	gone := map[types.UID]bool{}
 	for id, p := range deletedPods {
 		if !cached[id] && podOfJob(p, uid) {
+			if p.DeletionTimestamp == nil {
+				// Gone without a deletion seen: mark it, as for the Job,
+				// so that Classify knows it vanished.
+				c := *p
+				c.DeletionTimestamp = &metav1.Time{Time: r.clock.Now()}
+				p = &c
+			}
 			pods = append(pods, p)
 			gone[id] = true
 		}
@@ -168,4 +177,90 @@ func invalidImage(pod *corev1.Pod) bool {
 	}
 	_, ok := waitingWith(pod, func(reason string) bool { return reason == "InvalidImageName" })
 	return ok
+}
+
+// createStuck reports whether the Job controller has tried to create the
+// Job's pod and has none to show for it: it has synced the Job (start
+// time set, which it writes in the same status update as the pods it
+// made), the Job is neither suspended, finished nor being deleted, and
+// it counts no pod of any kind, and none is known. That is the state a
+// refused pod creation (FailedCreate) leaves; a healthy Job leaves it
+// only for a pod that appears.
+func createStuck(job *batchv1.Job, pods []*corev1.Pod) bool {
+	st := &job.Status
+	return len(pods) == 0 && st.StartTime != nil && !suspended(job) && job.DeletionTimestamp == nil &&
+		st.Active == 0 && st.Succeeded == 0 && st.Failed == 0 && (st.Terminating == nil || *st.Terminating == 0) &&
+		!jobEnd(job).done()
+}
+
+// suspended reports whether the Job is suspended (spec.suspend), as a
+// queueing system such as Kueue holds Jobs until they may run.
+func suspended(job *batchv1.Job) bool {
+	return job.Spec.Suspend != nil && *job.Spec.Suspend
+}
+
+// Bounds of the back-off between two looks at a stuck Job's events.
+const (
+	createCheckFirst = time.Second
+	createCheckMax   = 30 * time.Second
+)
+
+// cannotCreate looks, while the Job's pod creation is stuck, at the
+// Job's events for a FailedCreate that retries will not get past, and
+// returns the CannotCreatePod Result if it finds one. It lists the Job's
+// events at once when the Job becomes stuck, then with a back-off from
+// createCheckFirst to createCheckMax while it stays so; a healthy Job
+// costs no request.
+func (r *run) cannotCreate(ctx context.Context, pods []*corev1.Pod) (Result, bool) {
+	if r.started || !createStuck(r.job, pods) {
+		r.createWait = 0
+		return Result{}, false
+	}
+	if r.createTimer != nil || (r.createWait > 0 && !r.createDue) {
+		return Result{}, false
+	}
+	r.createDue = false
+	r.createWait = min(max(2*r.createWait, createCheckFirst), createCheckMax)
+	r.createTimer = r.clock.NewTimer(r.createWait)
+	lctx, cancel := context.WithTimeout(ctx, eventsTimeout)
+	defer cancel()
+	events, err := listEvents(lctx, r.w.client, r.job, nil)
+	if err != nil {
+		r.w.logger.Debug("jobwatch: list the events of a Job without pods failed; retrying", "job", r.ref.String(), "err", err)
+		return Result{}, false
+	}
+	for _, e := range slices.Backward(events) {
+		if e.Reason != failedCreateReason {
+			continue
+		}
+		d := &Diagnosis{Reason: e.Reason, Message: e.Message, Events: events}
+		if !createCause(d, e.Message) {
+			return Result{}, false // may pass on a retry; judged at the pod start timeout
+		}
+		res := r.last
+		res.Outcome, res.Diagnosis, res.Reason, res.Message = CannotCreatePod, d, d.Reason, d.Message
+		res.FinishedAt = r.clock.Now()
+		return res, true
+	}
+	return Result{}, false
+}
+
+// queue pauses the pod start timeout while the Job is suspended before
+// any of its pods started, and starts it afresh, in full, when the Job is
+// resumed.
+func (r *run) queue() {
+	switch {
+	case r.started:
+	case suspended(r.job):
+		if r.podStart != nil {
+			r.podStart.Stop()
+			r.podStart = nil
+		}
+		r.podStartPassed, r.queued = false, true
+	case r.queued:
+		r.queued = false
+		if d := r.opts.podStartTimeout(); d > 0 {
+			r.podStart = r.clock.NewTimer(d)
+		}
+	}
 }

@@ -2,15 +2,17 @@ package jobwatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	batchinformers "k8s.io/client-go/informers/batch/v1"
-	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -28,6 +30,7 @@ type stream struct {
 	jobs   cache.SharedIndexInformer
 	pods   cache.SharedIndexInformer
 	synced []cache.DoneChecker
+	lws    []*streamLW // the informers' ListerWatchers, jobs then pods
 
 	mu      sync.Mutex
 	waiters map[string]map[*waiter]struct{} // by Job name; guarded by mu
@@ -36,9 +39,32 @@ type stream struct {
 
 func newStream(w *Watcher, ns string) (*stream, error) {
 	s := &stream{ns: ns, w: w, waiters: map[string]map[*waiter]struct{}{}}
-	tweak := func(o *metav1.ListOptions) { o.LabelSelector = w.sel.String() }
-	s.jobs = batchinformers.NewFilteredJobInformer(w.client, ns, w.opts.ResyncPeriod, cache.Indexers{}, tweak)
-	s.pods = coreinformers.NewFilteredPodInformer(w.client, ns, w.opts.ResyncPeriod, cache.Indexers{jobIndex: indexByJob}, tweak)
+	sel := w.sel.String()
+	jobs := &streamLW{resource: "jobs", w: w,
+		list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			return w.client.BatchV1().Jobs(ns).List(ctx, o)
+		},
+		watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return w.client.BatchV1().Jobs(ns).Watch(ctx, o)
+		},
+	}
+	pods := &streamLW{resource: "pods", w: w,
+		list: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector = sel
+			return w.client.CoreV1().Pods(ns).List(ctx, o)
+		},
+		watch: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector = sel
+			return w.client.CoreV1().Pods(ns).Watch(ctx, o)
+		},
+	}
+	s.lws = []*streamLW{jobs, pods}
+	s.jobs = cache.NewSharedIndexInformerWithOptions(jobs.listerWatcher(), &batchv1.Job{},
+		cache.SharedIndexInformerOptions{ResyncPeriod: w.opts.ResyncPeriod, Indexers: cache.Indexers{}})
+	s.pods = cache.NewSharedIndexInformerWithOptions(pods.listerWatcher(), &corev1.Pod{},
+		cache.SharedIndexInformerOptions{ResyncPeriod: w.opts.ResyncPeriod, Indexers: cache.Indexers{jobIndex: indexByJob}})
 	handlers := []cache.ResourceEventHandler{
 		cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { s.onJob(obj, false) },
@@ -106,6 +132,23 @@ func (s *stream) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lastErr
+}
+
+// syncErr returns nil when both informers have synced and their last
+// list or watch request succeeded; else why not.
+func (s *stream) syncErr() error {
+	var errs []error
+	for i, lw := range s.lws {
+		switch err := lw.failingErr(); {
+		case !cache.IsDone(s.synced[i]) && err != nil:
+			errs = append(errs, fmt.Errorf("namespace %s: %s not synced: %w", s.ns, lw.resource, err))
+		case !cache.IsDone(s.synced[i]):
+			errs = append(errs, fmt.Errorf("namespace %s: %s not synced yet", s.ns, lw.resource))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("namespace %s: the %s stream is failing: %w", s.ns, lw.resource, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func indexByJob(obj any) ([]string, error) {
@@ -201,4 +244,151 @@ func (s *stream) cachedPods(name string) []*corev1.Pod {
 		}
 	}
 	return pods
+}
+
+// streamLW lists and watches one resource of a stream for its
+// informer, and tells the Recorder what the reflector does not: which
+// list or watch after the first is a relist or a restart, and whether a
+// 410 Gone came before it. It also keeps whether the last list or watch
+// request failed, for Watcher.Synced. The client's transport counts the
+// requests themselves.
+//
+// A reflector syncs with a list, or (client-go's WatchListClient, on by
+// default) with a watch that sends the initial events and marks their
+// end with a bookmark, falling back to a list if the server cannot; it
+// then watches from the last version seen, and syncs again after a watch
+// error (410 Gone among them, which arrives as a watch event and never
+// reaches the informer's WatchErrorHandler).
+type streamLW struct {
+	resource string // "jobs" or "pods"
+	w        *Watcher
+	list     func(context.Context, metav1.ListOptions) (runtime.Object, error)
+	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
+
+	mu      sync.Mutex
+	listed  bool  // a sync has completed; guarded by mu
+	watched bool  // a watch has been opened; guarded by mu
+	expired bool  // a 410 Gone came since the last sync; guarded by mu
+	failing error // the last list or watch request's error, nil after a success; guarded by mu
+}
+
+// listerWatcher returns the ListerWatcher for an informer.
+func (l *streamLW) listerWatcher() cache.ListerWatcher {
+	return cache.ToListWatcherWithWatchListSemantics(
+		&cache.ListWatch{ListWithContextFunc: l.listObjects, WatchFuncWithContext: l.watchObjects}, l.w.client)
+}
+
+func (l *streamLW) listObjects(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+	obj, err := l.list(ctx, opts)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil {
+		l.failing, l.expired = err, l.expired || isExpired(err)
+		return nil, err
+	}
+	l.syncedLocked()
+	return obj, nil
+}
+
+func (l *streamLW) watchObjects(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	initial := opts.SendInitialEvents != nil && *opts.SendInitialEvents
+	l.mu.Lock()
+	if l.watched {
+		l.w.rec.WatchRestart(l.resource)
+	}
+	l.watched = true
+	l.mu.Unlock()
+	wi, err := l.watch(ctx, opts)
+	l.mu.Lock()
+	if err != nil {
+		l.expired = l.expired || isExpired(err)
+		if !initial { // a failed watch-list falls back to a list, which tells
+			l.failing = err
+		}
+		l.mu.Unlock()
+		return nil, err
+	}
+	if !initial {
+		l.failing = nil
+	}
+	l.mu.Unlock()
+	pw := &peekWatch{in: wi, out: make(chan watch.Event), stop: make(chan struct{})}
+	if !l.w.goroutine(func() { pw.run(l.seen) }) {
+		wi.Stop()
+		return nil, ErrClosed
+	}
+	return pw, nil
+}
+
+// seen looks at each watch event on its way to the reflector.
+func (l *streamLW) seen(e watch.Event) {
+	switch e.Type {
+	case watch.Error:
+		if isExpired(apierrors.FromObject(e.Object)) {
+			l.mu.Lock()
+			l.expired = true
+			l.mu.Unlock()
+		}
+	case watch.Bookmark:
+		if m, err := meta.Accessor(e.Object); err == nil && m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+			l.mu.Lock()
+			l.syncedLocked()
+			l.mu.Unlock()
+		}
+	}
+}
+
+// syncedLocked notes a completed sync, a relist unless it is the first.
+func (l *streamLW) syncedLocked() {
+	if l.listed {
+		l.w.rec.Relist(l.resource, l.expired)
+	}
+	l.listed, l.expired, l.failing = true, false, nil
+}
+
+func (l *streamLW) failingErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failing
+}
+
+func isExpired(err error) bool {
+	return apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
+}
+
+// peekWatch passes the events of a watch on, showing each to a func
+// first. Unlike watch.Filter, its goroutine ends at Stop even when
+// nobody reads the rest.
+type peekWatch struct {
+	in   watch.Interface
+	out  chan watch.Event
+	stop chan struct{}
+	once sync.Once
+}
+
+func (p *peekWatch) ResultChan() <-chan watch.Event { return p.out }
+
+func (p *peekWatch) Stop() {
+	p.once.Do(func() { close(p.stop) })
+	p.in.Stop()
+}
+
+func (p *peekWatch) run(see func(watch.Event)) {
+	defer close(p.out)
+	for {
+		select {
+		case e, ok := <-p.in.ResultChan():
+			if !ok {
+				return
+			}
+			see(e)
+			select {
+			case p.out <- e:
+			case <-p.stop:
+				return
+			}
+		case <-p.stop:
+			return
+		}
+	}
 }

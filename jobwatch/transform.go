@@ -62,6 +62,7 @@ func trimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 func trimJob(j *batchv1.Job) *batchv1.Job {
 	out := &batchv1.Job{ObjectMeta: trimMeta(&j.ObjectMeta)}
 	out.Spec.BackoffLimit = j.Spec.BackoffLimit
+	out.Spec.Suspend = j.Spec.Suspend
 	out.Spec.Template.Labels = j.Spec.Template.Labels
 	out.Spec.Template.Spec.Containers = containerNames(j.Spec.Template.Spec.Containers)
 	out.Status = j.Status

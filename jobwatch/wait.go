@@ -87,8 +87,11 @@ type run struct {
 	ask            bool          // the grace has passed: ask the API server for the Job
 	started        bool          // a pod has left Pending
 	podStartPassed bool          // the pod start timeout has passed
+	queued         bool          // the Job is suspended and the pod start timeout paused
 	settleDue      bool          // settleTime has passed since the end
 	trustPods      bool          // the pods as known are all there is
+	createDue      bool          // createTimer has fired: look at the events again
+	createWait     time.Duration // the back-off of the FailedCreate checks; 0 while not stuck
 	listed         []*corev1.Pod // the Job's pods as last listed directly
 	last           Result        // the latest classification
 	pods           []*corev1.Pod // the Job's pods as last seen, oldest first
@@ -97,23 +100,21 @@ type run struct {
 	logs     *logFollower
 	stopLogs context.CancelFunc
 
-	grace, settle clock.Timer
+	grace, settle, podStart, createTimer clock.Timer
 }
 
 func (r *run) wait(ctx context.Context) (Result, error) {
-	var deadline, podStart <-chan time.Time
+	var deadline <-chan time.Time
 	if d := r.opts.Deadline; d > 0 {
 		t := r.clock.NewTimer(d)
 		defer t.Stop()
 		deadline = t.C()
 	}
 	if d := r.opts.podStartTimeout(); d > 0 {
-		t := r.clock.NewTimer(d)
-		defer t.Stop()
-		podStart = t.C()
+		r.podStart = r.clock.NewTimer(d)
 	}
 	defer func() {
-		for _, t := range []clock.Timer{r.grace, r.settle} {
+		for _, t := range []clock.Timer{r.grace, r.settle, r.podStart, r.createTimer} {
 			if t != nil {
 				t.Stop()
 			}
@@ -129,8 +130,12 @@ func (r *run) wait(ctx context.Context) (Result, error) {
 		if r.job != nil {
 			res, done := r.evaluate(ctx)
 			if done {
+				return r.finish(ctx, r.explain(ctx, res)), nil
+			}
+			if res, ok := r.cannotCreate(ctx, r.pods); ok {
 				return r.finish(ctx, res), nil
 			}
+			r.queue()
 			if !r.started && (r.podStartPassed || invalidImage(r.newest())) {
 				return r.finish(ctx, r.diagnose(ctx)), nil
 			}
@@ -142,12 +147,14 @@ func (r *run) wait(ctx context.Context) (Result, error) {
 			r.grace, r.ask = nil, true
 		case <-timerC(r.settle):
 			r.settle, r.settleDue = nil, true
+		case <-timerC(r.createTimer):
+			r.createTimer, r.createDue = nil, true
 		case <-deadline:
 			res := r.last
 			res.Outcome, res.FinishedAt = TimedOut, r.clock.Now()
 			return r.finish(ctx, res), nil
-		case <-podStart:
-			podStart, r.podStartPassed = nil, true
+		case <-timerC(r.podStart):
+			r.podStart, r.podStartPassed = nil, true
 			if syncing != nil {
 				return r.abort(), r.notSynced()
 			}

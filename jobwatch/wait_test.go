@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/kubeworker/kubeworker/manifest"
@@ -281,5 +283,85 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		if time.Since(start) > 30*time.Second {
 			t.Fatalf("waiting for %s", what)
 		}
+	}
+}
+
+func TestWaitPausesThePodStartTimeoutWhileTheJobIsQueued(t *testing.T) {
+	w, client, clk := newFakeWatcher(t, testJob(suspendedJob(true)))
+	rec := &recorder{}
+	ch := startWait(w, ref1, WaitOptions{PodStartTimeout: 5 * time.Second, Events: rec})
+	eventually(t, "the Queued event and the pod start timeout paused", func() bool {
+		return len(rec.all()) == 1 && clk.Waiters() == 0
+	})
+	clk.Step(time.Hour)
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case c := <-ch:
+		t.Fatalf("Wait ended while the Job was queued: %+v, %v", c.res, c.err)
+	default:
+	}
+	updateJob(t, client, testJob(suspendedJob(false)))
+	stepWhen(t, w, clk, 2, 5*time.Second) // the pod start timeout, afresh, and the look at the events
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != NeverStarted {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+	if want := t0.Add(time.Hour + 5*time.Second); !c.res.FinishedAt.Equal(want) {
+		t.Errorf("FinishedAt %v, want %v: the timeout runs from the resume", c.res.FinishedAt, want)
+	}
+	events := rec.all()
+	if len(events) != 2 || events[0].Reason != ReasonQueued || events[1].Reason != ReasonResumed ||
+		events[0].Pod != "" || events[0].Phase != "" || events[1].PrevID != events[0].ID || !events[0].Time.Equal(at(1).Time) {
+		t.Errorf("events %+v", events)
+	}
+	// A replay of the same states has the same IDs.
+	e1, _ := queueEvent(testJob(suspendedJob(true)), t0)
+	if e1.ID != events[0].ID {
+		t.Errorf("the Queued event's ID is not stable")
+	}
+}
+
+func TestWaitEndsAtOnceWhenThePodCannotBeCreated(t *testing.T) {
+	event := failedCreateEvent("e1", `pods "run-1-" is forbidden: error looking up service account ns/robot: serviceaccount "robot" not found`, 2)
+	w, _, _ := newFakeWatcher(t, testJob(), event)
+	res, err := w.Wait(t.Context(), ref1, WaitOptions{PodStartTimeout: time.Hour})
+	if err != nil || res.Outcome != CannotCreatePod || res.Reason != "FailedCreate" || res.Pod != "" {
+		t.Fatalf("Wait = %+v, %v", res, err)
+	}
+	if d := res.Diagnosis; d == nil || d.Cause != CauseServiceAccount || d.ServiceAccount != "robot" || len(d.Events) != 1 {
+		t.Errorf("Diagnosis %+v", res.Diagnosis)
+	}
+}
+
+func TestWaitLeavesAFailedCreateThatMayPassToThePodStartTimeout(t *testing.T) {
+	event := failedCreateEvent("e1", "Timeout: request did not complete within requested timeout", 2)
+	w, _, clk := newFakeWatcher(t, testJob(), event)
+	ch := startWait(w, ref1, WaitOptions{PodStartTimeout: 5 * time.Second})
+	stepWhen(t, w, clk, 2, 5*time.Second) // the pod start timeout and the second look at the events
+	c := await(t, ch)
+	if c.err != nil || c.res.Outcome != CannotCreatePod || c.res.Diagnosis == nil || c.res.Diagnosis.Cause != CauseUnknown {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+	if want := t0.Add(5 * time.Second); !c.res.FinishedAt.Equal(want) {
+		t.Errorf("FinishedAt %v, want the pod start timeout %v", c.res.FinishedAt, want)
+	}
+}
+
+func TestWaitDoesNotLookForFailedCreateWhileTheJobHasAPod(t *testing.T) {
+	// The Job's status does not count the pod yet (it lags), but the pod
+	// is there: no refusal to look for.
+	var lists atomic.Int32
+	w, client, clk := newFakeWatcher(t, testJob(), testPod("p1", 1))
+	client.PrependReactor("list", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+		lists.Add(1)
+		return false, nil, nil
+	})
+	ch := startWait(w, ref1, WaitOptions{Deadline: time.Minute, PodStartTimeout: -1})
+	stepWhen(t, w, clk, 1, time.Minute)
+	if c := await(t, ch); c.err != nil || c.res.Outcome != TimedOut {
+		t.Fatalf("Wait = %+v, %v", c.res, c.err)
+	}
+	if n := lists.Load(); n != 0 {
+		t.Errorf("a Job with a pod had its events listed %d times", n)
 	}
 }

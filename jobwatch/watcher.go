@@ -2,17 +2,24 @@ package jobwatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+
+	"github.com/kubeworker/kubeworker/metrics"
 )
 
 // Watcher follows Jobs to their Results. It keeps, per namespace in
@@ -25,6 +32,7 @@ type Watcher struct {
 	sel    labels.Selector
 	logger *slog.Logger
 	clock  clock.WithTicker
+	rec    metrics.Recorder
 
 	// ctx ends at Close; it carries the Logger for client-go's klog.
 	ctx    context.Context
@@ -46,6 +54,7 @@ func New(client kubernetes.Interface, opts Options) *Watcher {
 		sel:     opts.selector(),
 		logger:  opts.logger(),
 		clock:   opts.clock(),
+		rec:     metrics.OrDiscard(opts.Metrics),
 		streams: map[string]*stream{},
 	}
 	ctx := klog.NewContext(context.Background(), logr.FromSlogHandler(w.logger.Handler()))
@@ -63,6 +72,72 @@ func (w *Watcher) Close() {
 	w.mu.Unlock()
 	w.cancel()
 	w.wg.Wait()
+}
+
+// Synced returns nil when every shared stream the Watcher runs is in
+// step with the API server: both its informers (Jobs and pods) have
+// filled their cache, and the last list or watch request of each
+// succeeded. Otherwise the error names each namespace and resource that
+// is not, with the cause when one is known (Forbidden, a refused
+// connection). A Watcher that runs no stream yet (no Wait so far) is
+// synced; a closed one returns ErrClosed. Serve it as a readiness check:
+// worker's Agent.HealthHandler does. It does not block.
+func (w *Watcher) Synced() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return ErrClosed
+	}
+	streams := make([]*stream, 0, len(w.streams))
+	for _, s := range w.streams {
+		streams = append(streams, s)
+	}
+	w.mu.Unlock()
+	sort.Slice(streams, func(i, j int) bool { return streams[i].ns < streams[j].ns })
+	var errs []error
+	for _, s := range streams {
+		if err := s.syncErr(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("jobwatch: watch streams not synced: %w", err)
+	}
+	return nil
+}
+
+// observeEnd records, once a Wait has its Result, how long the Job took
+// from its creation to its first pod's run container start, and how long
+// the Result took to come after the run container's end. pods are the
+// Job's; container names the run container ("": each pod's first).
+// Nothing is recorded for what did not happen.
+func (w *Watcher) observeEnd(job *batchv1.Job, pods []*corev1.Pod, container string) {
+	var start, end time.Time
+	for _, p := range pods {
+		s := containerStatus(p, runContainer(p, container))
+		if s == nil {
+			continue
+		}
+		var started time.Time
+		switch {
+		case s.State.Running != nil:
+			started = s.State.Running.StartedAt.Time
+		case s.State.Terminated != nil:
+			started = s.State.Terminated.StartedAt.Time
+			if f := s.State.Terminated.FinishedAt.Time; f.After(end) {
+				end = f
+			}
+		}
+		if !started.IsZero() && (start.IsZero() || started.Before(start)) {
+			start = started
+		}
+	}
+	if job != nil && !start.IsZero() && !job.CreationTimestamp.IsZero() {
+		w.rec.PodStartLatency(max(0, start.Sub(job.CreationTimestamp.Time)))
+	}
+	if !end.IsZero() {
+		w.rec.ResultLatency(max(0, w.clock.Since(end)))
+	}
 }
 
 // goroutine runs f in a goroutine that Close waits for, unless the

@@ -76,6 +76,11 @@ type PrepareOptions struct {
 	// Customizations is an RFC 6902 JSON patch applied to the rendered
 	// manifest before anything else. Default: none.
 	Customizations []byte
+	// FailurePolicy, when set, gives every Job a spec.podFailurePolicy:
+	// disruptions are retried without counting against backoffLimit, and
+	// the chosen exit codes of the run container fail the Job at once.
+	// See FailurePolicy. Default: nil, no policy.
+	FailurePolicy *FailurePolicy
 }
 
 // Prepare returns the Job of one run, built from c in this order: env,
@@ -96,6 +101,8 @@ type PrepareOptions struct {
 //     → split as a POSIX shell would; a list is kept; else an error.
 //  7. generateName: a slug of itself, of Config.Name or of Run.Name, then
 //     DefaultGenerateName; metadata.name, if set, is kept instead.
+//  8. spec.podFailurePolicy from PrepareOptions.FailurePolicy, if set; a
+//     template that sets one too is an error.
 func (c *Config) Prepare(run Run, opts PrepareOptions) (*batchv1.Job, error) {
 	m, errs := c.prepareManifest(run, opts)
 	if err := asError("prepare", errs); err != nil {
@@ -180,6 +187,7 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		errs = append(errs, err)
 	}
 	c.setGenerateName(meta, run)
+	errs = append(errs, setFailurePolicy(spec, container, cpath, opts.FailurePolicy)...)
 	return m, errs
 }
 

@@ -329,3 +329,75 @@ func TestPrepareDropsNulls(t *testing.T) {
 		t.Errorf("nulls not dropped: %+v", got.Spec.Template.Spec)
 	}
 }
+
+func TestPrepareFailurePolicy(t *testing.T) {
+	sidecarJob := strings.Replace(baseJob, "      containers:\n        - name: main", "      containers:\n        - name: proxy\n          image: p\n        - name: main", 1)
+	cfg := configOf(t, sidecarJob, nil)
+	job := prepare(t, cfg, Run{}, PrepareOptions{Container: "main", FailurePolicy: &FailurePolicy{FailJobOnExitCodes: []int32{42, 3, 42}}})
+	want := &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{
+		{Action: batchv1.PodFailurePolicyActionIgnore, OnPodConditions: []batchv1.PodFailurePolicyOnPodConditionsPattern{
+			{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue},
+		}},
+		{Action: batchv1.PodFailurePolicyActionFailJob, OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+			ContainerName: new("main"), Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{3, 42},
+		}},
+	}}
+	if diff := cmp.Diff(want, job.Spec.PodFailurePolicy); diff != "" {
+		t.Errorf("podFailurePolicy (-want +got):\n%s", diff)
+	}
+
+	t.Run("without exit codes only disruptions are ignored", func(t *testing.T) {
+		job := prepare(t, cfg, Run{}, PrepareOptions{FailurePolicy: &FailurePolicy{}})
+		if p := job.Spec.PodFailurePolicy; p == nil || len(p.Rules) != 1 || p.Rules[0].Action != batchv1.PodFailurePolicyActionIgnore {
+			t.Errorf("podFailurePolicy %+v", p)
+		}
+	})
+	t.Run("none unless asked", func(t *testing.T) {
+		if p := prepare(t, cfg, Run{}, PrepareOptions{}).Spec.PodFailurePolicy; p != nil {
+			t.Errorf("podFailurePolicy %+v", p)
+		}
+	})
+	t.Run("the Config is not changed", func(t *testing.T) {
+		if _, ok := cfg.JobManifest["spec"].(map[string]any)["podFailurePolicy"]; ok {
+			t.Error("Prepare wrote the policy into the shared Config")
+		}
+	})
+
+	bad := []struct {
+		name, job string
+		policy    FailurePolicy
+		want      []string
+	}{
+		{"exit code 0 and a negative one", baseJob, FailurePolicy{FailJobOnExitCodes: []int32{0, -2, 1}},
+			[]string{"options.failurePolicy.failJobOnExitCodes[0]: Invalid value: 0", "options.failurePolicy.failJobOnExitCodes[1]: Invalid value: -2"}},
+		{"a template with its own policy", strings.Replace(baseJob, "spec:\n  template:", "spec:\n  podFailurePolicy: {rules: []}\n  template:", 1), FailurePolicy{},
+			[]string{"job_configuration.job_manifest.spec.podFailurePolicy: Forbidden"}},
+		{"a restartPolicy other than Never", strings.Replace(baseJob, "restartPolicy: Never", "restartPolicy: OnFailure", 1), FailurePolicy{FailJobOnExitCodes: []int32{3}},
+			[]string{"job_configuration.job_manifest.spec.template.spec.restartPolicy: Invalid value", "must have value Never"}},
+		{"a run container without a name", strings.Replace(baseJob, "- name: main\n          image: img", "- image: img", 1), FailurePolicy{FailJobOnExitCodes: []int32{3}},
+			[]string{"job_configuration.job_manifest.spec.template.spec.containers[0].name: Required value"}},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := configOf(t, tt.job, nil).Prepare(Run{ID: "r"}, PrepareOptions{FailurePolicy: &tt.policy})
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("too many exit codes", func(t *testing.T) {
+		var codes []int32
+		for c := int32(1); c <= maxExitCodes+1; c++ {
+			codes = append(codes, c)
+		}
+		_, err := cfg.Prepare(Run{ID: "r"}, PrepareOptions{FailurePolicy: &FailurePolicy{FailJobOnExitCodes: codes}})
+		if err == nil || !strings.Contains(err.Error(), "Too many: 256") {
+			t.Errorf("got %v", err)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
 )
 
 // Defaults for ConfigOptions: client-go's own (5 QPS, burst 10) would make
@@ -35,6 +36,13 @@ type ConfigOptions struct {
 	Burst int
 	// UserAgent is sent with every request. Default: "kubeworker".
 	UserAgent string
+	// Metrics receives every API request made through the config's
+	// transport, by verb, resource and status code (see
+	// metrics.WrapTransport). Config always counts requests in the run
+	// contexts that carry a count, so that Result.Requests is filled;
+	// do not wrap its transport with metrics.WrapTransport again.
+	// Default: none (metrics.Discard).
+	Metrics metrics.Recorder
 }
 
 // ConfigFor returns the options for a template's cluster_config, or the
@@ -91,5 +99,6 @@ func Config(opts ConfigOptions) (*rest.Config, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "kubeworker"
 	}
+	cfg.Wrap(metrics.WrapTransport(opts.Metrics))
 	return cfg, nil
 }

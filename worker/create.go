@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
 )
 
 // AnnotationSpecHash holds SpecHash of the Job as created, so that a later
@@ -42,6 +43,9 @@ type CreateOptions struct {
 	// Logger gets a Debug line per retry and per adopted Job. Default:
 	// discard.
 	Logger *slog.Logger
+	// Metrics is told of every attempt and retry. Default: none
+	// (metrics.Discard).
+	Metrics metrics.Recorder
 
 	timer func() backoff.Timer // tests replace the clock
 }
@@ -70,6 +74,7 @@ func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	opts.Metrics = metrics.OrDiscard(opts.Metrics)
 	return &Creator{client: client, opts: opts}
 }
 
@@ -110,6 +115,7 @@ func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, e
 	attempts := 0
 	op := func() (*batchv1.Job, error) {
 		attempts++
+		c.opts.Metrics.CreateAttempt(attempts > 1)
 		if attempts > 1 {
 			found, err := c.find(ctx, ns, runID, hash)
 			if err != nil || found != nil {

@@ -16,10 +16,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 )
 
-func adminClient(t *testing.T) kubernetes.Interface {
+func adminClient(t testing.TB) kubernetes.Interface {
 	t.Helper()
 	client, err := kubernetes.NewForConfig(cluster.Config())
 	if err != nil {
@@ -266,4 +267,72 @@ func assertHint(t *testing.T, err error, is func(error) bool, hint string) {
 		t.Errorf("hint %q does not contain %q (error: %v)", ce.Hint, hint, err)
 	}
 	t.Logf("%v", err)
+}
+
+// TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec is checked
+// adoption on the API server: a second creation for a run adopts the
+// run's Job when it comes from the same template and values, and is
+// refused with ErrDuplicateRun, creating nothing, when it does not.
+func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	creator := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
+	first, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyTheFirst := func(t *testing.T) {
+		t.Helper()
+		list, err := adminClient(t).BatchV1().Jobs(ns).List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 1 || list.Items[0].UID != first.UID || list.Items[0].Annotations[AnnotationSpecHash] != first.Annotations[AnnotationSpecHash] {
+			t.Errorf("the namespace holds %d Jobs, want only the first one", len(list.Items))
+		}
+	}
+
+	t.Run("same template: adopted", func(t *testing.T) {
+		again, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.UID != first.UID {
+			t.Errorf("got Job %s (%s), want the first one %s (%s)", again.Name, again.UID, first.Name, first.UID)
+		}
+		onlyTheFirst(t)
+	})
+	t.Run("another spec under the same name: refused", func(t *testing.T) {
+		_, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", map[string]any{"backoff_limit": 2}))
+		var ce *CreateError
+		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
+			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+		}
+		t.Log(err)
+		onlyTheFirst(t)
+	})
+	// A template that renames the Job (its name or generateName) makes
+	// another Job name; the Creator looks a run up by label only after an
+	// ambiguous failure, since a lookup before every create would double
+	// the requests of each submission. Worker.List and Sweep find such a
+	// second Job by its run ID.
+}
+
+// TestASecondRunWithTheSameIDFollowsTheFirstRunsJob: Run twice with one
+// run ID and the same values is one Job, followed twice to one Result.
+func TestASecondRunWithTheSameIDFollowsTheFirstRunsJob(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	w := fateWorker(t, adminClient(t), ns, "twice", Options{})
+	values := fate(map[string]string{"test.kubeworker.io/exit-code": "6"})
+	first, err := w.Run(t.Context(), Run{ID: "twice-1", Values: values})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := w.Run(t.Context(), Run{ID: "twice-1", Values: values})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.PID != first.PID || second.Outcome != jobwatch.Failed || second.ExitCode != 6 || !second.CreatedAt.Equal(first.CreatedAt) {
+		t.Errorf("second Run %+v, first %+v", second, first)
+	}
+	assertOneJobPerRun(t, jobsPerRun(t, ns), 1)
 }

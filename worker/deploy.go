@@ -92,12 +92,13 @@ func DeploymentManifest(opts DeployOptions) ([]byte, error) {
 
 // Rules returns the RBAC rules a worker needs in the namespace its Jobs run
 // in, and nothing more: Jobs to create, follow, find again after an
-// ambiguous create and delete (Kill); pods to follow and their logs; events
+// ambiguous create, delete (Kill) and patch (the TTL put back under
+// Options.RetainUntilRecorded); pods to follow and their logs; events
 // to explain a pod that did not start; and, if secrets, Secrets to hold
 // secret values.
 func Rules(secrets bool) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},

@@ -18,6 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
@@ -126,6 +127,10 @@ var probes = map[grant]func(ctx context.Context, c kubernetes.Interface, ns stri
 	},
 	{"jobs", "delete"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
 		return c.BatchV1().Jobs(ns).Delete(ctx, "probe", metav1.DeleteOptions{})
+	},
+	{"jobs", "patch"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		_, err := c.BatchV1().Jobs(ns).Patch(ctx, "probe", types.MergePatchType, []byte(`{}`), metav1.PatchOptions{})
+		return err
 	},
 	{"pods", "list"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
 		_, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
@@ -294,6 +299,11 @@ func TestDeploymentManifestRoleIsEnough(t *testing.T) {
 			t.Error(err)
 		}
 	})
+	t.Run("a retained Job gets its TTL back once its result is recorded", func(t *testing.T) {
+		if err := retainScenario(t, client, ns); err != nil {
+			t.Error(err)
+		}
+	})
 	t.Run("a pod that never starts is diagnosed with its events", func(t *testing.T) {
 		if err := pendingScenario(t, client, ns); err != nil {
 			t.Error(err)
@@ -423,6 +433,34 @@ func pendingScenario(t *testing.T, client kubernetes.Interface, ns string) error
 	return errors.Join(err, warnings.err())
 }
 
+// retainScenario runs a Job whose template sets ttlSecondsAfterFinished 0
+// with RetainUntilRecorded: the Job is kept until Run has its result, then
+// its TTL is set back (a patch) and the TTL controller deletes it.
+func retainScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	warnings := &warnLog{}
+	opts := Options{Logger: slog.New(warnings), RetainUntilRecorded: true}
+	opts.Prepare.Customizations = []byte(`[{"op": "add", "path": "/spec/ttlSecondsAfterFinished", "value": 0}]`)
+	w := newAccountWorker(t, client, ns, opts)
+	defer func() { _ = w.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := w.Run(ctx, Run{ID: "retain-1"})
+	if err == nil && res.Outcome != jobwatch.Succeeded {
+		err = errors.New("outcome " + res.Outcome.String())
+	}
+	if err == nil {
+		err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			_, gerr := client.BatchV1().Jobs(ns).Get(ctx, res.PID.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(gerr), nil
+		})
+		if err != nil {
+			err = fmt.Errorf("the Job was not deleted after its result was recorded: %w", err)
+		}
+	}
+	return errors.Join(err, warnings.err())
+}
+
 // TestDeploymentManifestRoleIsMinimal removes each verb of the Role in
 // turn: the call the library makes with it is then Forbidden, and a
 // scenario that needs the verb fails.
@@ -445,6 +483,9 @@ func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 		},
 		{"events", "list"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return pendingScenario(t, client, ns)
+		},
+		{"jobs", "patch"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return retainScenario(t, client, ns)
 		},
 		{"secrets", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return refusedJobScenario(t, client, ns)

@@ -31,7 +31,8 @@
 //
 // [Rules] lists what the library needs, and no more: on jobs create, get
 // (adopting a run's Job), list (finding it after an ambiguous create),
-// watch and delete (Kill); on pods list and watch; get on pods/log; list
+// watch, delete (Kill) and patch (the TTL set back after the result is
+// recorded, Options.RetainUntilRecorded); on pods list and watch; get on pods/log; list
 // on events (diagnosing a pod that does not start); and, when secrets are
 // used, get, create, update and delete on secrets. The end-to-end tests
 // remove each rule in turn and show a scenario that then fails. Reading

@@ -122,7 +122,7 @@ func ExampleDeploymentManifest() {
 	// kind: ClusterRole
 	// kind: ClusterRoleBinding
 	// kind: Deployment
-	// [jobs] [create get list watch delete]
+	// [jobs] [create get list watch delete patch]
 	// [pods] [list watch]
 	// [pods/log] [get]
 	// [events] [list]

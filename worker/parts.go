@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	batchv1client "k8s.io/client-go/kubernetes/typed/batch/v1"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobwatch"
@@ -49,4 +51,24 @@ type Identity interface {
 type JobWaiter interface {
 	Wait(ctx context.Context, job jobwatch.JobRef, opts jobwatch.WaitOptions) (jobwatch.Result, error)
 	Close()
+}
+
+// JobClient reads, lists, deletes and patches Jobs, for Attach, List,
+// Sweep and Options.RetainUntilRecorded. It is client-go's JobsGetter, so
+// the BatchV1() of any clientset, real or fake, is one. Default: the
+// client's BatchV1().
+type JobClient interface {
+	Jobs(namespace string) batchv1client.JobInterface
+}
+
+// errNoJobs is the error of the calls that need a JobClient when a Worker
+// has none.
+var errNoJobs = errors.New("worker: no JobClient: New was given no client and Options.Jobs is nil")
+
+// jobs returns the Jobs of namespace ns, through Options.Jobs.
+func (w *Worker) jobs(ns string) (batchv1client.JobInterface, error) {
+	if w.opts.Jobs == nil {
+		return nil, errNoJobs
+	}
+	return w.opts.Jobs.Jobs(ns), nil
 }

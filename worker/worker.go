@@ -18,6 +18,7 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/secrets"
 )
 
@@ -46,15 +47,32 @@ type Run struct {
 	// Started is called with the Job's PID as soon as the Job exists,
 	// before Run follows it. Default: nil.
 	Started func(clusterid.PID)
+	// OnResult is called with the Result once the run has ended, before
+	// Run returns. Record the Result in it: a nil return tells the Worker
+	// the Result is safe, and only then does a Job kept by
+	// Options.RetainUntilRecorded get its ttlSecondsAfterFinished back. An
+	// error is returned by Run (with the Result) and the Job is kept, so a
+	// later Attach or Sweep can deliver the Result again. Default: nil,
+	// the Result counts as recorded when Run returns it.
+	OnResult func(Result) error
 }
 
 // Result is how a run ended.
 type Result struct {
 	// PID names the Job; it stays valid for Kill while the Job exists.
 	PID clusterid.PID
+	// RunID is the run's ID, from the Job's label; empty when Attach found
+	// no Job.
+	RunID string
 	jobwatch.Result
 	// CreatedAt is when the Job was created.
 	CreatedAt time.Time
+	// Requests counts the API requests made for this run, by verb and
+	// resource: its create (and retries), its log streams, and the gets,
+	// pod lists and event lists its Wait needed. The shared watch streams
+	// are charged to no run. Only a client whose transport counts (Config
+	// makes one; else metrics.WrapTransport) fills it.
+	Requests metrics.Requests
 }
 
 // Options configure a Worker. The zero value works with a client.
@@ -67,6 +85,11 @@ type Options struct {
 	// Namespace is the namespace value of runs that give none. Default:
 	// the template's default.
 	Namespace string
+	// Namespaces are the namespaces that List and Sweep look for this
+	// worker's Jobs in. Default: Namespace, else the namespace the
+	// template renders to with no values ("default" for
+	// manifest.Default()).
+	Namespaces []string
 	// Prepare holds the worker-wide preparation settings: env and labels
 	// added to every Job, the default image and command, the run
 	// container's name.
@@ -83,8 +106,27 @@ type Options struct {
 	// DeleteOnCancel deletes a run's Job (foreground) when Run's context
 	// ends before the Job does. Default: false, the Job is left running.
 	DeleteOnCancel bool
+	// RetainUntilRecorded keeps each finished Job, and so its pods with
+	// their exit codes, until the caller has the run's Result: Run takes
+	// the template's spec.ttlSecondsAfterFinished out of the Job before
+	// creating it (the spec hash covers the Job as created), writes the
+	// value in AnnotationTTL, and sets it back on the Job with a merge
+	// patch once the Result is recorded (see Run.OnResult), so a TTL of 0
+	// cannot delete a Job before its outcome is read. A Job whose Result
+	// never reaches a caller (Run's ctx ended, the process died) keeps no
+	// TTL until an Attach or Sweep delivers it. Needs the patch verb on
+	// jobs. Default: false, the template's TTL applies from the start.
+	RetainUntilRecorded bool
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
+	// Metrics receives what the Worker measures: runs started, finished
+	// (by Outcome) and in flight, and, through the default Creator and
+	// Waiter, Job creation attempts and retries, watch restarts and
+	// relists, log reconnects and latencies. API requests are counted by
+	// the client's transport: build the client with Config and
+	// ConfigOptions.Metrics, or wrap it with metrics.WrapTransport. See
+	// package metrics/prom. Default: none (metrics.Discard).
+	Metrics metrics.Recorder
 
 	// The parts; nil means the default built from the client.
 	Preparer Preparer
@@ -92,10 +134,12 @@ type Options struct {
 	Store    SecretStore
 	Identity Identity
 	Waiter   JobWaiter
+	Jobs     JobClient
 }
 
-// Worker runs units of work as Kubernetes Jobs. It is safe for concurrent
-// use; Close it when done.
+// Worker runs units of work as Kubernetes Jobs (Run), and picks up the
+// runs an earlier process started (Attach, List, Sweep). It is safe for
+// concurrent use; Close it when done.
 type Worker struct {
 	opts Options
 	log  *slog.Logger
@@ -125,6 +169,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if needsClient && client == nil {
 		return nil, errors.New("worker: a client is needed for the parts not given in Options")
 	}
+	opts.Metrics = metrics.OrDiscard(opts.Metrics)
 	if opts.Preparer == nil {
 		opts.Preparer = &templatePreparer{opts: &opts}
 	}
@@ -132,6 +177,9 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 		c := opts.Create
 		if c.Logger == nil {
 			c.Logger = opts.Logger
+		}
+		if c.Metrics == nil {
+			c.Metrics = opts.Metrics
 		}
 		opts.Creator = NewCreator(client, c)
 	}
@@ -156,30 +204,44 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger})
 	}
 	if opts.Waiter == nil {
-		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger})
+		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics})
+	}
+	if opts.Jobs == nil && client != nil {
+		opts.Jobs = client.BatchV1()
 	}
 	return &Worker{opts: opts, log: opts.Logger}, nil
 }
 
 // Run creates the run's Job and follows it to its end. The Job's PID goes
 // to run.Started as soon as the Job exists. Every ending of the Job is a
-// Result with a typed Outcome and a nil error; an error means the Job could
-// not be made or followed (bad values, creation refused, ctx ended). When
-// ctx ends first, Run returns ctx's error with the PID it has, and deletes
-// the Job if Options.DeleteOnCancel.
+// Result with a typed Outcome and a nil error (unless run.OnResult fails);
+// an error means the Job could not be made or followed (bad values,
+// creation refused, ctx ended). When ctx ends first, Run returns ctx's
+// error with the PID it has, and deletes the Job if
+// Options.DeleteOnCancel.
+//
+// A Run with the ID of a run whose Job exists adopts that Job, if it was
+// made from the same spec (see Creator.Create), and follows it; Attach
+// follows a Job by PID without preparing anything.
 func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	if !w.enter() {
 		return Result{}, ErrClosed
 	}
-	w.running.Add(1)
-	w.mu.Unlock()
 	defer w.running.Done()
+	ctx, m := beginRun(ctx, w.opts.Metrics)
+	res, err := w.run(ctx, run)
+	res.Requests = m.end(res.Outcome)
+	return res, err
+}
 
+// run is Run once the Worker has counted the run.
+func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 	job, cfg, err := w.opts.Preparer.Prepare(ctx, run)
 	if err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, err)
+	}
+	if w.opts.RetainUntilRecorded {
+		retain(job)
 	}
 	done, err := w.opts.Store.Apply(ctx, job)
 	if err != nil {
@@ -189,7 +251,7 @@ func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
 	if derr := done(ctx, created, err); derr != nil || err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, errors.Join(err, derr))
 	}
-	res := Result{CreatedAt: created.CreationTimestamp.Time}
+	res := Result{RunID: run.ID, CreatedAt: created.CreationTimestamp.Time}
 	res.PID, err = w.opts.Identity.PID(ctx, created.Namespace, created.Name)
 	if err != nil {
 		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, err)
@@ -199,15 +261,7 @@ func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
 		run.Started(res.PID)
 	}
 
-	wo := jobwatch.WaitOptions{
-		Container:       w.opts.Prepare.Container,
-		PodStartTimeout: time.Duration(cfg.PodWatchTimeoutSeconds) * time.Second,
-		Deadline:        time.Duration(cfg.JobWatchTimeoutSeconds) * time.Second,
-		Events:          run.Events,
-	}
-	if cfg.StreamOutput {
-		wo.Logs = run.Logs
-	}
+	wo := w.waitOptions(cfg, run.Logs, time.Time{}, run.Events)
 	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: created.Namespace, Name: created.Name}, wo)
 	if err != nil {
 		if ctx.Err() != nil && w.opts.DeleteOnCancel {
@@ -221,7 +275,39 @@ func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
 		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
 	}
 	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
+	res.Requests = metrics.RequestCountFrom(ctx).Requests() // so far, for OnResult
+	if err := w.deliver(ctx, created, res, run.OnResult); err != nil {
+		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
+	}
 	return res, nil
+}
+
+// enter counts a call that follows a Job, for Close to wait on; false
+// after Close.
+func (w *Worker) enter() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.running.Add(1)
+	return true
+}
+
+// waitOptions are the Wait settings of a run whose template rendered to
+// cfg: the worker's run container, cfg's timeouts, and the log only if
+// cfg streams output.
+func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Time, events jobwatch.EventSink) jobwatch.WaitOptions {
+	wo := jobwatch.WaitOptions{
+		Container:       w.opts.Prepare.Container,
+		PodStartTimeout: time.Duration(cfg.PodWatchTimeoutSeconds) * time.Second,
+		Deadline:        time.Duration(cfg.JobWatchTimeoutSeconds) * time.Second,
+		Events:          events,
+	}
+	if cfg.StreamOutput {
+		wo.Logs, wo.LogsSince = logs, since
+	}
+	return wo
 }
 
 // Kill deletes the Job that pid names, with foreground propagation so its
@@ -231,8 +317,9 @@ func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duratio
 	return w.opts.Identity.Kill(ctx, pid, grace)
 }
 
-// Close stops following runs (their Run calls return an error), waits for
-// them, and deletes the Secrets the worker created. It leaves Jobs alone.
+// Close stops following runs (their Run and Attach calls return an
+// error, and the attaches a Sweep started end), waits for them, and
+// deletes the Secrets the worker created. It leaves Jobs alone.
 func (w *Worker) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true

@@ -1,9 +1,14 @@
 // Command scheduler is a small custom scheduler built on kubeworker: it
 // takes runs from a queue directory (one YAML file per run), runs several
-// at once through a Worker and its Agent, and prints each Result.
+// at once through a Worker and its Agent, and prints each Result. While it
+// runs it serves, on -listen, the Agent's /healthz and /readyz (ready once
+// the shared watch streams are synced) and /metrics: kubeworker's metrics
+// (package metrics/prom) in the Prometheus format, API requests counted by
+// the client's transport included.
 //
 //	go run ./examples/scheduler                      # sample queue, local cluster
 //	go run ./examples/scheduler -queue ./runs -kubeconfig ~/.kube/config
+//	curl 127.0.0.1:8080/metrics                      # while it runs
 //
 // A run file:
 //
@@ -24,19 +29,27 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/metrics/prom"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -45,16 +58,17 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of a real cluster; default: start the local one")
 	kubeContext := flag.String("context", "", "kubeconfig context")
 	concurrency := flag.Int("concurrency", 3, "runs at once")
+	listen := flag.String("listen", "127.0.0.1:8080", "address serving /metrics, /healthz and /readyz")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := mainErr(ctx, *queue, *kubeconfig, *kubeContext, *concurrency); err != nil {
+	if err := mainErr(ctx, *queue, *kubeconfig, *kubeContext, *concurrency, *listen); err != nil {
 		fmt.Fprintln(os.Stderr, "scheduler:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurrency int) error {
+func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurrency int, listen string) error {
 	if queue == "" {
 		dir, err := os.MkdirTemp("", "kubeworker-queue-")
 		if err != nil {
@@ -83,7 +97,29 @@ func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurr
 			return err
 		}
 	}
-	_, err := run(ctx, cfg, queue, "default", concurrency, os.Stdout)
+	s, err := newScheduler(cfg, queue, "default", concurrency, os.Stdout)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(os.Stderr, "scheduler: serving /metrics, /healthz and /readyz on http://%s\n", ln.Addr())
+	_, err = s.run(ctx)
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(err, srv.Shutdown(shutdown), ignoreClosed(<-served))
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
 	return err
 }
 
@@ -94,52 +130,115 @@ type runFile struct {
 	Values map[string]any `json:"values"`
 }
 
-// run takes every run in queue, runs them concurrency at a time in
-// namespace, prints each Result to out and returns them by run ID.
-func run(ctx context.Context, cfg *rest.Config, queue, namespace string, concurrency int, out io.Writer) (map[string]worker.Result, error) {
+// scheduler is a Worker and its Agent, with the registry of their
+// metrics.
+type scheduler struct {
+	w     *worker.Worker
+	agent *worker.Agent
+	reg   *prometheus.Registry
+	queue string
+	out   io.Writer
+
+	cancel context.CancelFunc // ends Serve once the queue is done; set by run
+
+	mu      sync.Mutex
+	total   int
+	results map[string]worker.Result
+	errs    []error
+}
+
+// newScheduler returns a scheduler of runs from queue, concurrency at a
+// time in namespace, through a client of cfg whose requests it counts.
+// Close it when done.
+func newScheduler(cfg *rest.Config, queue, namespace string, concurrency int, out io.Writer) (*scheduler, error) {
+	s := &scheduler{reg: prometheus.NewRegistry(), queue: queue, out: out, results: map[string]worker.Result{}}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rec, err := prom.New(s.reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Wrap(metrics.WrapTransport(rec)) // counts every API request; worker.Config's transport is merged, not doubled
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
-	w, err := worker.New(client, worker.Options{Name: "scheduler", Namespace: namespace, Template: podAnnotationsTemplate()})
+	s.w, err = worker.New(client, worker.Options{
+		Name: "scheduler", Namespace: namespace, Template: podAnnotationsTemplate(),
+		Metrics: rec,
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer w.Close(context.Background())
+	s.agent = worker.NewAgent(s.w, dirSource(queue), worker.AgentOptions{Concurrency: concurrency, Report: s.report})
+	return s, nil
+}
 
-	total, err := countRuns(queue)
+// handler serves /metrics and the Agent's /healthz and /readyz.
+func (s *scheduler) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", s.agent.HealthHandler(nil))
+	return mux
+}
+
+// run takes every run in the queue, prints each Result and returns them
+// by run ID.
+func (s *scheduler) run(ctx context.Context) (map[string]worker.Result, error) {
+	total, err := countRuns(s.queue)
 	if err != nil {
 		return nil, err
+	}
+	if total == 0 {
+		return map[string]worker.Result{}, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var mu sync.Mutex
-	results := map[string]worker.Result{}
-	var errs []error
-	agent := worker.NewAgent(w, dirSource(queue), worker.AgentOptions{
-		Concurrency: concurrency,
-		Report: func(r worker.Run, res worker.Result, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				fmt.Fprintf(out, "%-12s error: %v\n", r.ID, err)
-				errs = append(errs, err)
-			} else {
-				fmt.Fprintf(out, "%-12s %-10s exit %3d  %s\n", r.ID, res.Outcome, res.ExitCode, res.PID)
-				results[r.ID] = res
-			}
-			if len(results)+len(errs) == total {
-				cancel() // the queue is done
-			}
-		},
-	})
-	if total == 0 {
-		return results, nil
+	s.mu.Lock()
+	s.total, s.cancel = total, cancel
+	s.mu.Unlock()
+	if err := s.agent.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return s.done(), err
 	}
-	if err := agent.Serve(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return results, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.results, errors.Join(s.errs...)
+}
+
+func (s *scheduler) done() map[string]worker.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.results
+}
+
+// report prints how a run ended and stops the Agent after the last one.
+func (s *scheduler) report(r worker.Run, res worker.Result, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		fmt.Fprintf(s.out, "%-12s error: %v\n", r.ID, err)
+		s.errs = append(s.errs, err)
+	} else {
+		fmt.Fprintf(s.out, "%-12s %-10s exit %3d  %s\n", r.ID, res.Outcome, res.ExitCode, res.PID)
+		s.results[r.ID] = res
 	}
-	return results, errors.Join(errs...)
+	if len(s.results)+len(s.errs) == s.total {
+		s.cancel() // the queue is done
+	}
+}
+
+// close closes the Worker.
+func (s *scheduler) close() { s.w.Close(context.Background()) }
+
+// run takes every run in queue, runs them concurrency at a time in
+// namespace, prints each Result to out and returns them by run ID.
+func run(ctx context.Context, cfg *rest.Config, queue, namespace string, concurrency int, out io.Writer) (map[string]worker.Result, error) {
+	s, err := newScheduler(cfg, queue, namespace, concurrency, out)
+	if err != nil {
+		return nil, err
+	}
+	defer s.close()
+	return s.run(ctx)
 }
 
 // dirSource takes the oldest *.yaml file of dir, claiming it by renaming it

@@ -41,6 +41,13 @@ package testcluster
 //     pod with [Cluster.AppendPodLog]; a follow stream sees them as they come.
 //     A follow stream never ends by itself, even when the pod has finished.
 //
+// Native sidecars (init containers with restartPolicy Always) run beside the
+// containers: Running and ready once the pod starts, then stopped when the
+// pod finishes, with exit code 0 unless [AnnotationExitCode]+"."+name says
+// otherwise (the whole-pod exit code does not apply to them). They never
+// decide the pod's phase, as with the kubelet. Other init containers have
+// completed (exit code 0) by the time the pod runs.
+//
 // Never scheduled needs no annotation: ask for more than a node has (the
 // default node has cpu 1000, so a request of cpu 1001 does it), and the real
 // scheduler leaves the pod Pending with condition PodScheduled False, reason

@@ -33,6 +33,10 @@ func (c apiServerConfig) url() string {
 //     RBAC authorize, so tests meet real RBAC.
 //   - TaintNodesByCondition is off: without a node-lifecycle controller its
 //     not-ready taint would never be lifted and nothing would schedule.
+//     The default admission plugins stay on, PodSecurity, ResourceQuota,
+//     LimitRanger and ServiceAccount among them.
+//   - Privileged containers are allowed, as kubeadm and kind allow them, so
+//     that Pod Security, not a cluster-wide ban, is what refuses them.
 //   - Watches end within 2 s of SIGTERM instead of about 60.
 //   - The watch cache is off unless asked for; see [Options.WatchCache].
 //   - Pod logs are fetched from kwok's kubelet server on the node's
@@ -58,6 +62,7 @@ func apiServerArgs(c apiServerConfig) []string {
 		"--kubelet-certificate-authority=" + c.caFile,
 		"--kubelet-preferred-address-types=InternalIP",
 		"--disable-admission-plugins=TaintNodesByCondition",
+		"--allow-privileged=true",
 		"--shutdown-watch-termination-grace-period=2s",
 		"--watch-cache=" + strconv.FormatBool(c.watchCache),
 	}

@@ -92,6 +92,7 @@ func TestAPIServerArgs(t *testing.T) {
 			"kubelet-certificate-authority":           "ca.crt",
 			"kubelet-preferred-address-types":         "InternalIP",
 			"disable-admission-plugins":               "TaintNodesByCondition",
+			"allow-privileged":                        "true",
 			"shutdown-watch-termination-grace-period": "2s",
 		})
 		checkLoopbackOnly(t, args)

@@ -1,0 +1,46 @@
+package prom_test
+
+import (
+	"bufio"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/metrics/prom"
+)
+
+// A Recorder on a registry of one's own, served for scraping. Give the
+// Recorder to worker.Options, worker.ConfigOptions (or
+// metrics.WrapTransport) and jobwatch.Options.
+func ExampleNew() {
+	reg := prometheus.NewRegistry()
+	rec, err := prom.New(reg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// What a Worker and its client record for one run:
+	rec.RunStarted()
+	rec.CreateAttempt(false)
+	rec.APIRequest(metrics.Request{Verb: "create", Resource: "jobs"}, 201)
+	rec.RunFinished("Succeeded")
+
+	// GET /metrics, as Prometheus would.
+	resp := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(resp, httptest.NewRequest("GET", "/metrics", nil))
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if line := sc.Text(); strings.HasPrefix(line, "kubeworker_runs") || strings.HasPrefix(line, "kubeworker_api") {
+			fmt.Println(line)
+		}
+	}
+	// Output:
+	// kubeworker_api_requests_total{code="201",resource="jobs",verb="create"} 1
+	// kubeworker_runs_finished_total{outcome="Succeeded"} 1
+	// kubeworker_runs_in_flight 0
+	// kubeworker_runs_started_total 1
+}

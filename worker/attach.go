@@ -1,0 +1,201 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/manifest"
+)
+
+// ErrNotManaged is matched, through errors.Is, by a [*NotManagedError].
+var ErrNotManaged = errors.New("the Job is not managed by this worker")
+
+// NotManagedError is the error of Attach given the PID of a Job that this
+// Worker did not make: one without LabelWorker set to the Worker's name,
+// manifest.LabelRunID, or manifest.LabelManagedBy set to
+// manifest.ManagedBy. Attach does not follow it.
+type NotManagedError struct {
+	// PID names the Job.
+	PID clusterid.PID
+	// Problems name each label that is missing or wrong, as
+	// `label "kubeworker.io/worker" is "etl", want "reports"`.
+	Problems []string
+}
+
+func (e *NotManagedError) Error() string {
+	return fmt.Sprintf("worker: Job %s/%s is not managed by this worker: %s", e.PID.Namespace, e.PID.Name, strings.Join(e.Problems, "; "))
+}
+
+// Is reports whether target is ErrNotManaged.
+func (e *NotManagedError) Is(target error) bool { return target == ErrNotManaged }
+
+// AttachOptions configure one Attach. The zero value works: the watch
+// settings of the template rendered with no values, no log, no events.
+type AttachOptions struct {
+	// Values are the run's values. A Job does not carry its template's
+	// watch settings, so Attach renders the Worker's template with these
+	// values, through Options.Preparer, only to read them: the pod start
+	// timeout (pod_watch_timeout_seconds), the total deadline
+	// (job_watch_timeout_seconds) and whether to follow the log
+	// (stream_output); the run container is Options.Prepare.Container, as
+	// for Run. Both timeouts count from the start of Attach. Pass the
+	// values Run was given to watch as Run did. Default: none, the
+	// template's defaults (60 s, no deadline, the log followed, for
+	// manifest.Default()).
+	Values map[string]any
+	// Logs receives the run container's log, as Run.Logs. Default: nil,
+	// not read.
+	Logs io.Writer
+	// LogsSince skips the log lines timestamped at or before it, so that
+	// a log written before a restart continues without repeats: pass the
+	// LastLogTime of an earlier Result, or the timestamp of the last line
+	// saved. Default: zero, the whole log from its start.
+	LogsSince time.Time
+	// Events receives each new pod phase, as Run.Events. Default: nil.
+	Events jobwatch.EventSink
+	// OnResult is called with the Result before Attach returns it; a nil
+	// return counts as the Result recorded, as for Run.OnResult, so a Job
+	// kept by Options.RetainUntilRecorded gets its TTL back. Default: nil,
+	// the Result counts as recorded when Attach returns it.
+	OnResult func(Result) error
+}
+
+// Attach follows the existing Job that pid names, made by this Worker or
+// by another with the same Options.Name (a restarted process, say), to the
+// same Result that Run returns: typed Outcome, exit code, events and log.
+// The Job may be pending, running or finished (its Outcome is read from
+// its status and pods). Attaching shares the Worker's watch streams with
+// its Runs, so following N runs costs no more watch connections however
+// they were started. Each Attach makes one GET of its Job, through the
+// client's rate limit; to pick up many runs at once after a restart,
+// Sweep finds them all with one LIST per namespace.
+//
+// A Job that is gone, or is deleted while Attach follows it, is a Result
+// with Outcome jobwatch.Deleted and ExitCode -1, not an error: Attach
+// cannot tell a Job deleted from one that never existed.
+//
+// Errors, each naming what is wrong:
+//   - a malformed PID: clusterid.ErrInvalidPID (errors.As reaches the
+//     *clusterid.PIDError naming the bad part); parse stored PIDs with
+//     clusterid.ParsePID, which gives the same error;
+//   - a PID of another cluster: clusterid.ErrWrongCluster;
+//   - a Job without this Worker's labels: a *NotManagedError, matching
+//     ErrNotManaged;
+//   - after Close: ErrClosed; ctx ended: ctx's error. The Result then
+//     holds what was known.
+func (w *Worker) Attach(ctx context.Context, pid clusterid.PID, opts AttachOptions) (Result, error) {
+	if !w.enter() {
+		return Result{PID: pid}, ErrClosed
+	}
+	defer w.running.Done()
+	job, err := w.lookUp(ctx, pid)
+	if err != nil {
+		return Result{PID: pid}, fmt.Errorf("worker: attach %s: %w", pid, err)
+	}
+	if job == nil {
+		w.log.InfoContext(ctx, "attached to a Job that is gone", "pid", pid.String())
+		return goneResult(pid, ""), nil
+	}
+	res, err := w.follow(ctx, pid, job, opts)
+	if err != nil {
+		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
+	}
+	if err := w.deliver(ctx, job, res, opts.OnResult); err != nil {
+		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
+	}
+	return res, nil
+}
+
+// lookUp checks pid and returns its Job, or nil if there is none.
+func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID) (*batchv1.Job, error) {
+	if err := pid.Validate(); err != nil {
+		return nil, err
+	}
+	here, err := w.opts.Identity.PID(ctx, pid.Namespace, pid.Name)
+	if err != nil {
+		return nil, fmt.Errorf("read this cluster's UID: %w", err)
+	}
+	if here.ClusterUID != pid.ClusterUID {
+		return nil, fmt.Errorf("%w: the PID names cluster %q, but this worker's client talks to cluster %q",
+			clusterid.ErrWrongCluster, pid.ClusterUID, here.ClusterUID)
+	}
+	jobs, err := w.jobs(pid.Namespace)
+	if err != nil {
+		return nil, err
+	}
+	job, err := jobs.Get(ctx, pid.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get Job: %w", err)
+	}
+	if err := w.checkManaged(pid, job); err != nil {
+		return nil, err
+	}
+	return job, nil
+}
+
+// checkManaged returns a *NotManagedError unless job carries this
+// Worker's labels.
+func (w *Worker) checkManaged(pid clusterid.PID, job *batchv1.Job) error {
+	var problems []string
+	want := func(key, value string) {
+		got, ok := job.Labels[key]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("label %q is missing", key))
+		case value != "" && got != value:
+			problems = append(problems, fmt.Sprintf("label %q is %q, want %q", key, got, value))
+		case got == "":
+			problems = append(problems, fmt.Sprintf("label %q is empty", key))
+		}
+	}
+	want(LabelWorker, w.opts.Name)
+	want(manifest.LabelRunID, "")
+	want(manifest.LabelManagedBy, manifest.ManagedBy)
+	if len(problems) > 0 {
+		return &NotManagedError{PID: pid, Problems: problems}
+	}
+	return nil
+}
+
+// follow waits for job, a Job of this Worker, with the watch settings
+// opts.Values give. It does not deliver the Result.
+func (w *Worker) follow(ctx context.Context, pid clusterid.PID, job *batchv1.Job, opts AttachOptions) (Result, error) {
+	runID := job.Labels[manifest.LabelRunID]
+	res := Result{PID: pid, RunID: runID, CreatedAt: job.CreationTimestamp.Time}
+	res.ExitCode = -1
+	_, cfg, err := w.opts.Preparer.Prepare(ctx, Run{ID: runID, Values: opts.Values})
+	if err != nil {
+		return res, fmt.Errorf("render the watch settings (AttachOptions.Values): %w", err)
+	}
+	wo := w.waitOptions(cfg, opts.Logs, opts.LogsSince, opts.Events)
+	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
+	switch {
+	case errors.Is(err, jobwatch.ErrNotFound):
+		// Deleted between the GET and the Wait.
+		return goneResult(pid, runID), nil
+	case err != nil:
+		return res, err
+	}
+	w.log.InfoContext(ctx, "attached run ended", "run", runID, "pid", pid.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
+	return res, nil
+}
+
+// goneResult is the Result of a Job that no longer exists.
+func goneResult(pid clusterid.PID, runID string) Result {
+	return Result{PID: pid, RunID: runID, Result: jobwatch.Result{
+		Outcome: jobwatch.Deleted, ExitCode: -1, NoExitCode: "the Job does not exist (any more)",
+	}}
+}

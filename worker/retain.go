@@ -1,0 +1,105 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/kubeworker/kubeworker/jobwatch"
+)
+
+// AnnotationTTL holds, on a Job created under Options.RetainUntilRecorded,
+// the spec.ttlSecondsAfterFinished its template asked for. The Job is
+// created without a TTL; the Worker that delivers the run's Result (Run,
+// Attach or Sweep, whichever Worker it is) sets the TTL from this value.
+const AnnotationTTL = "kubeworker.io/ttl-seconds-after-finished"
+
+// releaseTimeout bounds the patch that gives a Job its TTL back.
+const releaseTimeout = 30 * time.Second
+
+// retain moves job's ttlSecondsAfterFinished into AnnotationTTL, before
+// the Job is created and hashed.
+func retain(job *batchv1.Job) {
+	ttl := job.Spec.TTLSecondsAfterFinished
+	if ttl == nil {
+		return
+	}
+	if job.Annotations == nil {
+		job.Annotations = map[string]string{}
+	}
+	job.Annotations[AnnotationTTL] = strconv.FormatInt(int64(*ttl), 10)
+	job.Spec.TTLSecondsAfterFinished = nil
+}
+
+// deliver hands res to onResult, if any, and once the Result is recorded
+// releases the Job. An error of onResult is returned, and the Job is kept.
+func (w *Worker) deliver(ctx context.Context, job *batchv1.Job, res Result, onResult func(Result) error) error {
+	if onResult != nil {
+		if err := onResult(res); err != nil {
+			w.log.WarnContext(ctx, "the Result was not recorded; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
+			return fmt.Errorf("record the Result: %w", err)
+		}
+	}
+	w.release(ctx, job, res)
+	return nil
+}
+
+// release gives a Job retained under Options.RetainUntilRecorded its TTL
+// back, with a merge patch that also names the Job's UID, so a new Job of
+// the same name is never changed. It does nothing for a Job without
+// AnnotationTTL or that has a TTL, for a Job deleted, and for a run still
+// going (TimedOut: its final Result is not known yet). A failure is
+// logged, not returned: the Result stands, and the Job is kept until a
+// later Attach or Sweep releases it (or deletes it, if its run is
+// unknown by then).
+func (w *Worker) release(ctx context.Context, job *batchv1.Job, res Result) {
+	v, ok := job.Annotations[AnnotationTTL]
+	if !ok || job.Spec.TTLSecondsAfterFinished != nil || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
+		return
+	}
+	ttl, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || ttl < 0 {
+		w.log.WarnContext(ctx, "bad TTL annotation; the Job is kept", "pid", res.PID.String(), "annotation", AnnotationTTL, "value", v)
+		return
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.UID, ttl)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	jobs, err := w.jobs(job.Namespace)
+	if err == nil {
+		_, err = jobs.Patch(pctx, job.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	}
+	switch {
+	case err == nil:
+		w.log.DebugContext(ctx, "released the Job to its TTL", "run", res.RunID, "pid", res.PID.String(), "ttl_seconds", ttl)
+	case apierrors.IsNotFound(err), otherUID(err):
+		// Gone, or another Job took the name: nothing of ours to release.
+		w.log.DebugContext(ctx, "the Job to release is gone", "run", res.RunID, "pid", res.PID.String(), "error", err)
+	default:
+		w.log.WarnContext(ctx, "could not give the Job its TTL back; it is kept until a later Attach or Sweep (does the worker have the patch verb on jobs?)",
+			"run", res.RunID, "pid", res.PID.String(), "error", err)
+	}
+}
+
+// otherUID reports whether err refuses a patch because it names another
+// UID than the object's: the API server calls that an invalid change of
+// the immutable metadata.uid.
+func otherUID(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if c.Field == "metadata.uid" {
+			return true
+		}
+	}
+	return false
+}
