@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
 )
 
 // Classify decides a run's Result from a Job and its pods, as
@@ -26,6 +27,15 @@ import (
 // SuccessCriteriaMet and FailureTarget (Kubernetes 1.31 and later) come
 // before Complete and Failed, while the controller still terminates
 // pods, and count the same.
+//
+// Before them, the pod decides when it leaves the Job only one way to
+// end (see podEnd), which saves the second or more the Job controller
+// takes to say so (it batches pod updates for a second): a Job of one
+// completion and parallelism one, with no active deadline, success
+// policy, per-index backoff limit or outside manager, succeeds once its
+// newest pod has Succeeded, and fails once that pod has Failed if its
+// backoffLimit is 0 and it has no pod failure policy. Result.FromPod
+// says so, and JobReason is then empty.
 //
 // The newest pod (by creation time, then name) gives Pod, Container and
 // ExitCode. For a failed Job the most specific cause wins, checked in
@@ -88,6 +98,9 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 		r.StartedAt = job.Status.StartTime.Time
 	}
 	end := jobEnd(job)
+	if !end.done() {
+		end, r.FromPod = podEnd(job, sorted)
+	}
 	r.JobReason, r.JobMessage = end.reason, end.message
 	if !end.at.IsZero() {
 		r.FinishedAt = end.at
@@ -148,6 +161,32 @@ func jobEnd(job *batchv1.Job) jobEnding {
 		return jobEnding{failed: true, reason: batchv1.JobReasonBackoffLimitExceeded}
 	}
 	return e
+}
+
+// podEnd returns the end the Job's newest pod implies, when the Job
+// controller can end the Job no other way: see Classify. It reports
+// whether it found one.
+func podEnd(job *batchv1.Job, pods []*corev1.Pod) (jobEnding, bool) {
+	sp := &job.Spec
+	pod := newestPod(pods)
+	if pod == nil || pod.DeletionTimestamp != nil || job.DeletionTimestamp != nil || suspended(job) ||
+		ptr.Deref(sp.Completions, 1) != 1 || ptr.Deref(sp.Parallelism, 1) != 1 ||
+		sp.ActiveDeadlineSeconds != nil || sp.SuccessPolicy != nil || sp.BackoffLimitPerIndex != nil ||
+		ptr.Deref(sp.ManagedBy, batchv1.JobControllerName) != batchv1.JobControllerName {
+		return jobEnding{}, false
+	}
+	for _, p := range pods {
+		if p != pod && !podFinished(p) && p.DeletionTimestamp == nil {
+			return jobEnding{}, false // another pod still runs
+		}
+	}
+	switch {
+	case pod.Status.Phase == corev1.PodSucceeded:
+		return jobEnding{succeeded: true}, true
+	case pod.Status.Phase == corev1.PodFailed && sp.PodFailurePolicy == nil && ptr.Deref(sp.BackoffLimit, 6) == 0:
+		return jobEnding{failed: true}, true
+	}
+	return jobEnding{}, false
 }
 
 // failedCause sets the Outcome, Reason and Message of a failed Job from

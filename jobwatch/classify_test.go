@@ -272,3 +272,68 @@ func TestOutcomeFaultChargesEveryOutcome(t *testing.T) {
 		}
 	}
 }
+
+func TestClassifyLetsThePodDecideWhenTheJobCanEndOneWayOnly(t *testing.T) {
+	succeeded := func(p *corev1.Pod) {
+		running(p)
+		exited("main", 0, "Completed")(p)
+		p.Status.Phase = corev1.PodSucceeded
+	}
+	failed := func(p *corev1.Pod) { running(p); exited("main", 3, "Error")(p); p.Status.Phase = corev1.PodFailed }
+	spec := func(f func(*batchv1.JobSpec)) func(*batchv1.Job) { return func(j *batchv1.Job) { f(&j.Spec) } }
+	tests := []struct {
+		name     string
+		job      *batchv1.Job
+		pods     []*corev1.Pod
+		finished bool
+		outcome  Outcome
+	}{
+		{"a succeeded pod ends a one-pod Job", testJob(), []*corev1.Pod{testPod("p1", 1, succeeded)}, true, Succeeded},
+		{"a succeeded pod ends it whatever the backoffLimit", testJob(withBackoffLimit(3)), []*corev1.Pod{testPod("p1", 1, succeeded)}, true, Succeeded},
+		{"a failed pod ends a Job with backoffLimit 0", testJob(), []*corev1.Pod{testPod("p1", 1, failed)}, true, Failed},
+		{"a failed pod leaves retries to a Job with backoffLimit 1", testJob(withBackoffLimit(1)), []*corev1.Pod{testPod("p1", 1, failed)}, false, Unknown},
+		{"a pod failure policy may ignore the failure", testJob(spec(func(s *batchv1.JobSpec) { s.PodFailurePolicy = &batchv1.PodFailurePolicy{} })),
+			[]*corev1.Pod{testPod("p1", 1, failed)}, false, Unknown},
+		{"an active deadline may pass before the Job controller counts the pod", testJob(spec(func(s *batchv1.JobSpec) { s.ActiveDeadlineSeconds = new(int64(60)) })),
+			[]*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"two completions need two pods", testJob(spec(func(s *batchv1.JobSpec) { s.Completions = new(int32(2)) })),
+			[]*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"parallel pods may still run", testJob(spec(func(s *batchv1.JobSpec) { s.Parallelism = new(int32(2)) })),
+			[]*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"a success policy decides for itself", testJob(spec(func(s *batchv1.JobSpec) { s.SuccessPolicy = &batchv1.SuccessPolicy{} })),
+			[]*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"a Job managed by another controller", testJob(spec(func(s *batchv1.JobSpec) { s.ManagedBy = new("kueue.x-k8s.io/multikueue") })),
+			[]*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"a suspended Job", testJob(suspendedJob(true)), []*corev1.Pod{testPod("p1", 1, succeeded)}, false, Unknown},
+		{"a Job being deleted is Deleted", testJob(deleting), []*corev1.Pod{testPod("p1", 1, succeeded)}, true, Deleted},
+		{"another pod still running", testJob(), []*corev1.Pod{testPod("p1", 1, running), testPod("p2", 2, succeeded)}, false, Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, finished := Classify(tt.job, tt.pods, "main")
+			if finished != tt.finished || r.Outcome != tt.outcome || r.FromPod != (tt.finished && tt.outcome != Deleted) {
+				t.Fatalf("Classify = %+v, finished %v; want %v, finished %v", r, finished, tt.outcome, tt.finished)
+			}
+			if r.FromPod && r.JobReason != "" {
+				t.Errorf("JobReason %q from a pod", r.JobReason)
+			}
+		})
+	}
+}
+
+// The trimmed Job keeps what podEnd reads.
+func TestTrimKeepsWhatThePodDecisionReads(t *testing.T) {
+	j := testJob(func(j *batchv1.Job) {
+		j.Spec.Completions, j.Spec.Parallelism = new(int32(2)), new(int32(3))
+		j.Spec.ActiveDeadlineSeconds, j.Spec.ManagedBy = new(int64(5)), new("x")
+		j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{Action: batchv1.PodFailurePolicyActionIgnore}}}
+		j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededCount: new(int32(1))}}}
+		j.Spec.BackoffLimitPerIndex = new(int32(1))
+	})
+	got := trimJob(j)
+	s := got.Spec
+	if *s.Completions != 2 || *s.Parallelism != 3 || *s.ActiveDeadlineSeconds != 5 || *s.ManagedBy != "x" ||
+		s.PodFailurePolicy == nil || s.SuccessPolicy == nil || *s.BackoffLimitPerIndex != 1 {
+		t.Fatalf("trimmed spec %+v", s)
+	}
+}

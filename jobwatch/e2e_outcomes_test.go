@@ -10,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	tc "github.com/kubeworker/kubeworker/internal/testcluster"
 )
@@ -24,7 +26,8 @@ func TestE2ESucceeded(t *testing.T) {
 	job := createJob(t, client, ns, runJob(nil))
 	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{})
 	expect(t, res, Succeeded, 0)
-	if res.Reason != "Completed" || res.JobReason == "" || res.Pod == "" || res.Container != "main" || res.StartedAt.IsZero() || res.FinishedAt.IsZero() {
+	jobAgrees(t, client, job, res, batchv1.JobComplete, "")
+	if res.Reason != "Completed" || res.Pod == "" || res.Container != "main" || res.StartedAt.IsZero() || res.FinishedAt.IsZero() {
 		t.Errorf("Result %+v", res)
 	}
 }
@@ -35,8 +38,42 @@ func TestE2EFailedWithExitCode(t *testing.T) {
 	job := createJob(t, client, ns, runJob(map[string]string{tc.AnnotationExitCode: "3"}))
 	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{})
 	expect(t, res, Failed, 3)
-	if res.Reason != "Error" || res.JobReason != batchv1.JobReasonBackoffLimitExceeded {
-		t.Errorf("Reason %q, JobReason %q", res.Reason, res.JobReason)
+	jobAgrees(t, client, job, res, batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded)
+	if res.Reason != "Error" {
+		t.Errorf("Reason %q", res.Reason)
+	}
+}
+
+// jobAgrees checks that the Job controller ends the Job as res said:
+// with the condition typ (and reason, unless empty) in res, or later when
+// the pod decided res (FromPod), so the pod's verdict is the Job's.
+func jobAgrees(t *testing.T, client kubernetes.Interface, job *batchv1.Job, res Result, typ batchv1.JobConditionType, reason string) {
+	t.Helper()
+	if !res.FromPod {
+		if reason != "" && res.JobReason != reason {
+			t.Errorf("JobReason %q, want %q", res.JobReason, reason)
+		}
+		return
+	}
+	if res.JobReason != "" {
+		t.Errorf("JobReason %q from the pod", res.JobReason)
+	}
+	var last batchv1.JobStatus
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		j, err := client.BatchV1().Jobs(job.Namespace).Get(ctx, job.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		last = j.Status
+		for _, c := range j.Status.Conditions {
+			if c.Type == typ && c.Status == corev1.ConditionTrue && (reason == "" || c.Reason == reason) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("the pod decided %v, but the Job did not end %s %s: %v; status %+v", res.Outcome, typ, reason, err, last)
 	}
 }
 
@@ -85,8 +122,9 @@ func TestE2EOOMKilled(t *testing.T) {
 	job := createJob(t, client, ns, runJob(map[string]string{tc.AnnotationExitCode: "137", tc.AnnotationReason: "OOMKilled"}))
 	res := waitJob(t, newWatcher(t, cluster.Config()), job, WaitOptions{})
 	expect(t, res, OOMKilled, 137)
-	if res.Reason != "OOMKilled" || res.JobReason != batchv1.JobReasonBackoffLimitExceeded {
-		t.Errorf("Reason %q, JobReason %q", res.Reason, res.JobReason)
+	jobAgrees(t, client, job, res, batchv1.JobFailed, batchv1.JobReasonBackoffLimitExceeded)
+	if res.Reason != "OOMKilled" {
+		t.Errorf("Reason %q", res.Reason)
 	}
 }
 

@@ -31,6 +31,11 @@ type Result struct {
 	// Complete or Failed condition (for example BackoffLimitExceeded), or
 	// empty while it has none.
 	JobReason, JobMessage string
+	// FromPod reports that the Job's newest pod decided the Outcome before
+	// the Job controller recorded the Job's end, because the Job could end
+	// no other way (see Classify); JobReason and JobMessage are then
+	// empty.
+	FromPod bool
 	// Pod is the newest pod of the Job, and Container the run container
 	// in it; empty when there is no pod.
 	Pod, Container string

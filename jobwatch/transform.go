@@ -61,8 +61,18 @@ func trimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 
 func trimJob(j *batchv1.Job) *batchv1.Job {
 	out := &batchv1.Job{ObjectMeta: trimMeta(&j.ObjectMeta)}
-	out.Spec.BackoffLimit = j.Spec.BackoffLimit
-	out.Spec.Suspend = j.Spec.Suspend
+	sp := &j.Spec
+	out.Spec.BackoffLimit, out.Spec.BackoffLimitPerIndex = sp.BackoffLimit, sp.BackoffLimitPerIndex
+	out.Spec.Completions, out.Spec.Parallelism = sp.Completions, sp.Parallelism
+	out.Spec.ActiveDeadlineSeconds, out.Spec.ManagedBy = sp.ActiveDeadlineSeconds, sp.ManagedBy
+	out.Spec.Suspend = sp.Suspend
+	// podEnd needs to know only whether these policies are set.
+	if sp.PodFailurePolicy != nil {
+		out.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{}
+	}
+	if sp.SuccessPolicy != nil {
+		out.Spec.SuccessPolicy = &batchv1.SuccessPolicy{}
+	}
 	out.Spec.Template.Labels = j.Spec.Template.Labels
 	out.Spec.Template.Spec.Containers = containerNames(j.Spec.Template.Spec.Containers)
 	out.Status = j.Status

@@ -70,11 +70,11 @@ type ClusterConfig struct {
 // JSON) and a missing one as "". Map keys are never templated, and text
 // inserted from a value is never scanned for placeholders again.
 func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, error) {
-	vals, err := t.Values(values, opts.ValuesOptions)
+	vals, err := t.values(values, opts.ValuesOptions, func(v any) any { return v })
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{values: vals, env: opts.LookupEnv, root: field.NewPath("job_configuration")}
+	r := renderer{values: vals, env: opts.LookupEnv, root: field.NewPath("job_configuration"), at: make([]step, 0, 16)}
 	out, _, _ := r.render(t.JobConfiguration)
 	if err := asError("render", r.errs); err != nil {
 		return nil, err
@@ -106,9 +106,9 @@ func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
 			}
 			cfg.JobManifest = m
 		case "name":
-			cfg.Name, err = textField(p, v)
+			cfg.Name, err = textField(p, "", v)
 		case "namespace":
-			cfg.Namespace, err = textField(p, v)
+			cfg.Namespace, err = textField(p, "", v)
 			if err == nil && cfg.Namespace == "" {
 				cfg.Namespace = "default"
 			}
@@ -146,13 +146,18 @@ func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
 	return cfg, sortErrors(errs)
 }
 
-func textField(p *field.Path, v any) (string, *field.Error) {
+// textField reads v as text. An error names p, with key as its last
+// step unless key is empty: the path is built only for an error.
+func textField(p *field.Path, key string, v any) (string, *field.Error) {
 	switch t := v.(type) {
 	case string:
 		return t, nil
 	case json.Number, bool:
 		s, _ := asText(t)
 		return s, nil
+	}
+	if key != "" {
+		p = p.Child(key)
 	}
 	return "", field.TypeInvalid(p, v, "must be a string, not "+kindOf(v))
 }
@@ -187,7 +192,7 @@ func commandField(p *field.Path, v any) ([]string, *field.Error) {
 	case []any:
 		out := make([]string, len(t))
 		for i, w := range t {
-			s, err := textField(p.Index(i), w)
+			s, err := textField(p.Index(i), "", w)
 			if err != nil {
 				return nil, err
 			}
@@ -210,7 +215,7 @@ func stringMapField(p *field.Path, v any, errs field.ErrorList, dropNull bool) (
 		if v == nil && dropNull {
 			continue
 		}
-		s, err := textField(p.Child(k), v)
+		s, err := textField(p, k, v)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -235,7 +240,7 @@ func clusterConfigField(p *field.Path, v any) (*ClusterConfig, *field.Error) {
 			}
 			cc.Config = c
 		case "context_name":
-			s, err := textField(p.Child(k), x)
+			s, err := textField(p, k, x)
 			if err != nil {
 				return nil, err
 			}

@@ -157,26 +157,26 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		LabelManagedBy: ManagedBy,
 		LabelVersion:   Version(),
 	}
-	tmplLabels, lerrs := stringMap(meta["labels"], manifestPath.Child("metadata", "labels"))
+	tmplLabels, lerrs := stringMap(meta["labels"], labelsPath)
 	errs = append(errs, lerrs...)
-	labels, lerrs := slugLabels(mergeStrings(tmplLabels, c.Labels, opts.Labels, run.Labels, runLabels), manifestPath.Child("metadata", "labels"))
+	labels, lerrs := slugLabels(mergeStrings(tmplLabels, c.Labels, opts.Labels, run.Labels, runLabels), labelsPath)
 	errs = append(errs, lerrs...)
 	meta["labels"] = toAny(labels)
 	if pm, ok := pod["metadata"].(map[string]any); ok {
 		pod["metadata"] = shallowCopy(pm)
 	}
-	podMeta, err := objectAt(pod, "metadata", manifestPath.Child("spec", "template"), true)
+	podMeta, err := objectAt(pod, "metadata", templatePath, true)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		podLabels, lerrs := stringMap(podMeta["labels"], manifestPath.Child("spec", "template", "metadata", "labels"))
+		podLabels, lerrs := stringMap(podMeta["labels"], podLabelsPath)
 		errs = append(errs, lerrs...)
 		podMeta["labels"] = toAny(mergeStrings(podLabels, labels))
 	}
 
-	tmplAnn, aerrs := stringMap(meta["annotations"], manifestPath.Child("metadata", "annotations"))
+	tmplAnn, aerrs := stringMap(meta["annotations"], annotationsPath)
 	errs = append(errs, aerrs...)
-	ann, aerrs := slugAnnotations(mergeStrings(tmplAnn, c.Annotations, opts.Annotations), manifestPath.Child("metadata", "annotations"))
+	ann, aerrs := slugAnnotations(mergeStrings(tmplAnn, c.Annotations, opts.Annotations), annotationsPath)
 	errs = append(errs, aerrs...)
 	meta["annotations"] = toAny(ann)
 
@@ -256,7 +256,7 @@ func pruneNulls(v any) {
 // runContainer finds the run's container by name, or the first, and puts
 // a copy of it in its place in containers.
 func runContainer(containers []any, name string) (*field.Path, map[string]any, *field.Error) {
-	list := manifestPath.Child("spec", "template", "spec", "containers")
+	list := containersPath
 	if name == "" {
 		cm := shallowCopy(containers[0].(map[string]any))
 		containers[0] = cm
@@ -290,7 +290,7 @@ func setEnv(container map[string]any, env map[string]string, appendOurs bool, pa
 			if _, ours := env[k]; ours || t[k] == nil {
 				continue
 			}
-			s, err := textField(path.Child(k), t[k])
+			s, err := textField(path, k, t[k])
 			if err != nil {
 				errs = append(errs, err)
 				continue

@@ -51,7 +51,11 @@ var ErrNoSlug = errors.New("no ASCII letter or digit to build a slug from")
 // validation.IsDNS1123Label), or an error is returned, wrapping ErrNoSlug
 // when s has no letter or digit.
 func SlugifyName(s string) (string, error) {
-	slug := slugReplace(cases.Fold().String(s), slugNameByte, true, true)
+	folded := s
+	if !isASCII(s) {
+		folded = cases.Fold().String(s) // ASCII folds to lower case, which slugReplace does
+	}
+	slug := slugReplace(folded, slugNameByte, true, true)
 	slug = slugCut(strings.Trim(slug, "-"), slugNameMaxLen, "-")
 	if slug == "" {
 		return "", fmt.Errorf("manifest: name %q: %w", s, ErrNoSlug)
@@ -157,7 +161,10 @@ func slugPrefix(s string) string {
 func slugReplace(s string, keep func(byte) bool, lower, collapse bool) string {
 	// One byte per rune: ASCII as is, anything else (invalid bytes
 	// included, as utf8.RuneError) as a space, which no charset keeps.
-	folded := norm.NFKD.String(s)
+	folded := s
+	if !isASCII(s) {
+		folded = norm.NFKD.String(s)
+	}
 	ascii := make([]byte, 0, len(folded))
 	for _, r := range folded {
 		switch {
@@ -212,6 +219,17 @@ func slugCut(s string, limit int, cutset string) string {
 // meant to make this unreachable; the fuzz tests check that they do.
 func slugInvalid(what, input, slug string, msgs []string) error {
 	return fmt.Errorf("manifest: %s %q: slug %q is invalid: %w", what, input, slug, errors.New(strings.Join(msgs, "; ")))
+}
+
+// isASCII reports whether s is all ASCII, which folding and NFKD leave
+// as it is.
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 func slugDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"strings"
+	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -36,6 +37,17 @@ func Validate(m map[string]any, namespace string) (*batchv1.Job, error) {
 
 // checkShape fills in metadata and compares m with the base Job path by
 // path, reporting missing attributes and incompatible values.
+// Paths Prepare and its checks name often; a field.Path never changes.
+var (
+	metadataPath    = manifestPath.Child("metadata")
+	labelsPath      = metadataPath.Child("labels")
+	annotationsPath = metadataPath.Child("annotations")
+	templatePath    = manifestPath.Child("spec", "template")
+	podPath         = templatePath.Child("spec")
+	podLabelsPath   = templatePath.Child("metadata", "labels")
+	containersPath  = podPath.Child("containers")
+)
+
 func checkShape(m map[string]any, namespace string) field.ErrorList {
 	var errs field.ErrorList
 	meta, err := objectAt(m, "metadata", manifestPath, true)
@@ -43,7 +55,7 @@ func checkShape(m map[string]any, namespace string) field.ErrorList {
 		errs = append(errs, err)
 	} else {
 		for _, k := range []string{"labels", "annotations"} {
-			if _, err := objectAt(meta, k, manifestPath.Child("metadata"), true); err != nil {
+			if _, err := objectAt(meta, k, metadataPath, true); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -61,8 +73,7 @@ func checkShape(m map[string]any, namespace string) field.ErrorList {
 	if err != nil {
 		return append(errs, err)
 	}
-	podPath := manifestPath.Child("spec", "template", "spec")
-	pod, err := objectAt(tmpl, "spec", manifestPath.Child("spec", "template"), false)
+	pod, err := objectAt(tmpl, "spec", templatePath, false)
 	if err != nil {
 		return append(errs, err)
 	}
@@ -128,8 +139,13 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 			setAt(work, at, nil)
 		}
 	}
+	buf := jsonBuffers.Get().(*[]byte)
+	defer jsonBuffers.Put(buf)
 	for range maxDecodeErrors {
-		data, err := appendJSON(make([]byte, 0, 2048), work)
+		data, err := appendJSON((*buf)[:0], work)
+		if data != nil {
+			*buf = data // keep what it grew to
+		}
 		if err != nil {
 			return nil, append(errs, field.InternalError(manifestPath, err))
 		}
@@ -156,6 +172,10 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 	}
 	return nil, errs
 }
+
+// jsonBuffers hold the buffers decodeJob encodes into: a Job's JSON is a
+// few kilobytes, and nothing decoded keeps a reference to it.
+var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // strictError reports an unknown or duplicate field at its path.
 func strictError(err error) *field.Error {
@@ -287,7 +307,6 @@ func checkQuantities(m map[string]any) (field.ErrorList, [][]step) {
 	spec, _ := m["spec"].(map[string]any)
 	tmpl, _ := spec["template"].(map[string]any)
 	pod, _ := tmpl["spec"].(map[string]any)
-	podPath := manifestPath.Child("spec", "template", "spec")
 	for _, list := range []string{"initContainers", "containers"} {
 		cs, _ := pod[list].([]any)
 		for i, c := range cs {
@@ -296,7 +315,6 @@ func checkQuantities(m map[string]any) (field.ErrorList, [][]step) {
 			for _, kind := range []string{"requests", "limits"} {
 				q, _ := res[kind].(map[string]any)
 				for _, name := range sortedKeys(q) {
-					p := podPath.Child(list).Index(i).Child("resources", kind, name)
 					var err error
 					switch v := q[name].(type) {
 					case string:
@@ -307,6 +325,7 @@ func checkQuantities(m map[string]any) (field.ErrorList, [][]step) {
 						err = errors.New("must be a quantity such as 500m or 1Gi, not " + kindOf(v))
 					}
 					if err != nil {
+						p := podPath.Child(list).Index(i).Child("resources", kind, name)
 						errs = append(errs, field.Invalid(p, q[name], err.Error()))
 						bad = append(bad, []step{{key: "spec"}, {key: "template"}, {key: "spec"}, {key: list}, {index: i}, {key: "resources"}, {key: kind}, {key: name}})
 					}

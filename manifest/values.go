@@ -27,13 +27,19 @@ type ValuesOptions struct {
 // schema (type, enum, minimum, maximum, required, unknown names) and every
 // problem is reported at once, each with its path under "values".
 func (t *Template) Values(in map[string]any, opts ValuesOptions) (map[string]any, error) {
+	return t.values(in, opts, deepCopy)
+}
+
+// values is Values; defaults go through copyDefault. Render, which copies
+// each value it substitutes, shares them.
+func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault func(any) any) (map[string]any, error) {
 	root := field.NewPath("values")
 	var errs field.ErrorList
 	props := t.Variables.Properties
 	out := make(map[string]any, len(props)+len(in))
 	for name, p := range props {
 		if p != nil && p.HasDefault {
-			out[name] = deepCopy(p.Default)
+			out[name] = copyDefault(p.Default)
 		}
 	}
 	given := make(map[string]bool, len(in))

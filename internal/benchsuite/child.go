@@ -101,6 +101,9 @@ func child(in io.Reader, out io.Writer) error {
 			var name string
 			r, err := w.Run(ctx, worker.Run{
 				ID: fmt.Sprintf("scale-%d", i),
+				// Thousands of pods wait their turn with the scheduler
+				// and kwok on two cores: more than the default minute.
+				Values: map[string]any{"pod_watch_timeout_seconds": p.PodStartTimeout},
 				Started: func(pid clusterid.PID) {
 					name = pid.Name
 					tracked.Add(1)
@@ -116,6 +119,9 @@ func child(in io.Reader, out io.Writer) error {
 				res.Wrong = append(res.Wrong, fmt.Sprintf("run %d (%s): %s, exit code %d", i, name, r.Outcome, r.ExitCode))
 			default:
 				res.Returned[name] = now
+				if r.FromPod {
+					res.FromPod++
+				}
 			}
 		})
 	}
