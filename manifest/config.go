@@ -74,7 +74,7 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{values: vals, env: opts.LookupEnv, root: field.NewPath("job_configuration"), at: make([]step, 0, 16)}
+	r := renderer{values: vals, env: opts.LookupEnv, root: configPath, at: make([]step, 0, 16)}
 	out, _, _ := r.render(t.JobConfiguration)
 	if err := asError("render", r.errs); err != nil {
 		return nil, err
@@ -87,13 +87,30 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	return cfg, nil
 }
 
+// configKeys are the keys of a job configuration, and configPaths their
+// paths, built once.
+var (
+	configKeys = []string{"name", "namespace", "command", "env", "labels", "annotations",
+		"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output", "job_manifest"}
+	configPath  = field.NewPath("job_configuration")
+	configPaths = func() map[string]*field.Path {
+		m := make(map[string]*field.Path, len(configKeys))
+		for _, k := range configKeys {
+			m[k] = configPath.Child(k)
+		}
+		return m
+	}()
+)
+
 // decodeConfig reads the base fields of a rendered job configuration.
 func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
-	root := field.NewPath("job_configuration")
 	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true}
 	var errs field.ErrorList
 	for k, v := range jc {
-		p := root.Child(k)
+		p, known := configPaths[k]
+		if !known {
+			p = configPath.Child(k)
+		}
 		if v == nil && k != "job_manifest" {
 			continue // null keeps the default
 		}
@@ -133,15 +150,14 @@ func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
 			}
 			cfg.StreamOutput = b
 		default:
-			err = field.NotSupported(p, k, []string{"name", "namespace", "command", "env", "labels", "annotations",
-				"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output", "job_manifest"})
+			err = field.NotSupported(p, k, configKeys)
 		}
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if cfg.JobManifest == nil {
-		errs = append(errs, field.Required(root.Child("job_manifest"), "the Job to create"))
+		errs = append(errs, field.Required(configPaths["job_manifest"], "the Job to create"))
 	}
 	return cfg, sortErrors(errs)
 }

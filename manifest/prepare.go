@@ -398,6 +398,9 @@ func (c *Config) setGenerateName(meta map[string]any, run Run) {
 		given = ""
 	}
 	for _, base := range []string{given, c.Name, run.Name} {
+		if base == "" {
+			continue
+		}
 		if slug, err := SlugifyName(base); err == nil {
 			meta["generateName"] = slug + "-"
 			return

@@ -30,10 +30,13 @@ func (t *Template) Values(in map[string]any, opts ValuesOptions) (map[string]any
 	return t.values(in, opts, deepCopy)
 }
 
+// valuesPath is where Values reports problems.
+var valuesPath = field.NewPath("values")
+
 // values is Values; defaults go through copyDefault. Render, which copies
 // each value it substitutes, shares them.
 func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault func(any) any) (map[string]any, error) {
-	root := field.NewPath("values")
+	root := valuesPath
 	var errs field.ErrorList
 	props := t.Variables.Properties
 	out := make(map[string]any, len(props)+len(in))
@@ -89,7 +92,8 @@ func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault fun
 		}
 	}
 	for name := range given {
-		if p := props[name]; p != nil {
+		// Paths are built only for a value that breaks its schema.
+		if p := props[name]; p != nil && len(checkValue(p, out[name], nil)) > 0 {
 			errs = append(errs, checkValue(p, out[name], root.Child(name))...)
 		}
 	}
@@ -99,7 +103,8 @@ func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault fun
 	return out, nil
 }
 
-// checkValue reports every way v breaks p.
+// checkValue reports every way v breaks p. With a nil path it only says
+// whether v does, building no paths.
 func checkValue(p *Property, v any, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	if len(p.AnyOf) > 0 {
@@ -138,7 +143,11 @@ func checkValue(p *Property, v any, path *field.Path) field.ErrorList {
 	}
 	if m, ok := v.(map[string]any); ok && p.AdditionalProperties != nil {
 		for k, c := range m {
-			errs = append(errs, checkValue(p.AdditionalProperties, c, path.Child(k))...)
+			var cp *field.Path
+			if path != nil {
+				cp = path.Child(k)
+			}
+			errs = append(errs, checkValue(p.AdditionalProperties, c, cp)...)
 		}
 	}
 	return errs

@@ -93,8 +93,15 @@ func UpdateFile(path string, rep *Report, command string) error {
 // maxWrong is how many wrong runs the table lists, per size.
 const maxWrong = 5
 
+// ms writes d in milliseconds, with a decimal below 10 ms. A detection
+// time can be below zero: the Worker's watch may get the pod's update
+// before the independent one does.
 func ms(d time.Duration) string {
-	return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
+	f := float64(d) / float64(time.Millisecond)
+	if f > -10 && f < 10 {
+		return fmt.Sprintf("%.1f ms", f)
+	}
+	return fmt.Sprintf("%.0f ms", f)
 }
 
 // ratio says how b compares with a, as "×1.05".

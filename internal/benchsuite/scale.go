@@ -158,13 +158,18 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 	// Runs the pod decided return before their Jobs' conditions: give the
 	// Job controller time to write the last of them.
 	ends.waitEnded(ctx, res.Returned, 2*time.Minute)
-	podEnd, jobEnd := ends.times()
+	podEnd, jobEnd, failed := ends.times()
 	for job, ret := range res.Returned {
 		p, ok1 := podEnd[job]
 		j, ok2 := jobEnd[job]
 		if !ok1 || !ok2 {
 			s.Wrong = append(s.Wrong, fmt.Sprintf("Job %s: its end was not seen by the independent watch", job))
 			continue
+		}
+		if failed[job] {
+			// The child returned Succeeded for it (or listed it as wrong
+			// already); the Job controller said otherwise.
+			s.Wrong = append(s.Wrong, fmt.Sprintf("Job %s: the Job controller failed it", job))
 		}
 		r := time.Unix(0, ret)
 		detect, jobc = append(detect, r.Sub(p)), append(jobc, j.Sub(p))
@@ -189,6 +194,7 @@ type endWatch struct {
 	started map[string]bool      // pod name → has run
 	podEnd  map[string]time.Time // Job name → first pod end seen
 	jobEnd  map[string]time.Time // Job name → Job end seen
+	failed  map[string]bool      // Job name → it ended Failed
 	changed chan struct{}        // a pod started or a Job ended
 }
 
@@ -202,6 +208,7 @@ func newEndWatch(admin kubernetes.Interface, ns string) *endWatch {
 		started: map[string]bool{},
 		podEnd:  map[string]time.Time{},
 		jobEnd:  map[string]time.Time{},
+		failed:  map[string]bool{},
 		changed: make(chan struct{}, 1),
 	}
 }
@@ -239,6 +246,7 @@ func (e *endWatch) start(ctx context.Context) error {
 		defer e.mu.Unlock()
 		if _, seen := e.jobEnd[j.Name]; !seen {
 			e.jobEnd[j.Name] = now
+			e.failed[j.Name] = !jobSucceeded(j)
 			e.notify()
 		}
 	}
@@ -308,10 +316,10 @@ func (e *endWatch) waitEnded(ctx context.Context, jobs map[string]int64, timeout
 	}
 }
 
-func (e *endWatch) times() (podEnd, jobEnd map[string]time.Time) {
+func (e *endWatch) times() (podEnd, jobEnd map[string]time.Time, failed map[string]bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.podEnd, e.jobEnd
+	return e.podEnd, e.jobEnd, e.failed
 }
 
 func (e *endWatch) stop() {

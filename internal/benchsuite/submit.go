@@ -151,6 +151,16 @@ func parallel(n, conc int, f func(i int) error) error {
 	return first
 }
 
+// jobSucceeded says whether the Job has its Complete condition.
+func jobSucceeded(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == "True" {
+			return true
+		}
+	}
+	return false
+}
+
 // jobDone reports whether job has a true Complete or Failed condition.
 func jobDone(job *batchv1.Job) bool {
 	for _, c := range job.Status.Conditions {

@@ -29,7 +29,7 @@ type Options struct {
 	// 500.
 	SubmitJobs int
 	// SubmitRounds is how many rounds of raw-then-Worker submission to run;
-	// the median round counts. Default 3.
+	// the median round counts. Default 5.
 	SubmitRounds int
 	// Concurrency is how many goroutines create Jobs in a submission
 	// round, for the raw loop and the Worker alike. Default 16.
@@ -50,7 +50,7 @@ func (o Options) withDefaults() Options {
 		o.SubmitJobs = 500
 	}
 	if o.SubmitRounds == 0 {
-		o.SubmitRounds = 3
+		o.SubmitRounds = 5
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 16
@@ -80,18 +80,14 @@ type Report struct {
 	Scale   []Scale
 }
 
-// Run measures kubeworker on cluster and returns the figures. It creates
-// its own namespaces and leaves them for the cluster's Stop.
+// Run measures kubeworker on cluster and returns the figures, all but
+// Prepare, which needs no cluster (see MeasurePrepare). It creates its own
+// namespaces and leaves them for the cluster's Stop.
 func Run(ctx context.Context, cluster *testcluster.Cluster, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	rep := &Report{
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		Started: time.Now(),
-	}
-	fmt.Fprintln(opts.Progress, "bench: render+prepare against strict decode")
-	var err error
-	if rep.Prepare, err = measurePrepare(); err != nil {
-		return nil, fmt.Errorf("render+prepare: %w", err)
 	}
 	admin, err := kubernetes.NewForConfig(cluster.Config())
 	if err != nil {

@@ -26,6 +26,9 @@ func TestSuiteSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if rep.Prepare, err = MeasurePrepare(); err != nil {
+		t.Fatal(err)
+	}
 	if len(rep.Submit) != 2 || len(rep.Scale) != 2 {
 		t.Fatalf("%d submission and %d scale figures, want 2 and 2", len(rep.Submit), len(rep.Scale))
 	}
