@@ -14,10 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubeworker/kubeworker/manifest"
 )
 
-// jobIndex indexes cached pods by the name of the Job that controls them.
-const jobIndex = "job"
+// jobIndex indexes pods by their Job's name; runIndex Jobs by run ID.
+const (
+	jobIndex = "job"
+	runIndex = "run"
+)
 
 // stream is one namespace's shared pair of informers (Jobs and pods)
 // and the waiters they feed. The informers' reflectors list, then watch
@@ -62,7 +67,7 @@ func newStream(w *Watcher, ns string) (*stream, error) {
 	}
 	s.lws = []*streamLW{jobs, pods}
 	s.jobs = cache.NewSharedIndexInformerWithOptions(jobs.listerWatcher(), &batchv1.Job{},
-		cache.SharedIndexInformerOptions{ResyncPeriod: w.opts.ResyncPeriod, Indexers: cache.Indexers{}})
+		cache.SharedIndexInformerOptions{ResyncPeriod: w.opts.ResyncPeriod, Indexers: cache.Indexers{runIndex: indexByRun}})
 	s.pods = cache.NewSharedIndexInformerWithOptions(pods.listerWatcher(), &corev1.Pod{},
 		cache.SharedIndexInformerOptions{ResyncPeriod: w.opts.ResyncPeriod, Indexers: cache.Indexers{jobIndex: indexByJob}})
 	handlers := []cache.ResourceEventHandler{
@@ -149,6 +154,18 @@ func (s *stream) syncErr() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// indexByRun indexes a trimmed Job by the run ID of its pod template,
+// which manifest.Prepare copies from the Job's labels (the trimmed Job
+// keeps no others).
+func indexByRun(obj any) ([]string, error) {
+	if job, ok := obj.(*batchv1.Job); ok {
+		if id := job.Spec.Template.Labels[manifest.LabelRunID]; id != "" {
+			return []string{id}, nil
+		}
+	}
+	return nil, nil
 }
 
 func indexByJob(obj any) ([]string, error) {

@@ -6,6 +6,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubeworker/kubeworker/manifest"
 )
 
 // trimmer returns the informers' TransformFunc. It replaces each Job and
@@ -13,14 +15,15 @@ import (
 // log follower and Wait's checks read, so the decoded original
 // (managedFields, env, volumes, images, ...) is garbage at once and the
 // cache holds a couple of kilobytes per object. Of the pod template's
-// labels it keeps those the selector reads. It is idempotent, as
-// client-go requires.
+// labels it keeps those the selector reads and the run ID (for RunJobs;
+// it shares their map). It is idempotent, as client-go requires.
 func trimmer(sel labels.Selector) cache.TransformFunc {
 	reqs, _ := sel.Requirements()
-	keys := make([]string, 0, len(reqs))
+	keys := make([]string, 0, len(reqs)+1)
 	for _, r := range reqs {
 		keys = append(keys, r.Key())
 	}
+	keys = append(keys, manifest.LabelRunID)
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case *batchv1.Job:

@@ -46,8 +46,21 @@ type CreateOptions struct {
 	// Metrics is told of every attempt and retry. Default: none
 	// (metrics.Discard).
 	Metrics metrics.Recorder
+	// Finder, if set, is asked before the first attempt for the Jobs the
+	// run already has under another name (its template renamed the Job):
+	// one made from the same spec is adopted, any other refused with
+	// ErrDuplicateRun. New sets it to the Worker's Waiter when that is a
+	// RunFinder, as a *jobwatch.Watcher is. If the Finder fails, Create
+	// logs a warning and goes on.
+	Finder RunFinder
 
 	timer func() backoff.Timer // tests replace the clock
+}
+
+// RunFinder names the Jobs a run has in a namespace, from a cache, so that
+// asking before every create costs no request.
+type RunFinder interface {
+	RunJobs(ctx context.Context, namespace, runID string) ([]string, error)
 }
 
 // Creator creates prepared Jobs, exactly one per run. It is safe for
@@ -89,6 +102,9 @@ func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
 //     spec hash, and fails with ErrNameTaken otherwise.
 //   - Before every retry, Create looks for a Job with the run's ID and
 //     adopts it, so a Create whose answer was lost is never repeated.
+//   - With CreateOptions.Finder, a Job of the run under another name
+//     (made from a template that names Jobs otherwise) is found before the
+//     first attempt, and adopted or refused as above.
 //
 // Only what Retriable accepts is retried, waiting CreateOptions.Delay plus
 // jitter, or the server's Retry-After if longer. Every failure is a
@@ -111,6 +127,12 @@ func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, e
 	}
 	obj.Annotations[AnnotationSpecHash] = hash
 
+	if found, err := c.findRenamed(ctx, obj.Name, runID, ns, hash); err != nil || found != nil {
+		if err != nil {
+			return nil, newCreateError(ns, obj.Name, runID, 0, err)
+		}
+		return found, nil
+	}
 	bo := &retryBackOff{delay: c.opts.Delay, jitter: c.opts.Jitter, rand: randInt64N}
 	attempts := 0
 	op := func() (*batchv1.Job, error) {
@@ -188,6 +210,41 @@ func (c *Creator) find(ctx context.Context, ns, runID, hash string) (*batchv1.Jo
 		}
 		return nil, fmt.Errorf("%w: %d Jobs carry run ID %q: %s", ErrDuplicateRun, len(names), runID, strings.Join(names, ", "))
 	}
+}
+
+// findRenamed asks the Finder for the run's Jobs named other than name,
+// and returns the first that still exists if it is the run's and made
+// from the same spec (hash), or why not.
+func (c *Creator) findRenamed(ctx context.Context, name, runID, ns, hash string) (*batchv1.Job, error) {
+	if c.opts.Finder == nil {
+		return nil, nil
+	}
+	names, err := c.opts.Finder.RunJobs(ctx, ns, runID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		c.opts.Logger.WarnContext(ctx, "cannot look for the run's Jobs under other names; creating without", "namespace", ns, "run", runID, "err", err)
+		return nil, nil
+	}
+	for _, other := range names {
+		if other == name {
+			continue // Create meets it under its own name
+		}
+		j, err := c.client.BatchV1().Jobs(ns).Get(ctx, other, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get the run's Job %s found under another name: %w", other, err)
+		}
+		if err := checkOurs(j, runID, hash); err != nil {
+			return nil, err
+		}
+		c.opts.Logger.DebugContext(ctx, "adopted the run's Job under another name", "namespace", ns, "job", other, "run", runID)
+		return j, nil
+	}
+	return nil, nil
 }
 
 // checkOurs reports whether j is the run's Job made from the same spec.

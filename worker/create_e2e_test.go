@@ -310,11 +310,37 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 		t.Log(err)
 		onlyTheFirst(t)
 	})
-	// A template that renames the Job (its name or generateName) makes
-	// another Job name; the Creator looks a run up by label only after an
-	// ambiguous failure, since a lookup before every create would double
-	// the requests of each submission. Worker.List and Sweep find such a
-	// second Job by its run ID.
+	t.Run("another template that names the Job otherwise: refused", func(t *testing.T) {
+		// The Worker's Watcher is the Finder: it names the run's Jobs
+		// from its shared stream.
+		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
+		defer watcher.Close()
+		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
+		job := preparedJob(t, ns, "adopt-1", map[string]any{"backoff_limit": 2})
+		job.GenerateName = "renamed-"
+		_, err := finding.Create(t.Context(), job)
+		var ce *CreateError
+		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
+			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+		}
+		t.Log(err)
+		onlyTheFirst(t)
+	})
+	t.Run("same spec under another name: adopted", func(t *testing.T) {
+		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
+		defer watcher.Close()
+		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
+		job := preparedJob(t, ns, "adopt-1", nil)
+		job.GenerateName = "renamed-"
+		again, err := finding.Create(t.Context(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.UID != first.UID {
+			t.Errorf("got Job %s, want the first one %s", again.Name, first.Name)
+		}
+		onlyTheFirst(t)
+	})
 }
 
 // TestASecondRunWithTheSameIDFollowsTheFirstRunsJob: Run twice with one

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"strings"
@@ -227,6 +228,73 @@ func TestCreateAdoptsOnlyTheRunsOwnJob(t *testing.T) {
 		_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
 		if !errors.Is(err, ErrDuplicateRun) || !strings.Contains(err.Error(), "2 Jobs") {
 			t.Fatalf("got %v, want ErrDuplicateRun naming 2 Jobs", err)
+		}
+	})
+}
+
+// finderFunc is a RunFinder from a func.
+type finderFunc func(ctx context.Context, namespace, runID string) ([]string, error)
+
+func (f finderFunc) RunJobs(ctx context.Context, namespace, runID string) ([]string, error) {
+	return f(ctx, namespace, runID)
+}
+
+func TestCreateFindsTheRunsJobUnderAnotherName(t *testing.T) {
+	job := testJob("run-1")
+	renamed := job.DeepCopy()
+	renamed.Name, renamed.GenerateName = "renamed-by-another-template", ""
+	renamed.Annotations = map[string]string{AnnotationSpecHash: SpecHash(job)}
+	finder := finderFunc(func(_ context.Context, ns, runID string) ([]string, error) {
+		if ns != job.Namespace || runID != "run-1" {
+			return nil, nil
+		}
+		return []string{renamed.Name, "gone-since"}, nil
+	})
+	creator := func(client *fake.Clientset, f RunFinder) *Creator {
+		c := newTestCreator(client, newFakeTimer())
+		c.opts.Finder = f
+		return c
+	}
+
+	t.Run("same spec: adopted", func(t *testing.T) {
+		client := fake.NewClientset(renamed.DeepCopy())
+		got, err := creator(client, finder).Create(context.Background(), job)
+		if err != nil || got.Name != renamed.Name || countJobs(t, client) != 1 {
+			t.Fatalf("got %v, %v; want the renamed Job adopted", got, err)
+		}
+	})
+	t.Run("another spec: refused, nothing created", func(t *testing.T) {
+		other := renamed.DeepCopy()
+		other.Annotations[AnnotationSpecHash] = "different"
+		client := fake.NewClientset(other)
+		_, err := creator(client, finder).Create(context.Background(), job)
+		var ce *CreateError
+		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "run-1" {
+			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+		}
+		if n := countJobs(t, client); n != 1 {
+			t.Errorf("%d Jobs, want only the renamed one", n)
+		}
+	})
+	t.Run("a Job deleted since it was cached is passed over", func(t *testing.T) {
+		client := fake.NewClientset()
+		got, err := creator(client, finder).Create(context.Background(), job)
+		if err != nil || got.Name != RunJobName(job.GenerateName, "run-1") {
+			t.Fatalf("got %v, %v; want a new Job", got, err)
+		}
+	})
+	t.Run("a failing finder is logged and passed over", func(t *testing.T) {
+		client := fake.NewClientset()
+		var log strings.Builder
+		c := creator(client, finderFunc(func(context.Context, string, string) ([]string, error) {
+			return nil, errors.New("forbidden")
+		}))
+		c.opts.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		if _, err := c.Create(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(log.String(), "forbidden") || countJobs(t, client) != 1 {
+			t.Errorf("log %q, %d Jobs; want a warning and the Job created", log.String(), countJobs(t, client))
 		}
 	})
 }

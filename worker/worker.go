@@ -173,8 +173,14 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if opts.Preparer == nil {
 		opts.Preparer = &templatePreparer{opts: &opts}
 	}
+	if opts.Waiter == nil {
+		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics})
+	}
 	if opts.Creator == nil {
 		c := opts.Create
+		if f, ok := opts.Waiter.(RunFinder); ok && c.Finder == nil {
+			c.Finder = f
+		}
 		if c.Logger == nil {
 			c.Logger = opts.Logger
 		}
@@ -202,9 +208,6 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	}
 	if opts.Identity == nil {
 		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger})
-	}
-	if opts.Waiter == nil {
-		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics})
 	}
 	if opts.Jobs == nil && client != nil {
 		opts.Jobs = client.BatchV1()

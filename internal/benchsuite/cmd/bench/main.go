@@ -37,7 +37,7 @@ func run(args []string) error {
 	out := flags.String("o", "BENCHMARKS.md", "Markdown file to write the table into")
 	var opts benchsuite.Options
 	flags.IntVar(&opts.SubmitJobs, "submit", 500, "Jobs per submission round")
-	flags.IntVar(&opts.SubmitRounds, "rounds", 3, "submission rounds")
+	flags.IntVar(&opts.SubmitRounds, "rounds", 5, "submission rounds")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
