@@ -71,6 +71,10 @@
 //   - The Job controller's own decision ends the Wait: SuccessCriteriaMet
 //     and FailureTarget (Kubernetes 1.31 and later) count as soon as they
 //     appear, before the controller has cleaned up pods.
+//   - A Job that can end one way only does not wait for its controller,
+//     which batches pod updates for a second: a one-pod Job with no
+//     deadline, success or failure policy ends when its pod Succeeded, or
+//     Failed with backoffLimit 0 (Result.FromPod).
 //   - Pod failure policies: manifest.FailurePolicy makes one in which
 //     disruptions (DisruptionTarget) are retried without counting against
 //     backoffLimit and chosen exit codes fail the Job at once (JobReason

@@ -106,11 +106,12 @@ func (w *Worker) Attach(ctx context.Context, pid clusterid.PID, opts AttachOptio
 		w.log.InfoContext(ctx, "attached to a Job that is gone", "pid", pid.String())
 		return goneResult(pid, ""), nil
 	}
-	res, err := w.follow(ctx, pid, job, opts)
+	held := hold(job)
+	res, err := w.follow(ctx, pid, held, opts)
 	if err != nil {
 		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
 	}
-	if err := w.deliver(ctx, job, res, opts.OnResult); err != nil {
+	if err := w.deliver(ctx, held, res, opts.OnResult); err != nil {
 		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
 	}
 	return res, nil
@@ -172,9 +173,9 @@ func (w *Worker) checkManaged(pid clusterid.PID, job *batchv1.Job) error {
 
 // follow waits for job, a Job of this Worker, with the watch settings
 // opts.Values give. It does not deliver the Result.
-func (w *Worker) follow(ctx context.Context, pid clusterid.PID, job *batchv1.Job, opts AttachOptions) (Result, error) {
-	runID := job.Labels[manifest.LabelRunID]
-	res := Result{PID: pid, RunID: runID, CreatedAt: job.CreationTimestamp.Time}
+func (w *Worker) follow(ctx context.Context, pid clusterid.PID, job heldJob, opts AttachOptions) (Result, error) {
+	runID := job.runID
+	res := Result{PID: pid, RunID: runID, CreatedAt: job.created}
 	res.ExitCode = -1
 	_, cfg, err := w.opts.Preparer.Prepare(ctx, Run{ID: runID, Values: opts.Values})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/manifest"
 )
 
 // AnnotationTTL holds, on a Job created under Options.RetainUntilRecorded,
@@ -40,7 +41,7 @@ func retain(job *batchv1.Job) {
 
 // deliver hands res to onResult, if any, and once the Result is recorded
 // releases the Job. An error of onResult is returned, and the Job is kept.
-func (w *Worker) deliver(ctx context.Context, job *batchv1.Job, res Result, onResult func(Result) error) error {
+func (w *Worker) deliver(ctx context.Context, job heldJob, res Result, onResult func(Result) error) error {
 	if onResult != nil {
 		if err := onResult(res); err != nil {
 			w.log.WarnContext(ctx, "the Result was not recorded; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
@@ -51,6 +52,26 @@ func (w *Worker) deliver(ctx context.Context, job *batchv1.Job, res Result, onRe
 	return nil
 }
 
+// heldJob is what a run holds of its Job while it is followed: what
+// follow and release read. The whole Job as the API server returned it
+// (managed fields, the pod template) is kilobytes a run, and a Job from a
+// list would hold the whole list.
+type heldJob struct {
+	namespace, name, runID string
+	uid                    types.UID
+	created                time.Time
+	ttlAnnotation          string // AnnotationTTL's value
+	hasTTLAnnotation       bool
+	hasTTL                 bool // spec.ttlSecondsAfterFinished is set
+}
+
+func hold(job *batchv1.Job) heldJob {
+	h := heldJob{namespace: job.Namespace, name: job.Name, runID: job.Labels[manifest.LabelRunID],
+		uid: job.UID, created: job.CreationTimestamp.Time, hasTTL: job.Spec.TTLSecondsAfterFinished != nil}
+	h.ttlAnnotation, h.hasTTLAnnotation = job.Annotations[AnnotationTTL]
+	return h
+}
+
 // release gives a Job retained under Options.RetainUntilRecorded its TTL
 // back, with a merge patch that also names the Job's UID, so a new Job of
 // the same name is never changed. It does nothing for a Job without
@@ -59,9 +80,9 @@ func (w *Worker) deliver(ctx context.Context, job *batchv1.Job, res Result, onRe
 // logged, not returned: the Result stands, and the Job is kept until a
 // later Attach or Sweep releases it (or deletes it, if its run is
 // unknown by then).
-func (w *Worker) release(ctx context.Context, job *batchv1.Job, res Result) {
-	v, ok := job.Annotations[AnnotationTTL]
-	if !ok || job.Spec.TTLSecondsAfterFinished != nil || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
+func (w *Worker) release(ctx context.Context, job heldJob, res Result) {
+	v, ok := job.ttlAnnotation, job.hasTTLAnnotation
+	if !ok || job.hasTTL || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
 		return
 	}
 	ttl, err := strconv.ParseInt(v, 10, 32)
@@ -69,12 +90,12 @@ func (w *Worker) release(ctx context.Context, job *batchv1.Job, res Result) {
 		w.log.WarnContext(ctx, "bad TTL annotation; the Job is kept", "pid", res.PID.String(), "annotation", AnnotationTTL, "value", v)
 		return
 	}
-	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.UID, ttl)
+	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.uid, ttl)
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()
-	jobs, err := w.jobs(job.Namespace)
+	jobs, err := w.jobs(job.namespace)
 	if err == nil {
-		_, err = jobs.Patch(pctx, job.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		_, err = jobs.Patch(pctx, job.name, types.MergePatchType, patch, metav1.PatchOptions{})
 	}
 	switch {
 	case err == nil:

@@ -125,6 +125,7 @@ func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts 
 			}
 			report.Attached = append(report.Attached, info)
 			attaches.Add(1)
+			job := hold(job)
 			go func() {
 				defer w.running.Done()
 				defer attaches.Done()
@@ -155,7 +156,7 @@ func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts 
 }
 
 // sweepAttach follows a known run and reports its end to opts.Ended.
-func (w *Worker) sweepAttach(ctx context.Context, info RunInfo, job *batchv1.Job, opts SweepOptions) {
+func (w *Worker) sweepAttach(ctx context.Context, info RunInfo, job heldJob, opts SweepOptions) {
 	var ao AttachOptions
 	if opts.Attach != nil {
 		ao = opts.Attach(info)

@@ -255,9 +255,10 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, errors.Join(err, derr))
 	}
 	res := Result{RunID: run.ID, CreatedAt: created.CreationTimestamp.Time}
-	res.PID, err = w.opts.Identity.PID(ctx, created.Namespace, created.Name)
+	held := hold(created)
+	res.PID, err = w.opts.Identity.PID(ctx, held.namespace, held.name)
 	if err != nil {
-		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, err)
+		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, held.namespace, held.name, err)
 	}
 	w.log.InfoContext(ctx, "created Job", "run", run.ID, "pid", res.PID.String())
 	if run.Started != nil {
@@ -265,7 +266,7 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 	}
 
 	wo := w.waitOptions(cfg, run.Logs, time.Time{}, run.Events)
-	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: created.Namespace, Name: created.Name}, wo)
+	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
 	if err != nil {
 		if ctx.Err() != nil && w.opts.DeleteOnCancel {
 			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -279,7 +280,7 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 	}
 	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
 	res.Requests = metrics.RequestCountFrom(ctx).Requests() // so far, for OnResult
-	if err := w.deliver(ctx, created, res, run.OnResult); err != nil {
+	if err := w.deliver(ctx, held, res, run.OnResult); err != nil {
 		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
 	}
 	return res, nil
