@@ -45,7 +45,9 @@ type Config struct {
 	StreamOutput bool
 	// JobManifest is the rendered Job, as a JSON tree without nulls (a null
 	// means unset). It shares the parts that held no placeholder with the
-	// Template: read it, do not change it in place (Prepare never does).
+	// Template, and the values it took with the variables' defaults and
+	// with each other: read it, do not change it in place (Prepare never
+	// does).
 	JobManifest map[string]any
 	// JobFile is copied from the template; see Template.JobFile.
 	JobFile bool

@@ -3,6 +3,7 @@ package manifest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"runtime/debug"
@@ -151,17 +152,13 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	}
 	errs = append(errs, setEnv(container, env, c.JobFile, cpath.Child("env"))...)
 
-	runLabels := map[string]string{
-		LabelRunID:     run.ID,
-		LabelRunName:   run.Name,
-		LabelManagedBy: ManagedBy,
-		LabelVersion:   Version(),
-	}
-	tmplLabels, lerrs := stringMap(meta["labels"], labelsPath)
+	merged := make(map[string]string, 4+len(c.Labels)+len(opts.Labels)+len(run.Labels))
+	errs = addText(merged, meta["labels"], labelsPath, errs)
+	mergeInto(merged, c.Labels, opts.Labels, run.Labels)
+	merged[LabelRunID], merged[LabelRunName], merged[LabelManagedBy], merged[LabelVersion] = run.ID, run.Name, ManagedBy, Version()
+	labels, lerrs := slugLabels(merged, labelsPath)
 	errs = append(errs, lerrs...)
-	labels, lerrs := slugLabels(mergeStrings(tmplLabels, c.Labels, opts.Labels, run.Labels, runLabels), labelsPath)
-	errs = append(errs, lerrs...)
-	meta["labels"] = toAny(labels)
+	meta["labels"] = labels
 	if pm, ok := pod["metadata"].(map[string]any); ok {
 		pod["metadata"] = shallowCopy(pm)
 	}
@@ -169,16 +166,15 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		podLabels, lerrs := stringMap(podMeta["labels"], podLabelsPath)
-		errs = append(errs, lerrs...)
-		podMeta["labels"] = toAny(mergeStrings(podLabels, labels))
+		podMeta["labels"], errs = podLabels(podMeta["labels"], labels, errs)
 	}
 
-	tmplAnn, aerrs := stringMap(meta["annotations"], annotationsPath)
+	merged = make(map[string]string, len(c.Annotations)+len(opts.Annotations))
+	errs = addText(merged, meta["annotations"], annotationsPath, errs)
+	mergeInto(merged, c.Annotations, opts.Annotations)
+	ann, aerrs := slugAnnotations(merged, annotationsPath)
 	errs = append(errs, aerrs...)
-	ann, aerrs := slugAnnotations(mergeStrings(tmplAnn, c.Annotations, opts.Annotations), annotationsPath)
-	errs = append(errs, aerrs...)
-	meta["annotations"] = toAny(ann)
+	meta["annotations"] = ann
 
 	if img, _ := container["image"].(string); img == "" {
 		container["image"] = firstNonEmpty(opts.Image, DefaultImage)
@@ -410,8 +406,8 @@ func (c *Config) setGenerateName(meta map[string]any, run Run) {
 }
 
 // slugLabels slugifies label keys and values (step 3).
-func slugLabels(in map[string]string, path *field.Path) (map[string]string, field.ErrorList) {
-	out := make(map[string]string, len(in))
+func slugLabels(in map[string]string, path *field.Path) (map[string]any, field.ErrorList) {
+	out := make(map[string]any, len(in))
 	var errs field.ErrorList
 	for _, k := range sortedKeys(in) {
 		key, err := SlugifyLabelKey(k)
@@ -430,8 +426,8 @@ func slugLabels(in map[string]string, path *field.Path) (map[string]string, fiel
 }
 
 // slugAnnotations slugifies annotation keys (step 4).
-func slugAnnotations(in map[string]string, path *field.Path) (map[string]string, field.ErrorList) {
-	out := make(map[string]string, len(in))
+func slugAnnotations(in map[string]string, path *field.Path) (map[string]any, field.ErrorList) {
+	out := make(map[string]any, len(in))
 	var errs field.ErrorList
 	for _, k := range sortedKeys(in) {
 		key, err := SlugifyLabelKey(k)
@@ -444,12 +440,54 @@ func slugAnnotations(in map[string]string, path *field.Path) (map[string]string,
 	return out, errs
 }
 
-// stringMap reads an object of strings from a manifest.
-func stringMap(v any, path *field.Path) (map[string]string, field.ErrorList) {
+// addText adds the manifest's object of text v (nil: none) to dst, each
+// value as a string; what is not text is reported at path.
+func addText(dst map[string]string, v any, path *field.Path, errs field.ErrorList) field.ErrorList {
 	if v == nil {
-		return nil, nil
+		return errs
 	}
-	return stringMapField(path, v, nil, false)
+	m, ok := v.(map[string]any)
+	if !ok {
+		return append(errs, field.TypeInvalid(path, kindOf(v), "must be an object of strings"))
+	}
+	for k, x := range m {
+		s, err := textField(path, k, x)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		dst[k] = s
+	}
+	return errs
+}
+
+// podLabels returns the pod template's labels v with the Job's labels
+// over them.
+func podLabels(v any, labels map[string]any, errs field.ErrorList) (map[string]any, field.ErrorList) {
+	own, _ := v.(map[string]any)
+	out := make(map[string]any, len(own)+len(labels))
+	if v != nil {
+		if own == nil {
+			errs = append(errs, field.TypeInvalid(podLabelsPath, kindOf(v), "must be an object of strings"))
+		}
+		for k, x := range own {
+			s, err := textField(podLabelsPath, k, x)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out[k] = s
+		}
+	}
+	maps.Copy(out, labels)
+	return out, errs
+}
+
+// mergeInto copies ms into dst in turn, later ones winning.
+func mergeInto(dst map[string]string, ms ...map[string]string) {
+	for _, m := range ms {
+		maps.Copy(dst, m)
+	}
 }
 
 // mergeStrings merges maps, later ones winning.
@@ -463,14 +501,6 @@ func mergeStrings(ms ...map[string]string) map[string]string {
 		for k, v := range m {
 			out[k] = v
 		}
-	}
-	return out
-}
-
-func toAny(m map[string]string) map[string]any {
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = v
 	}
 	return out
 }

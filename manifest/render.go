@@ -99,7 +99,7 @@ func (r *renderer) renderString(s string) (any, bool) {
 		if !ok {
 			return nil, false
 		}
-		return deepCopy(v), true
+		return v, true // shared: a Config is read-only
 	}
 	var b strings.Builder
 	last := 0

@@ -89,13 +89,32 @@ func TestRenderWithoutLookupTreatsEveryEnvPlaceholderAsMissing(t *testing.T) {
 	}
 }
 
-func TestRenderedValuesDoNotShareStructureWithValues(t *testing.T) {
-	vals := mustTree(t, `{"env": {"A": "1"}}`).(map[string]any)
-	r := renderer{values: vals}
-	got, _ := renderAt(&r, mustTree(t, `{"a": "{{ env }}"}`), field.NewPath("x"))
-	got.(map[string]any)["a"].(map[string]any)["A"] = "changed"
-	if vals["env"].(map[string]any)["A"] != "1" {
-		t.Fatal("changing the output changed the values")
+// TestRenderDoesNotShareStructureWithTheCallersValues: a Config shares
+// what it took with the Template (it is read-only), never with the
+// caller's values, which the caller may change afterwards.
+func TestRenderDoesNotShareStructureWithTheCallersValues(t *testing.T) {
+	tmpl, err := Load([]byte(`
+job_configuration:
+  job_manifest:
+    apiVersion: batch/v1
+    kind: Job
+    metadata: {annotations: "{{ notes }}"}
+variables:
+  properties:
+    notes: {type: object}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]any{"notes": map[string]any{"a": "1"}}
+	cfg, err := tmpl.Render(vals, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals["notes"].(map[string]any)["a"] = "changed"
+	got := cfg.JobManifest["metadata"].(map[string]any)["annotations"].(map[string]any)["a"]
+	if got != "1" {
+		t.Fatalf("changing the values after Render changed the Config: %v", got)
 	}
 }
 

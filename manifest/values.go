@@ -33,8 +33,8 @@ func (t *Template) Values(in map[string]any, opts ValuesOptions) (map[string]any
 // valuesPath is where Values reports problems.
 var valuesPath = field.NewPath("values")
 
-// values is Values; defaults go through copyDefault. Render, which copies
-// each value it substitutes, shares them.
+// values is Values; defaults go through copyDefault. Render shares them:
+// its Config is read-only.
 func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault func(any) any) (map[string]any, error) {
 	root := valuesPath
 	var errs field.ErrorList
