@@ -17,9 +17,6 @@ var (
 	// ErrContainerNotFound: WaitOptions.Container names no container of
 	// the Job's pod template.
 	ErrContainerNotFound = errors.New("jobwatch: no such container in the job's pod template")
-	// ErrNotSynced: RunJobs was asked before the namespace's stream had
-	// filled its cache; ask the API server instead.
-	ErrNotSynced = errors.New("jobwatch: the namespace's stream has not synced yet")
 	// ErrClosed: the Watcher was closed before or during Wait.
 	ErrClosed = errors.New("jobwatch: watcher closed")
 )

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -14,9 +15,10 @@ import (
 // RunJobs returns the names of the Jobs in namespace whose pod template
 // carries manifest.LabelRunID=runID (manifest.Prepare sets it on the Job
 // and its pod template alike), sorted. It reads the namespace's shared
-// stream, starting it if need be, and costs no request: a creator can ask
-// it before every create. It never waits: until the stream's first sync
-// it returns ErrNotSynced (wrapping why, if listing or watching fails).
+// stream, starting it if need be, and costs no request of its own: a
+// creator can ask it before every create. It waits for the stream's first
+// sync, and fails at once while listing or watching Jobs there fails
+// (Forbidden, say).
 func (w *Watcher) RunJobs(ctx context.Context, namespace, runID string) ([]string, error) {
 	if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
 		return nil, fmt.Errorf("%w: namespace %q: %s", ErrInvalidRef, namespace, strings.Join(msgs, "; "))
@@ -25,11 +27,21 @@ func (w *Watcher) RunJobs(ctx context.Context, namespace, runID string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	if !cache.IsDone(s.synced[0]) { // the Job informer's
-		if cause := s.lws[0].failingErr(); cause != nil {
-			return nil, fmt.Errorf("%w: Jobs of namespace %s: %w", ErrNotSynced, namespace, cause)
+	synced := s.synced[0] // the Job informer's
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cache.IsDone(synced) {
+		if err := s.lws[0].failingErr(); err != nil {
+			return nil, fmt.Errorf("jobwatch: the Jobs of namespace %s: %w", namespace, err)
 		}
-		return nil, fmt.Errorf("%w: Jobs of namespace %s", ErrNotSynced, namespace)
+		select {
+		case <-synced.Done():
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-w.ctx.Done():
+			return nil, ErrClosed
+		}
 	}
 	objs, err := s.jobs.GetIndexer().ByIndex(runIndex, runID)
 	if err != nil {

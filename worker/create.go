@@ -50,17 +50,15 @@ type CreateOptions struct {
 	// run already has under another name (its template renamed the Job):
 	// one made from the same spec is adopted, any other refused with
 	// ErrDuplicateRun. New sets it to the Worker's Waiter when that is a
-	// RunFinder, as a *jobwatch.Watcher is. While the Finder cannot answer
-	// (its cache is not synced yet), Create asks the API server with a
-	// label list instead; if that fails too, it logs a warning and goes on.
+	// RunFinder, as a *jobwatch.Watcher is. If the Finder fails, Create
+	// logs a warning and goes on.
 	Finder RunFinder
 
 	timer func() backoff.Timer // tests replace the clock
 }
 
 // RunFinder names the Jobs a run has in a namespace, from a cache, so that
-// asking before every create costs no request. It should fail at once,
-// not wait, when its cache cannot answer yet.
+// asking before every create costs no request.
 type RunFinder interface {
 	RunJobs(ctx context.Context, namespace, runID string) ([]string, error)
 }
@@ -226,13 +224,8 @@ func (c *Creator) findRenamed(ctx context.Context, name, runID, ns, hash string)
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		// Ask the API server: it knows every Job of the run, by any name.
-		found, lerr := c.find(ctx, ns, runID, hash)
-		if lerr != nil && !errors.Is(lerr, ErrDuplicateRun) && !errors.Is(lerr, ErrNameTaken) {
-			c.opts.Logger.WarnContext(ctx, "cannot look for the run's Jobs under other names; creating without", "namespace", ns, "run", runID, "err", errors.Join(err, lerr))
-			return nil, nil
-		}
-		return found, lerr
+		c.opts.Logger.WarnContext(ctx, "cannot look for the run's Jobs under other names; creating without", "namespace", ns, "run", runID, "err", err)
+		return nil, nil
 	}
 	for _, other := range names {
 		if other == name {

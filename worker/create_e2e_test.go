@@ -313,7 +313,8 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	t.Run("another template that names the Job otherwise: refused", func(t *testing.T) {
 		// The Worker's Watcher is the Finder: it names the run's Jobs
 		// from its shared stream.
-		watcher := syncedWatcher(t, ns)
+		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
+		defer watcher.Close()
 		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
 		job := preparedJob(t, ns, "adopt-1", map[string]any{"backoff_limit": 2})
 		job.GenerateName = "renamed-"
@@ -326,7 +327,8 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 		onlyTheFirst(t)
 	})
 	t.Run("same spec under another name: adopted", func(t *testing.T) {
-		watcher := syncedWatcher(t, ns)
+		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
+		defer watcher.Close()
 		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
 		job := preparedJob(t, ns, "adopt-1", nil)
 		job.GenerateName = "renamed-"
@@ -339,27 +341,6 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 		}
 		onlyTheFirst(t)
 	})
-}
-
-// syncedWatcher returns a Watcher whose stream of namespace ns has synced,
-// so that RunJobs answers from its cache.
-func syncedWatcher(t *testing.T, ns string) *jobwatch.Watcher {
-	t.Helper()
-	watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
-	t.Cleanup(watcher.Close)
-	for {
-		_, err := watcher.RunJobs(t.Context(), ns, "any")
-		if !errors.Is(err, jobwatch.ErrNotSynced) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			return watcher
-		}
-		if t.Context().Err() != nil {
-			t.Fatal("the Watcher's stream never synced")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // TestASecondRunWithTheSameIDFollowsTheFirstRunsJob: Run twice with one
