@@ -153,7 +153,7 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	errs = append(errs, setEnv(container, env, c.JobFile, cpath.Child("env"))...)
 
 	merged := make(map[string]string, 4+len(c.Labels)+len(opts.Labels)+len(run.Labels))
-	errs = addText(merged, meta["labels"], labelsPath, errs)
+	errs = addText(meta["labels"], labelsPath, errs, func(k, s string) { merged[k] = s })
 	mergeInto(merged, c.Labels, opts.Labels, run.Labels)
 	merged[LabelRunID], merged[LabelRunName], merged[LabelManagedBy], merged[LabelVersion] = run.ID, run.Name, ManagedBy, Version()
 	labels, lerrs := slugLabels(merged, labelsPath)
@@ -170,7 +170,7 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	}
 
 	merged = make(map[string]string, len(c.Annotations)+len(opts.Annotations))
-	errs = addText(merged, meta["annotations"], annotationsPath, errs)
+	errs = addText(meta["annotations"], annotationsPath, errs, func(k, s string) { merged[k] = s })
 	mergeInto(merged, c.Annotations, opts.Annotations)
 	ann, aerrs := slugAnnotations(merged, annotationsPath)
 	errs = append(errs, aerrs...)
@@ -440,9 +440,9 @@ func slugAnnotations(in map[string]string, path *field.Path) (map[string]any, fi
 	return out, errs
 }
 
-// addText adds the manifest's object of text v (nil: none) to dst, each
-// value as a string; what is not text is reported at path.
-func addText(dst map[string]string, v any, path *field.Path, errs field.ErrorList) field.ErrorList {
+// addText passes each entry of the manifest's object of text v (nil:
+// none) to put, as a string; what is not text is reported at path.
+func addText(v any, path *field.Path, errs field.ErrorList, put func(k, s string)) field.ErrorList {
 	if v == nil {
 		return errs
 	}
@@ -456,7 +456,7 @@ func addText(dst map[string]string, v any, path *field.Path, errs field.ErrorLis
 			errs = append(errs, err)
 			continue
 		}
-		dst[k] = s
+		put(k, s)
 	}
 	return errs
 }
@@ -466,19 +466,7 @@ func addText(dst map[string]string, v any, path *field.Path, errs field.ErrorLis
 func podLabels(v any, labels map[string]any, errs field.ErrorList) (map[string]any, field.ErrorList) {
 	own, _ := v.(map[string]any)
 	out := make(map[string]any, len(own)+len(labels))
-	if v != nil {
-		if own == nil {
-			errs = append(errs, field.TypeInvalid(podLabelsPath, kindOf(v), "must be an object of strings"))
-		}
-		for k, x := range own {
-			s, err := textField(podLabelsPath, k, x)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out[k] = s
-		}
-	}
+	errs = addText(v, podLabelsPath, errs, func(k, s string) { out[k] = s })
 	maps.Copy(out, labels)
 	return out, errs
 }

@@ -301,38 +301,37 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 		}
 		onlyTheFirst(t)
 	})
+	wantDuplicate := func(t *testing.T, err error) {
+		t.Helper()
+		var ce *CreateError
+		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
+			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+		}
+		t.Log(err)
+	}
 	t.Run("another spec under the same name: refused", func(t *testing.T) {
 		_, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", map[string]any{"backoff_limit": 2}))
-		var ce *CreateError
-		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
-			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
-		}
-		t.Log(err)
+		wantDuplicate(t, err)
 		onlyTheFirst(t)
 	})
-	t.Run("another template that names the Job otherwise: refused", func(t *testing.T) {
-		// The Worker's Watcher is the Finder: it names the run's Jobs
-		// from its shared stream.
-		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
-		defer watcher.Close()
-		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
-		job := preparedJob(t, ns, "adopt-1", map[string]any{"backoff_limit": 2})
+
+	// The Worker's Watcher is the Finder: it names the run's Jobs from its
+	// shared stream, whatever their names.
+	watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
+	defer watcher.Close()
+	finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
+	renamed := func(values map[string]any) *batchv1.Job {
+		job := preparedJob(t, ns, "adopt-1", values)
 		job.GenerateName = "renamed-"
-		_, err := finding.Create(t.Context(), job)
-		var ce *CreateError
-		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
-			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
-		}
-		t.Log(err)
+		return job
+	}
+	t.Run("another template that names the Job otherwise: refused", func(t *testing.T) {
+		_, err := finding.Create(t.Context(), renamed(map[string]any{"backoff_limit": 2}))
+		wantDuplicate(t, err)
 		onlyTheFirst(t)
 	})
 	t.Run("same spec under another name: adopted", func(t *testing.T) {
-		watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
-		defer watcher.Close()
-		finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
-		job := preparedJob(t, ns, "adopt-1", nil)
-		job.GenerateName = "renamed-"
-		again, err := finding.Create(t.Context(), job)
+		again, err := finding.Create(t.Context(), renamed(nil))
 		if err != nil {
 			t.Fatal(err)
 		}
