@@ -96,6 +96,10 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 	}
 	if job.Status.StartTime != nil {
 		r.StartedAt = job.Status.StartTime.Time
+	} else {
+		// The Job controller writes startTime in a sync that may come
+		// after the pod has already decided the run (FromPod).
+		r.StartedAt = firstPodStart(sorted)
 	}
 	end := jobEnd(job)
 	if !end.done() {
@@ -271,4 +275,16 @@ func allVanished(pods []*corev1.Pod, container string) bool {
 		}
 	}
 	return true
+}
+
+// firstPodStart returns the earliest status.startTime among pods, zero if
+// none has one.
+func firstPodStart(pods []*corev1.Pod) time.Time {
+	var first time.Time
+	for _, p := range pods {
+		if st := p.Status.StartTime; st != nil && (first.IsZero() || st.Time.Before(first)) {
+			first = st.Time
+		}
+	}
+	return first
 }

@@ -337,3 +337,20 @@ func TestTrimKeepsWhatThePodDecisionReads(t *testing.T) {
 		t.Fatalf("trimmed spec %+v", s)
 	}
 }
+
+func TestClassifyTakesTheStartFromThePodWhileTheJobHasNone(t *testing.T) {
+	done := func(p *corev1.Pod) {
+		running(p)
+		exited("main", 0, "Completed")(p)
+		p.Status.Phase = corev1.PodSucceeded
+	}
+	noStart := func(j *batchv1.Job) { j.Status.StartTime = nil }
+	res, finished := Classify(testJob(noStart), []*corev1.Pod{testPod("p1", 1, done)}, "")
+	if !finished || !res.FromPod || !res.StartedAt.Equal(at(2).Time) {
+		t.Errorf("Classify = %+v, %v; want the pod's decision started at its pod's start %v", res, finished, at(2).Time)
+	}
+	res, _ = Classify(testJob(), []*corev1.Pod{testPod("p1", 1, done)}, "")
+	if !res.StartedAt.Equal(t0) {
+		t.Errorf("StartedAt %v, want the Job's startTime %v", res.StartedAt, t0)
+	}
+}

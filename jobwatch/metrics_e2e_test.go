@@ -10,13 +10,16 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/metrics/prom"
 )
@@ -270,5 +273,38 @@ func TestE2ESyncedNamesAStreamThatCannotList(t *testing.T) {
 	expect(t, waitJob(t, admin, job, WaitOptions{}), Succeeded, 0)
 	if err := admin.Synced(); err != nil {
 		t.Errorf("Synced() after a Wait = %v, want nil", err)
+	}
+}
+
+func TestE2EWaitForSyncSyncsTheStreamsOrNamesTheRefusal(t *testing.T) {
+	ns := cluster.NewNamespace(t)
+	nobody, err := cluster.UserConfig("kubeworker-sync-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), e2eTimeout)
+	defer cancel()
+	// Refused: WaitForSync returns the Forbidden rather than waiting for
+	// its ctx.
+	refused := New(clientFor(t, nobody), Options{Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(refused.Close)
+	if err := refused.WaitForSync(ctx, ns); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), ns) {
+		t.Errorf("WaitForSync as a user without permissions = %v, want the Forbidden naming namespace %s", err, ns)
+	}
+
+	// Allowed: the streams are synced when it returns, and hold the Job
+	// created before they started.
+	job := createJob(t, clientFor(t, cluster.Config()), ns, runJob(nil, func(j *batchv1.Job) {
+		j.Spec.Template.Labels[manifest.LabelRunID] = "sync-1"
+	}))
+	w := newWatcher(t, cluster.Config())
+	if err := w.WaitForSync(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Synced(); err != nil {
+		t.Errorf("Synced() after WaitForSync = %v", err)
+	}
+	if names, err := w.RunJobs(ctx, ns, "sync-1"); err != nil || len(names) != 1 || names[0] != job.Name {
+		t.Errorf("RunJobs after WaitForSync = %v, %v; want [%s]", names, err, job.Name)
 	}
 }

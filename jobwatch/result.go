@@ -43,7 +43,8 @@ type Result struct {
 	// ImagePullError, CrashLoop, Unschedulable, NeverStarted and
 	// CannotCreatePod; nil otherwise.
 	Diagnosis *Diagnosis
-	// StartedAt is the Job's start time. FinishedAt is when it finished:
+	// StartedAt is the Job's start time, or its first pod's while the Job
+	// controller has not written it yet. FinishedAt is when it finished:
 	// its completion or Failed time, else the run container's finish,
 	// else when the Watcher saw the end (Deleted, TimedOut, pod start
 	// timeout). Either is zero when unknown.

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/tools/cache"
 )
 
 // RunJobs returns the names of the Jobs in namespace whose pod template
@@ -27,21 +25,10 @@ func (w *Watcher) RunJobs(ctx context.Context, namespace, runID string) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	synced := s.synced[0] // the Job informer's
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cache.IsDone(synced) {
-		if err := s.lws[0].failingErr(); err != nil {
-			return nil, fmt.Errorf("jobwatch: the Jobs of namespace %s: %w", namespace, err)
-		}
-		select {
-		case <-synced.Done():
-		case <-tick.C:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-w.ctx.Done():
-			return nil, ErrClosed
-		}
+	// The Job informer alone, and any list or watch failure is final
+	// here: the caller has a way that does not need the stream.
+	if err := s.waitSynced(ctx, w.ctx, 1, func(error) bool { return true }); err != nil {
+		return nil, err
 	}
 	objs, err := s.jobs.GetIndexer().ByIndex(runIndex, runID)
 	if err != nil {

@@ -1,11 +1,18 @@
 package jobwatch
 
 import (
+	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubeworker/kubeworker/manifest"
 )
@@ -33,5 +40,52 @@ func TestRunJobsNamesTheRunsJobsFromTheStream(t *testing.T) {
 	}
 	if _, err := w.RunJobs(t.Context(), "Not A Namespace", "run-1"); !errors.Is(err, ErrInvalidRef) {
 		t.Errorf("a bad namespace gave %v, want ErrInvalidRef", err)
+	}
+}
+
+func TestWaitForSyncStartsTheStreamsAndWaitsForThem(t *testing.T) {
+	w, _, _ := newFakeWatcher(t, testJob(withRunID("a", "run-1")))
+	if err := w.WaitForSync(t.Context(), "ns", "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Synced(); err != nil {
+		t.Errorf("Synced() after WaitForSync = %v", err)
+	}
+	w.mu.Lock()
+	n := len(w.streams)
+	w.mu.Unlock()
+	if n != 2 {
+		t.Errorf("%d streams after WaitForSync of two namespaces", n)
+	}
+	if err := w.WaitForSync(t.Context(), "Not A Namespace"); !errors.Is(err, ErrInvalidRef) {
+		t.Errorf("a bad namespace gave %v, want ErrInvalidRef", err)
+	}
+}
+
+func TestWaitForSyncStopsAtARefusal(t *testing.T) {
+	w, client, _ := newFakeWatcher(t)
+	client.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "", errors.New("no"))
+	})
+	err := w.WaitForSync(t.Context(), "ns")
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "pods of namespace ns") {
+		t.Errorf("WaitForSync = %v, want the Forbidden, naming pods and the namespace", err)
+	}
+}
+
+func TestWaitForSyncEndsWithItsContext(t *testing.T) {
+	w, client, _ := newFakeWatcher(t)
+	client.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("not now")
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	err := w.WaitForSync(ctx, "ns")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "jobs not synced") {
+		t.Errorf("WaitForSync = %v, want the deadline and what did not sync", err)
+	}
+	w.Close()
+	if err := w.WaitForSync(t.Context(), "ns"); !errors.Is(err, ErrClosed) {
+		t.Errorf("WaitForSync after Close = %v, want ErrClosed", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -127,6 +128,36 @@ func (s *stream) syncing() <-chan struct{} {
 	for _, c := range s.synced {
 		if !cache.IsDone(c) {
 			return c.Done()
+		}
+	}
+	return nil
+}
+
+// waitSynced blocks until the first n informers (1: Jobs; 2: Jobs and
+// pods) have synced. It fails with the stream's error as soon as giveUp
+// says that error is final, and when ctx or the Watcher's ctx (closed)
+// ends.
+func (s *stream) waitSynced(ctx, closed context.Context, n int, giveUp func(error) bool) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < n; {
+		if cache.IsDone(s.synced[i]) {
+			i++
+			continue
+		}
+		if err := s.lws[i].failingErr(); err != nil && giveUp(err) {
+			return fmt.Errorf("jobwatch: the %s of namespace %s: %w", s.lws[i].resource, s.ns, err)
+		}
+		select {
+		case <-s.synced[i].Done():
+		case <-tick.C:
+		case <-ctx.Done():
+			if err := s.syncErr(); err != nil {
+				return errors.Join(ctx.Err(), err)
+			}
+			return ctx.Err()
+		case <-closed.Done():
+			return ErrClosed
 		}
 	}
 	return nil

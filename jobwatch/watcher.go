@@ -13,6 +13,7 @@ import (
 	"github.com/go-logr/logr"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
@@ -104,6 +105,40 @@ func (w *Watcher) Synced() error {
 		return fmt.Errorf("jobwatch: watch streams not synced: %w", err)
 	}
 	return nil
+}
+
+// WaitForSync starts the shared streams of the namespaces, if they have
+// not started, and blocks until each has filled its cache of Jobs and pods,
+// as a controller waits for its caches before taking work. Waits and
+// RunJobs in those namespaces then begin from a synced cache instead of
+// waiting for it. It returns early, with the cause, when listing or
+// watching there is refused (Forbidden or Unauthorized), and with ctx's
+// error joined with what has not synced when ctx ends first. Calling it
+// is optional: a stream starts at its namespace's first Wait anyway.
+func (w *Watcher) WaitForSync(ctx context.Context, namespaces ...string) error {
+	streams := make([]*stream, 0, len(namespaces))
+	for _, ns := range namespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			return fmt.Errorf("%w: namespace %q: %s", ErrInvalidRef, ns, strings.Join(msgs, "; "))
+		}
+		s, err := w.stream(ns)
+		if err != nil {
+			return err
+		}
+		streams = append(streams, s)
+	}
+	for _, s := range streams {
+		if err := s.waitSynced(ctx, w.ctx, len(s.synced), refused); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refused says whether a list or watch error will last until someone
+// changes the cluster's permissions or the client's credentials.
+func refused(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
 }
 
 // observeEnd records, once a Wait has its Result, how long the Job took

@@ -117,7 +117,8 @@ func NewAgent(w *Worker, src RunSource, opts AgentOptions) *Agent {
 	return &Agent{w: w, src: src, opts: opts, log: opts.Logger, wait: sleepCtx, now: time.Now}
 }
 
-// Serve polls the source and runs what it finds until ctx ends or
+// Serve readies the Worker (Worker.Start, for at most StallTimeout), then
+// polls the source and runs what it finds until ctx ends or
 // MaxPolls polls were made, then waits for the runs in flight (cancelling
 // them first if CancelOnShutdown) and returns. A run's error goes to
 // Report and does not stop Serve, except ErrClosed: once the Worker is
@@ -128,6 +129,19 @@ func (a *Agent) Serve(ctx context.Context) error {
 		return errors.New("worker: Agent.Serve called twice")
 	}
 	defer a.state.Store(int32(agentStopped))
+	a.tick()
+	// Ready the Worker before the first poll, as a controller syncs its
+	// caches. A failure is logged, not fatal: each Run readies what it
+	// needs again, and the readiness check names what is not synced.
+	sctx, cancel := context.WithTimeout(ctx, a.opts.StallTimeout)
+	err := a.w.Start(sctx)
+	cancel()
+	switch {
+	case errors.Is(err, ErrClosed):
+		return ErrClosed
+	case err != nil && ctx.Err() == nil:
+		a.log.WarnContext(ctx, "worker not ready; polling anyway", "error", err)
+	}
 	a.tick()
 
 	runCtx := context.WithoutCancel(ctx)

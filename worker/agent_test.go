@@ -327,3 +327,45 @@ func TestAgentRunsWhatItPollsAsJobsOnTheCluster(t *testing.T) {
 		}
 	}
 }
+
+// syncingParts are agentParts whose Waiter also has WaitForSync.
+type syncingParts struct {
+	*agentParts
+	sync func(ctx context.Context, namespaces ...string) error
+}
+
+func (p syncingParts) WaitForSync(ctx context.Context, namespaces ...string) error {
+	return p.sync(ctx, namespaces...)
+}
+
+func TestAgentStartsTheWorkerBeforeItsFirstPoll(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		src := &agentScript{answers: agentWork(1)}
+		var synced []string
+		var pollsAtSync int
+		f := &agentParts{}
+		waiter := syncingParts{f, func(_ context.Context, namespaces ...string) error {
+			synced, pollsAtSync = namespaces, src.count()
+			if fail {
+				return errors.New("watch refused")
+			}
+			return nil
+		}}
+		w, err := New(nil, Options{Namespace: "ns", Preparer: f, Creator: f, Store: agentStore{f}, Identity: f, Waiter: waiter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep agentReports
+		a := NewAgent(w, src, AgentOptions{MaxPolls: 1, Report: rep.report})
+		recordAgentWaits(a)
+		if err := a.Serve(t.Context()); err != nil {
+			t.Fatalf("Serve (start fails: %v): %v", fail, err)
+		}
+		if !slices.Equal(synced, []string{"ns"}) || pollsAtSync != 0 {
+			t.Errorf("start fails: %v: synced %v after %d polls, want [ns] before any", fail, synced, pollsAtSync)
+		}
+		if rep.len() != 1 {
+			t.Errorf("start fails: %v: %d runs reported, want 1: a failed Start does not stop the Agent", fail, rep.len())
+		}
+	}
+}

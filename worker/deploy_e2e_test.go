@@ -211,7 +211,7 @@ func newAccountWorker(t *testing.T, client kubernetes.Interface, ns string, opts
 	return w
 }
 
-// scenario is what a worker with the deployed account does: a run with a
+// scenario is what a worker with the deployed account does: Start, a run with a
 // secret env value (secret mode), its log followed, then Kill of the
 // finished Job and Close. It returns the first thing that went wrong.
 func scenario(t *testing.T, client kubernetes.Interface, ns string) error {
@@ -223,9 +223,13 @@ func scenario(t *testing.T, client kubernetes.Interface, ns string) error {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var logs bytes.Buffer
-	res, err := w.Run(ctx, Run{
-		ID: "deploy-1", Logs: &logs, Env: map[string]string{"TOKEN": "s3cr3t"},
-	})
+	err := w.Start(ctx)
+	var res Result
+	if err == nil {
+		res, err = w.Run(ctx, Run{
+			ID: "deploy-1", Logs: &logs, Env: map[string]string{"TOKEN": "s3cr3t"},
+		})
+	}
 	if err == nil && res.Outcome != jobwatch.Succeeded {
 		err = errors.New("outcome " + res.Outcome.String())
 	}

@@ -5,6 +5,7 @@
 //	client := kubernetes.NewForConfigOrDie(cfg)
 //	w, err := worker.New(client, worker.Options{Name: "etl", Namespace: "runs"})
 //	defer w.Close(ctx)
+//	err = w.Start(ctx) // optional: caches synced before the first Run
 //	res, err := w.Run(ctx, worker.Run{ID: runID, Values: map[string]any{"image": "etl:1.4"}, Logs: os.Stdout})
 //	// res.Outcome, res.ExitCode, res.PID
 //
@@ -23,6 +24,7 @@
 //
 // An [Agent] polls a [RunSource] the caller implements, runs what it gets
 // with a concurrency limit, backs off when idle and shuts down gracefully;
+// it starts the Worker ([Worker.Start]) before its first poll;
 // [Agent.HealthHandler] serves liveness and readiness.
 // [DeploymentManifest] writes the ServiceAccount, Role, RoleBinding and
 // Deployment to run such a process in a cluster.

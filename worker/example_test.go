@@ -127,3 +127,24 @@ func ExampleDeploymentManifest() {
 	// [pods/log] [get]
 	// [events] [list]
 }
+
+// A long-lived worker readies itself before taking work, as a controller
+// syncs its caches: Start reads the cluster UID and syncs the watch of the
+// Worker's namespaces, so a missing permission shows now, not at the first
+// Run.
+func ExampleWorker_Start() {
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", UID: "cluster-1"}})
+	w, err := worker.New(client, worker.Options{Namespace: "runs"})
+	if err != nil {
+		panic(err)
+	}
+	defer w.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.Start(ctx); err != nil {
+		fmt.Println("not ready:", err)
+		return
+	}
+	fmt.Println("ready")
+	// Output: ready
+}

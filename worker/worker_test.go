@@ -9,7 +9,10 @@ import (
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobwatch"
@@ -155,5 +158,57 @@ func TestNewRefusesABadNameOrAMissingClient(t *testing.T) {
 	}
 	if _, err := New(nil, Options{}); err == nil {
 		t.Error("no client and no parts was accepted")
+	}
+}
+
+func TestStartReadsTheClusterUIDAndSyncsTheWorkersNamespaces(t *testing.T) {
+	client := fake.NewClientset(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", UID: "c1"}})
+	w, err := New(client, Options{Namespace: "a", Namespaces: []string{"b", "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, a := range client.Actions() {
+		switch {
+		case a.Matches("get", "namespaces"):
+			got["get namespaces"] = true
+		case a.Matches("watch", "jobs"), a.Matches("watch", "pods"), a.Matches("list", "jobs"), a.Matches("list", "pods"):
+			got[a.GetResource().Resource+" in "+a.GetNamespace()] = true
+		}
+	}
+	for _, want := range []string{"get namespaces", "jobs in a", "pods in a", "jobs in b", "pods in b", "jobs in c", "pods in c"} {
+		if !got[want] {
+			t.Errorf("Start did not read %s; it read %v", want, got)
+		}
+	}
+	if err := w.opts.Waiter.(*jobwatch.Watcher).Synced(); err != nil {
+		t.Errorf("the streams are not synced after Start: %v", err)
+	}
+	if err := w.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Start after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestStartReportsAClusterUIDItCannotRead(t *testing.T) {
+	w, err := New(fake.NewClientset(), Options{Namespace: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(t.Context())
+	if err := w.Start(t.Context()); !apierrors.IsNotFound(err) || !strings.Contains(err.Error(), "worker: start") {
+		t.Errorf("Start without a kube-system namespace = %v, want its NotFound", err)
+	}
+}
+
+func TestStartSkipsPartsThatCannotBeReadied(t *testing.T) {
+	w := fakeWorker(t, &fakeParts{}, Options{})
+	if err := w.Start(t.Context()); err != nil {
+		t.Errorf("Start with parts that have no UID or WaitForSync = %v", err)
 	}
 }

@@ -24,8 +24,21 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 	fmt.Fprintf(&b, "Measured %s on %s, in %s, with `%s`.\n\n", rep.Started.UTC().Format(time.DateTime+" MST"), rep.Machine, rep.Took.Round(time.Second), command)
 	b.WriteString("| figure | goal | measured |\n|---|---|---|\n")
 	for _, s := range rep.Submit {
-		fmt.Fprintf(&b, "| submission of %d Jobs at %g QPS (burst %d), %s | ≥ 0.9× | **%.2f×** (raw loop %s, Worker %s) |\n",
-			s.Jobs, s.QPS, s.Burst, "Worker throughput over a raw client-go Create loop", s.Ratio, s.Raw.Round(time.Millisecond), s.Worker.Round(time.Millisecond))
+		where := "client and control plane sharing the CPUs"
+		if s.Isolated {
+			where = "control plane on CPU 0, client on the others"
+		}
+		fmt.Fprintf(&b, "| submission of %d Jobs at %g QPS (burst %d), %s, Worker throughput over a raw client-go Create loop | ≥ 0.9× | **%.2f×** (median of %d rounds; raw loop %s, Worker %s",
+			s.Jobs, s.QPS, s.Burst, where, s.Ratio, s.Rounds, s.Raw.Round(time.Millisecond), s.Worker.Round(time.Millisecond))
+		if s.Isolated {
+			fmt.Fprintf(&b, "; a raw loop that also watches its Jobs with a client-go informer: %.2f×, %s", s.WatchedRatio, s.Watched.Round(time.Millisecond))
+		}
+		fmt.Fprintf(&b, "; Worker.Start %s, before the clock; control plane busy %.2f CPUs during the raw loop; CPU per Job, client / control plane: raw %s / %s, Worker %s / %s",
+			s.Start.Round(time.Millisecond), s.ControlPlaneCores, us(s.Client[rawLoop]), us(s.Plane[rawLoop]), us(s.Client[workerRuns]), us(s.Plane[workerRuns]))
+		if s.Isolated {
+			fmt.Fprintf(&b, ", watched raw %s / %s", us(s.Client[watchedLoop]), us(s.Plane[watchedLoop]))
+		}
+		b.WriteString(") |\n")
 	}
 	for _, s := range rep.Scale {
 		fmt.Fprintf(&b, "| watch connections open, %d concurrent runs | O(namespaces) | **%d** (API server: +%.0f namespaced watches) |\n", s.Runs, s.WatchesOpen, s.APIServerWatches)
@@ -110,4 +123,9 @@ func ratio(b, a float64) string {
 		return "n/a"
 	}
 	return fmt.Sprintf("×%.2f", b/a)
+}
+
+// us writes d in whole microseconds.
+func us(d time.Duration) string {
+	return fmt.Sprintf("%d µs", d.Microseconds())
 }

@@ -25,11 +25,11 @@ const workerName = "bench"
 type Options struct {
 	// Sizes are the numbers of concurrent runs to measure. Default 1000.
 	Sizes []int
-	// SubmitJobs is how many Jobs each submission round creates. Default
-	// 500.
+	// SubmitJobs is how many Jobs each way of creating makes in a
+	// submission round. Default 1000.
 	SubmitJobs int
-	// SubmitRounds is how many rounds of raw-then-Worker submission to run;
-	// the median round counts. Default 5.
+	// SubmitRounds is how many submission rounds to run; the median
+	// round counts. Default 7.
 	SubmitRounds int
 	// Concurrency is how many goroutines create Jobs in a submission
 	// round, for the raw loop and the Worker alike. Default 16.
@@ -47,10 +47,10 @@ func (o Options) withDefaults() Options {
 		o.Sizes = []int{1000}
 	}
 	if o.SubmitJobs == 0 {
-		o.SubmitJobs = 500
+		o.SubmitJobs = 1000
 	}
 	if o.SubmitRounds == 0 {
-		o.SubmitRounds = 5
+		o.SubmitRounds = 7
 	}
 	if o.Concurrency == 0 {
 		o.Concurrency = 16
@@ -72,6 +72,8 @@ func (o Options) runTime(n int) time.Duration {
 type Report struct {
 	// Machine says where it ran: CPUs, OS and architecture, Go version.
 	Machine string
+	// CPUs is how many CPUs the machine has.
+	CPUs int
 	// Started is when the suite began; Took how long it ran.
 	Started time.Time
 	Took    time.Duration
@@ -87,20 +89,26 @@ func Run(ctx context.Context, cluster *testcluster.Cluster, opts Options) (*Repo
 	opts = opts.withDefaults()
 	rep := &Report{
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
+		CPUs:    runtime.NumCPU(),
 		Started: time.Now(),
 	}
 	admin, err := kubernetes.NewForConfig(cluster.Config())
 	if err != nil {
 		return nil, err
 	}
-	for _, limits := range []struct {
-		qps   float32
-		burst int
-	}{{100, 200}, {5000, 10000}} {
-		fmt.Fprintf(opts.Progress, "bench: submission of %d Jobs at %g QPS, %d rounds\n", opts.SubmitJobs, limits.qps, opts.SubmitRounds)
-		s, err := measureSubmission(ctx, cluster, admin, opts, limits.qps, limits.burst)
+	for _, m := range []struct {
+		qps      float32
+		burst    int
+		isolated bool
+	}{{100, 200, false}, {5000, 10000, true}, {5000, 10000, false}} {
+		where := "sharing every CPU"
+		if m.isolated {
+			where = "control plane on CPU 0, client on the others"
+		}
+		fmt.Fprintf(opts.Progress, "bench: submission of %d Jobs at %g QPS, %s, %d rounds\n", opts.SubmitJobs, m.qps, where, opts.SubmitRounds)
+		s, err := measureSubmission(ctx, cluster, admin, opts, m.qps, m.burst, m.isolated)
 		if err != nil {
-			return nil, fmt.Errorf("submission at %g QPS: %w", limits.qps, err)
+			return nil, fmt.Errorf("submission at %g QPS, %s: %w", m.qps, where, err)
 		}
 		rep.Submit = append(rep.Submit, s)
 	}

@@ -1,8 +1,10 @@
 package benchsuite
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,13 +31,21 @@ func TestSuiteSmoke(t *testing.T) {
 	if rep.Prepare, err = MeasurePrepare(); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Submit) != 2 || len(rep.Scale) != 2 {
-		t.Fatalf("%d submission and %d scale figures, want 2 and 2", len(rep.Submit), len(rep.Scale))
+	if len(rep.Submit) != 3 || len(rep.Scale) != 2 {
+		t.Fatalf("%d submission and %d scale figures, want 3 and 2", len(rep.Submit), len(rep.Scale))
 	}
 	for _, s := range rep.Submit {
-		if s.Raw <= 0 || s.Worker <= 0 || s.Ratio <= 0 {
-			t.Errorf("submission at %g QPS has no figure: %+v", s.QPS, s)
+		if s.Raw <= 0 || s.Worker <= 0 || s.Ratio <= 0 || s.ControlPlaneCores <= 0 || s.Plane[rawLoop] <= 0 || s.Client[workerRuns] <= 0 {
+			t.Errorf("submission at %g QPS (isolated: %v) lacks a figure: %+v", s.QPS, s.Isolated, s)
 		}
+		if s.Isolated && (s.Watched <= 0 || s.WatchedRatio <= 0) {
+			t.Errorf("isolated submission at %g QPS has no watched raw loop: %+v", s.QPS, s)
+		}
+	}
+	// The bindings are undone: the control plane and this process may
+	// run on every CPU again.
+	for _, pid := range append(cluster.PIDs(), os.Getpid()) {
+		assertUnpinned(t, pid)
 	}
 	for _, s := range rep.Scale {
 		for _, w := range s.Wrong {
@@ -70,8 +80,33 @@ func TestSuiteSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(data)
-	if !strings.Contains(text, "Prose that stays.") || strings.Count(text, beginMarker) != 1 || strings.Count(text, "| submission of") != 2 {
+	if !strings.Contains(text, "Prose that stays.") || strings.Count(text, beginMarker) != 1 || strings.Count(text, "| submission of") != 3 {
 		t.Errorf("BENCHMARKS.md after two writes:\n%s", text)
 	}
 	t.Logf("\n%s", text)
+}
+
+// assertUnpinned fails t unless every thread of process pid may run on
+// every CPU.
+func assertUnpinned(t *testing.T, pid int) {
+	t.Helper()
+	want := "0"
+	if n := runtime.NumCPU(); n > 1 {
+		want = fmt.Sprintf("0-%d", n-1)
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) != want {
+				t.Errorf("thread %s of process %d may run on CPUs %s after the suite, want %s", task.Name(), pid, strings.TrimSpace(v), want)
+			}
+		}
+	}
 }

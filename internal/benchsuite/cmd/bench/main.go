@@ -36,8 +36,8 @@ func run(args []string) error {
 	sizes := flags.String("sizes", "1000,5000", "numbers of concurrent runs to measure, comma-separated")
 	out := flags.String("o", "BENCHMARKS.md", "Markdown file to write the table into")
 	var opts benchsuite.Options
-	flags.IntVar(&opts.SubmitJobs, "submit", 500, "Jobs per submission round")
-	flags.IntVar(&opts.SubmitRounds, "rounds", 5, "submission rounds")
+	flags.IntVar(&opts.SubmitJobs, "submit", 1000, "Jobs per way of creating in a submission round")
+	flags.IntVar(&opts.SubmitRounds, "rounds", 7, "submission rounds")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}

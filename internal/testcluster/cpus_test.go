@@ -1,0 +1,79 @@
+package testcluster
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// allowedCPUs returns the Cpus_allowed_list of a thread of process pid.
+func allowedCPUs(t *testing.T, pid int, tid string) string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, tid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Cpus_allowed_list for thread %s of %d", tid, pid)
+	return ""
+}
+
+func TestPinCPUsBindsEveryThreadOfTheControlPlaneAndUndoes(t *testing.T) {
+	all := "0" // on one CPU the binding cannot be told from none
+	if n := numCPU(); n > 1 {
+		all = fmt.Sprintf("0-%d", n-1)
+	}
+	check := func(want string) {
+		t.Helper()
+		pids := cluster.PIDs()
+		if len(pids) < 5 {
+			t.Fatalf("%d control-plane processes, want etcd, API server, controllers, scheduler and kwok", len(pids))
+		}
+		for _, pid := range pids {
+			tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, task := range tasks {
+				if got := allowedCPUs(t, pid, task.Name()); got != want {
+					t.Fatalf("thread %s of process %d may run on CPUs %s, want %s", task.Name(), pid, got, want)
+				}
+			}
+		}
+	}
+	if err := cluster.PinCPUs(0); err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.PinCPUs()
+	check("0")
+	if err := cluster.PinCPUs(); err != nil {
+		t.Fatal(err)
+	}
+	check(all)
+}
+
+func TestCPUTimeGrowsWithWork(t *testing.T) {
+	before, err := cluster.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := ProcessCPUTime(0)
+	if err != nil || self <= 0 {
+		t.Fatalf("this process's CPU time = %v, %v", self, err)
+	}
+	for range 50 { // requests the API server and etcd serve
+		cluster.NewNamespace(t)
+	}
+	after, err := cluster.CPUTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before <= 0 || after <= before {
+		t.Errorf("control-plane CPU time %v before 50 namespaces, %v after; want it positive and growing", before, after)
+	}
+}

@@ -1,0 +1,49 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Start readies the Worker for its first Runs, as a controller syncs its
+// caches before it takes work: it reads the cluster's UID, which names
+// every run's PID, and starts the shared watch streams of the Worker's
+// namespaces (Options.Namespace and Options.Namespaces, with the same
+// default as List) and waits until they have synced. Calling it is
+// optional, since Run does each on first use, but a long-lived worker
+// should: its first Runs then wait for neither, and a missing permission
+// shows as Start's error before any work is taken. It returns early when
+// the API server refuses a watch (Forbidden, Unauthorized) and when ctx
+// ends; give it a deadline. A custom Identity or Waiter is readied when it
+// has the default's method (UID, WaitForSync), and skipped otherwise.
+func (w *Worker) Start(ctx context.Context) error {
+	if !w.enter() {
+		return ErrClosed
+	}
+	defer w.running.Done()
+	if id, ok := w.opts.Identity.(interface {
+		UID(context.Context) (string, error)
+	}); ok {
+		if _, err := id.UID(ctx); err != nil {
+			return fmt.Errorf("worker: start: %w", err)
+		}
+	}
+	s, ok := w.opts.Waiter.(interface {
+		WaitForSync(context.Context, ...string) error
+	})
+	if !ok {
+		return nil
+	}
+	nss, err := w.namespaces()
+	if err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	if ns := w.opts.Namespace; ns != "" && !slices.Contains(nss, ns) {
+		nss = append(slices.Clip(nss), ns)
+	}
+	if err := s.WaitForSync(ctx, nss...); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
+	return nil
+}
