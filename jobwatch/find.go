@@ -16,10 +16,20 @@ import (
 // How a Wait finds and pins the Job it follows.
 
 // find looks for the Job in the cache; after notCachedGrace without it,
-// it asks the API server whether the Job exists at all.
+// it asks the API server whether the Job exists at all, unless the Job
+// stream is still busy delivering (a burst of creates lags it), which it
+// trusts for up to maxNotCached: a GET per run would double a burst's
+// requests.
 func (r *run) find(ctx context.Context) error {
 	if job := r.s.cachedJob(r.ref.Name); job != nil {
 		return r.pin(ctx, job)
+	}
+	now := r.clock.Now()
+	if r.findSince.IsZero() {
+		r.findSince = now
+	}
+	if r.ask && r.s.lws[0].busy(notCachedGrace) && now.Sub(r.findSince) < maxNotCached {
+		r.ask = false
 	}
 	if !r.ask {
 		if r.grace == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -313,6 +314,10 @@ type streamLW struct {
 	list     func(context.Context, metav1.ListOptions) (runtime.Object, error)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
+	// lastEvent is when the watch last delivered an object (Unix ns, the
+	// Watcher's clock).
+	lastEvent atomic.Int64
+
 	mu      sync.Mutex
 	listed  bool  // a sync has completed; guarded by mu
 	watched bool  // a watch has been opened; guarded by mu
@@ -371,6 +376,8 @@ func (l *streamLW) watchObjects(ctx context.Context, opts metav1.ListOptions) (w
 // seen looks at each watch event on its way to the reflector.
 func (l *streamLW) seen(e watch.Event) {
 	switch e.Type {
+	case watch.Added, watch.Modified, watch.Deleted:
+		l.lastEvent.Store(l.w.clock.Now().UnixNano())
 	case watch.Error:
 		if isExpired(apierrors.FromObject(e.Object)) {
 			l.mu.Lock()
@@ -392,6 +399,14 @@ func (l *streamLW) syncedLocked() {
 		l.w.rec.Relist(l.resource, l.expired)
 	}
 	l.listed, l.expired, l.failing = true, false, nil
+}
+
+// busy reports whether the watch delivered an object within d of now:
+// a stream that is busy may still be on its way to an object it has not
+// cached.
+func (l *streamLW) busy(d time.Duration) bool {
+	last := l.lastEvent.Load()
+	return last != 0 && l.w.clock.Since(time.Unix(0, last)) < d
 }
 
 func (l *streamLW) failingErr() error {

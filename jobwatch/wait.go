@@ -16,6 +16,10 @@ const (
 	// it has not cached before asking the API server (usually the Job
 	// was created a moment ago and its watch event is on its way).
 	notCachedGrace = 2 * time.Second
+	// maxNotCached bounds how long Wait keeps trusting a Job stream that
+	// is busy delivering other objects (a burst of creates, a watch
+	// catching up after a restart) before it asks the API server anyway.
+	maxNotCached = 30 * time.Second
 	// settleTime is how long Wait waits, once the Job has ended, for the
 	// pod stream to deliver the pod states the Job's counts imply (the
 	// two streams are not ordered with each other); then it lists the
@@ -85,6 +89,7 @@ type run struct {
 	job            *batchv1.Job  // as last seen; its UID pins which Job this is
 	goneAt         time.Time     // when the Job's deletion was seen
 	ask            bool          // the grace has passed: ask the API server for the Job
+	findSince      time.Time     // when the Job was first looked for
 	started        bool          // a pod has left Pending
 	podStartPassed bool          // the pod start timeout has passed
 	queued         bool          // the Job is suspended and the pod start timeout paused

@@ -365,3 +365,46 @@ func TestWaitDoesNotLookForFailedCreateWhileTheJobHasAPod(t *testing.T) {
 		t.Errorf("a Job with a pod had its events listed %d times", n)
 	}
 }
+
+func TestWaitTrustsABusyJobStreamBeforeAskingTheAPIServer(t *testing.T) {
+	w, client, clk := newFakeWatcher(t)
+	ch := startWait(w, JobRef{Namespace: "ns", Name: "missing"}, WaitOptions{PodStartTimeout: time.Hour})
+	gets := func() int {
+		n := 0
+		for _, a := range client.Actions() {
+			if a.Matches("get", "jobs") {
+				n++
+			}
+		}
+		return n
+	}
+	// other creates a Job of another run and waits until the stream has
+	// seen it, at the fake clock's now.
+	other := func(name string) {
+		t.Helper()
+		w.mu.Lock()
+		s := w.streams["ns"]
+		w.mu.Unlock()
+		before := s.lws[0].lastEvent.Load()
+		if _, err := client.BatchV1().Jobs("ns").Create(t.Context(), testJob(func(j *batchv1.Job) { j.Name = name }), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for start := time.Now(); s.lws[0].lastEvent.Load() == before; time.Sleep(5 * time.Millisecond) {
+			if time.Since(start) > 10*time.Second {
+				t.Fatal("the stream did not see the Job")
+			}
+		}
+	}
+	stepWhen(t, w, clk, 2, notCachedGrace-100*time.Millisecond) // the grace and the pod start timeout
+	other("busy-1")
+	clk.Step(100 * time.Millisecond) // the grace passes while the stream is busy
+	stepWhen(t, w, clk, 2, 0)        // a new grace is armed
+	if n := gets(); n != 0 {
+		t.Fatalf("%d GETs while the Job stream was delivering; want none", n)
+	}
+	clk.Step(notCachedGrace) // quiet for a whole grace: ask
+	c := await(t, ch)
+	if !errors.Is(c.err, ErrNotFound) || gets() != 1 {
+		t.Errorf("Wait = %v after %d GETs; want ErrNotFound after one", c.err, gets())
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -75,6 +77,8 @@ func child(in io.Reader, out io.Writer) error {
 	}
 	counted := &countingTransport{}
 	conf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	kinds := &requestKinds{n: map[string]int64{}}
+	conf.Wrap(metrics.WrapTransport(kinds))
 	client, err := kubernetes.NewForConfig(conf)
 	if err != nil {
 		return err
@@ -141,6 +145,7 @@ func child(in io.Reader, out io.Writer) error {
 		return err
 	}
 	res.Requests = counted.requests.Load()
+	res.RequestKinds = kinds.counts()
 	return json.NewEncoder(out).Encode(res)
 }
 
@@ -179,4 +184,23 @@ type countedBody struct {
 func (b *countedBody) Close() error {
 	b.once.Do(b.done)
 	return b.ReadCloser.Close()
+}
+
+// requestKinds counts requests by verb, resource and status code.
+type requestKinds struct {
+	metrics.Discard
+	mu sync.Mutex
+	n  map[string]int64
+}
+
+func (k *requestKinds) APIRequest(r metrics.Request, code int) {
+	k.mu.Lock()
+	k.n[fmt.Sprintf("%s %s %d", r.Verb, r.Resource, code)]++
+	k.mu.Unlock()
+}
+
+func (k *requestKinds) counts() map[string]int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return maps.Clone(k.n)
 }

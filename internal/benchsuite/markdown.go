@@ -2,10 +2,12 @@ package benchsuite
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -44,7 +46,7 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 		fmt.Fprintf(&b, "| watch connections open, %d concurrent runs | O(namespaces) | **%d** (API server: +%.0f namespaced watches) |\n", s.Runs, s.WatchesOpen, s.APIServerWatches)
 	}
 	for _, s := range rep.Scale {
-		fmt.Fprintf(&b, "| API requests per run, %d runs (API server's apiserver_request_total) | ≤ 3 | **%.3f** (client's own count: %.3f) |\n", s.Runs, s.APIServerRequestsPerRun, s.ClientRequestsPerRun)
+		fmt.Fprintf(&b, "| API requests per run, %d runs (API server's apiserver_request_total) | ≤ 3 | **%.3f** (client's own count: %.3f%s) |\n", s.Runs, s.APIServerRequestsPerRun, s.ClientRequestsPerRun, otherKinds(s))
 	}
 	for _, s := range rep.Scale {
 		fmt.Fprintf(&b, "| completion detection, pod's terminal status → Run returns, %d runs | p99 ≤ 250 ms | p50 **%s**, p99 **%s** (%d of %d decided by the pod); a raw watch of the Job's condition: p50 %s, p99 %s |\n",
@@ -128,4 +130,33 @@ func ratio(b, a float64) string {
 // us writes d in whole microseconds.
 func us(d time.Duration) string {
 	return fmt.Sprintf("%d µs", d.Microseconds())
+}
+
+// otherKinds lists the kinds of request the client made other than one
+// successful create per run and its two watches, most first, when any
+// came to 1% of the runs.
+func otherKinds(s Scale) string {
+	type kind struct {
+		name string
+		n    int64
+	}
+	var ks []kind
+	for name, n := range s.ClientRequestKinds {
+		switch name {
+		case "create jobs 201", "watch jobs 200", "watch pods 200":
+			continue
+		}
+		if n*100 >= int64(s.Runs) {
+			ks = append(ks, kind{name, n})
+		}
+	}
+	if len(ks) == 0 {
+		return ""
+	}
+	slices.SortFunc(ks, func(a, b kind) int { return cmp.Compare(b.n, a.n) })
+	parts := make([]string, len(ks))
+	for i, k := range ks {
+		parts[i] = fmt.Sprintf("%s ×%d", k.name, k.n)
+	}
+	return "; besides a create per run: " + strings.Join(parts, ", ")
 }

@@ -40,7 +40,10 @@ type Scale struct {
 	// requests a Worker makes (jobs, namespaced pod lists and watches,
 	// pod logs, event lists; the cluster's own components make none of
 	// those). Both also per run.
-	ClientRequests                                int64
+	ClientRequests int64
+	// ClientRequestKinds counts the client's requests by "verb resource
+	// code" (code 0: no answer).
+	ClientRequestKinds                            map[string]int64
 	APIServerRequests                             float64
 	ClientRequestsPerRun, APIServerRequestsPerRun float64
 	// HeapPerRun and StackPerRun are the rise in live heap and goroutine
@@ -77,8 +80,10 @@ type childParams struct {
 
 // childResult is what the child reports.
 type childResult struct {
-	WatchesOpen             int64
-	Requests                int64
+	WatchesOpen int64
+	Requests    int64
+	// RequestKinds counts the requests by "verb resource code".
+	RequestKinds            map[string]int64
 	HeapPerRun, StackPerRun float64
 	// Returned maps a run's Job name to when its Run returned (Unix ns).
 	Returned map[string]int64
@@ -152,6 +157,7 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 	}
 	s.WatchesOpen, s.HeapPerRun, s.StackPerRun, s.Wrong, s.FromPod = res.WatchesOpen, res.HeapPerRun, res.StackPerRun, res.Wrong, res.FromPod
 	s.ClientRequests, s.APIServerRequests = res.Requests, reqAfter-reqBefore
+	s.ClientRequestKinds = res.RequestKinds
 	s.ClientRequestsPerRun, s.APIServerRequestsPerRun = float64(res.Requests)/float64(n), s.APIServerRequests/float64(n)
 
 	var detect, jobc []time.Duration

@@ -75,13 +75,16 @@ const (
 // alone, without the pods the Job controller would make.
 const suspendPatch = `[{"op": "add", "path": "/spec/suspend", "value": true}]`
 
-// measureSubmission runs SubmitRounds rounds, each a raw loop and a Worker
-// creating SubmitJobs Jobs in namespaces of their own, the raw loop first
-// in even rounds and second in odd ones. Pairing the two within a round,
-// and taking the median of the rounds' ratios, cancels most of the drift
-// of a cluster that fills up and of a noisy machine. isolated binds the
-// control plane to CPU 0 and this process to the others for the time of
-// the measurement.
+// measureSubmission runs SubmitRounds rounds. Each round gives every way
+// of creating a namespace and client of its own (the Worker started), then
+// has them create SubmitJobs Jobs each, in chunks taken in turn in an order
+// that rotates, so that all ways meet the same moments of a noisy machine
+// and of a cluster that fills up; the figure is the median of the rounds'
+// ratios. Chunks are of 100 Jobs when the client's burst covers a whole
+// round (the rate limiter never binds); else each way creates its Jobs in
+// one go, so that a token bucket refilled while others run does not feed
+// it. isolated binds the control plane to CPU 0 and this process to the
+// others for the time of the measurement.
 func measureSubmission(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, qps float32, burst int, isolated bool) (s Submission, err error) {
 	s = Submission{QPS: qps, Burst: burst, Jobs: opts.SubmitJobs, Rounds: opts.SubmitRounds, Isolated: isolated}
 	ways := []way{rawLoop, workerRuns}
@@ -93,48 +96,29 @@ func measureSubmission(ctx context.Context, cluster *testcluster.Cluster, admin 
 		}
 		defer func() { err = errors.Join(err, undo()) }()
 	}
+	chunk := opts.SubmitJobs
+	if burst >= opts.SubmitJobs {
+		chunk = min(100, opts.SubmitJobs)
+	}
 	conf := withLimits(cluster.Config(), qps, burst)
 	var walls, client, plane [numWays][]time.Duration
 	var starts []time.Duration
 	var ratios, watchedRatios []float64
 	var rawWall, rawPlane time.Duration
 	for round := range opts.SubmitRounds {
-		var took [numWays]time.Duration
-		for i := range ways {
-			w := ways[(i+round)%len(ways)]
-			self0, err0 := testcluster.ProcessCPUTime(0)
-			plane0, err1 := cluster.CPUTime()
-			if err := errors.Join(err0, err1); err != nil {
-				return s, err
-			}
-			var err error
-			switch w {
-			case rawLoop:
-				took[w], err = rawCreate(ctx, admin, conf, opts.SubmitJobs, opts.Concurrency, false)
-			case watchedLoop:
-				took[w], err = rawCreate(ctx, admin, conf, opts.SubmitJobs, opts.Concurrency, true)
-			case workerRuns:
-				var start time.Duration
-				took[w], start, err = workerCreate(ctx, admin, conf, opts.SubmitJobs, opts.Concurrency)
-				starts = append(starts, start)
-			}
-			if err != nil {
-				return s, err
-			}
-			self1, err0 := testcluster.ProcessCPUTime(0)
-			plane1, err1 := cluster.CPUTime()
-			if err := errors.Join(err0, err1); err != nil {
-				return s, err
-			}
+		took, self, cp, started, err := submissionRound(ctx, cluster, admin, conf, opts, ways, chunk, round)
+		if err != nil {
+			return s, err
+		}
+		starts = append(starts, started)
+		for _, w := range ways {
 			n := time.Duration(opts.SubmitJobs)
 			walls[w] = append(walls[w], took[w])
-			client[w] = append(client[w], (self1-self0)/n)
-			plane[w] = append(plane[w], (plane1-plane0)/n)
-			if w == rawLoop {
-				rawWall += took[w]
-				rawPlane += plane1 - plane0
-			}
+			client[w] = append(client[w], self[w]/n)
+			plane[w] = append(plane[w], cp[w]/n)
 		}
+		rawWall += took[rawLoop]
+		rawPlane += cp[rawLoop]
 		ratios = append(ratios, float64(took[rawLoop])/float64(took[workerRuns]))
 		if isolated {
 			watchedRatios = append(watchedRatios, float64(took[rawLoop])/float64(took[watchedLoop]))
@@ -150,6 +134,41 @@ func measureSubmission(ctx context.Context, cluster *testcluster.Cluster, admin 
 	}
 	s.ControlPlaneCores = rawPlane.Seconds() / rawWall.Seconds()
 	return s, nil
+}
+
+// submissionRound runs one round of measureSubmission and returns, per
+// way, the time its chunks took and the CPU time this process and the
+// control plane spent meanwhile, and how long Worker.Start took.
+func submissionRound(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, conf *rest.Config, opts Options, ways []way, chunk, round int) (took, self, cp [numWays]time.Duration, started time.Duration, err error) {
+	subs := make([]*submitter, numWays)
+	for _, w := range ways {
+		sub, err := newSubmitter(ctx, admin, conf, w, opts.Concurrency)
+		if err != nil {
+			return took, self, cp, 0, err
+		}
+		defer sub.close()
+		subs[w] = sub
+	}
+	for c, from := 0, 0; from < opts.SubmitJobs; c, from = c+1, from+chunk {
+		n := min(chunk, opts.SubmitJobs-from)
+		for i := range ways {
+			w := ways[(i+round+c)%len(ways)]
+			self0, err0 := testcluster.ProcessCPUTime(0)
+			plane0, err1 := cluster.CPUTime()
+			t0 := time.Now()
+			err2 := subs[w].create(ctx, from, n)
+			d := time.Since(t0)
+			self1, err3 := testcluster.ProcessCPUTime(0)
+			plane1, err4 := cluster.CPUTime()
+			if err := errors.Join(err0, err1, err2, err3, err4); err != nil {
+				return took, self, cp, 0, err
+			}
+			took[w] += d
+			self[w] += self1 - self0
+			cp[w] += plane1 - plane0
+		}
+	}
+	return took, self, cp, subs[workerRuns].started, nil
 }
 
 func medianOf(fs []float64) float64 {
@@ -193,87 +212,103 @@ func warmClient(ctx context.Context, admin kubernetes.Interface, conf *rest.Conf
 	return client, ns, nil
 }
 
-// rawCreate creates n copies of the default template's Job, prepared once,
-// with a plain Create each. With watch, a client-go informer follows the
-// namespace's Jobs meanwhile, from before the first Create.
-func rawCreate(ctx context.Context, admin kubernetes.Interface, conf *rest.Config, n, conc int, watch bool) (time.Duration, error) {
-	client, ns, err := warmClient(ctx, admin, conf, "bench-raw")
+// A submitter creates Jobs one way, a chunk at a time, in a namespace of
+// its own.
+type submitter struct {
+	// create makes Jobs from to from+n-1 with conc goroutines.
+	create func(ctx context.Context, from, n int) error
+	close  func()
+	// started is how long Worker.Start took (workerRuns only).
+	started time.Duration
+}
+
+// newSubmitter readies a way of creating: a fresh namespace, a client
+// whose connection is open, and for the raw loops the default template's
+// Job prepared once (each Create sends a copy, named by the API server);
+// for watchedLoop also a synced client-go informer of the namespace's
+// Jobs; for workerRuns a started Worker whose Runs stop as soon as their
+// Job exists.
+func newSubmitter(ctx context.Context, admin kubernetes.Interface, conf *rest.Config, w way, conc int) (*submitter, error) {
+	client, ns, err := warmClient(ctx, admin, conf, "bench-submit")
 	if err != nil {
-		return 0, err
+		return nil, err
+	}
+	if w == workerRuns {
+		return workerSubmitter(ctx, client, ns, conc)
 	}
 	cfg, err := manifest.Default().Render(map[string]any{"namespace": ns}, manifest.RenderOptions{})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	job, err := cfg.Prepare(manifest.Run{ID: "raw"}, manifest.PrepareOptions{Customizations: []byte(suspendPatch)})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if watch {
+	sub := &submitter{close: func() {}}
+	if w == watchedLoop {
 		f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
 		f.Batch().V1().Jobs().Informer()
 		stop := make(chan struct{})
-		defer f.Shutdown()
-		defer close(stop) // before Shutdown, which waits for the informer
+		sub.close = func() { close(stop); f.Shutdown() } // Shutdown waits for the informer, which stop ends
 		f.Start(stop)
 		if !f.WaitForCacheSync(stop)[reflect.TypeFor[*batchv1.Job]()] {
-			return 0, errors.New("watched raw loop: the Job informer did not sync")
+			sub.close()
+			return nil, errors.New("watched raw loop: the Job informer did not sync")
 		}
 	}
-	start := time.Now()
-	err = parallel(n, conc, func(int) error {
-		_, err := client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("raw loop: %w", err)
+	sub.create = func(ctx context.Context, from, n int) error {
+		err := parallel(n, conc, func(int) error {
+			_, err := client.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("raw loop: %w", err)
+		}
+		return nil
 	}
-	return time.Since(start), nil
+	return sub, nil
 }
 
-// workerCreate has a started Worker run n runs, each stopped as soon as
-// its Job exists. It returns the time the runs took and the time
-// Worker.Start took before them.
-func workerCreate(ctx context.Context, admin kubernetes.Interface, conf *rest.Config, n, conc int) (took, started time.Duration, err error) {
-	client, ns, err := warmClient(ctx, admin, conf, "bench-worker")
-	if err != nil {
-		return 0, 0, err
-	}
+// workerSubmitter is the workerRuns way: a started Worker whose runs
+// stop as soon as their Job exists.
+func workerSubmitter(ctx context.Context, client kubernetes.Interface, ns string, conc int) (*submitter, error) {
 	w, err := worker.New(client, worker.Options{
 		Name: workerName, Namespace: ns,
 		Prepare: manifest.PrepareOptions{Customizations: []byte(suspendPatch)},
 	})
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
-	defer w.Close(context.WithoutCancel(ctx))
+	sub := &submitter{close: func() { w.Close(context.WithoutCancel(ctx)) }}
 	t0 := time.Now()
 	if err := w.Start(ctx); err != nil {
-		return 0, 0, err
+		sub.close()
+		return nil, err
 	}
-	started = time.Since(t0)
-	var created atomic.Int64
-	start := time.Now()
-	err = parallel(n, conc, func(i int) error {
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		_, err := w.Run(rctx, worker.Run{ID: fmt.Sprintf("submit-%d", i), Started: func(clusterid.PID) {
-			created.Add(1)
-			cancel()
-		}})
-		if errors.Is(err, context.Canceled) && rctx.Err() != nil && ctx.Err() == nil {
-			return nil
+	sub.started = time.Since(t0)
+	sub.create = func(ctx context.Context, from, n int) error {
+		var created atomic.Int64
+		err := parallel(n, conc, func(i int) error {
+			rctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			_, err := w.Run(rctx, worker.Run{ID: fmt.Sprintf("submit-%d", from+i), Started: func(clusterid.PID) {
+				created.Add(1)
+				cancel()
+			}})
+			if errors.Is(err, context.Canceled) && rctx.Err() != nil && ctx.Err() == nil {
+				return nil
+			}
+			return err
+		})
+		if err == nil && created.Load() != int64(n) {
+			err = fmt.Errorf("%d of %d Jobs created", created.Load(), n)
 		}
-		return err
-	})
-	took = time.Since(start)
-	if err == nil && created.Load() != int64(n) {
-		err = fmt.Errorf("%d of %d Jobs created", created.Load(), n)
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		return nil
 	}
-	if err != nil {
-		return 0, 0, fmt.Errorf("worker: %w", err)
-	}
-	return took, started, nil
+	return sub, nil
 }
 
 // parallel calls f(0..n-1) from conc goroutines and returns the first
