@@ -314,8 +314,8 @@ type streamLW struct {
 	list     func(context.Context, metav1.ListOptions) (runtime.Object, error)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
-	// lastEvent is when the watch last delivered an object (Unix ns, the
-	// Watcher's clock).
+	// lastEvent is when the watch last delivered an object or was
+	// opened (Unix ns, the Watcher's clock).
 	lastEvent atomic.Int64
 
 	mu      sync.Mutex
@@ -365,6 +365,9 @@ func (l *streamLW) watchObjects(ctx context.Context, opts metav1.ListOptions) (w
 		l.failing = nil
 	}
 	l.mu.Unlock()
+	// A watch (re)opened is a stream catching up: busy until it has
+	// been quiet for a while.
+	l.lastEvent.Store(l.w.clock.Now().UnixNano())
 	pw := &peekWatch{in: wi, out: make(chan watch.Event), stop: make(chan struct{})}
 	if !l.w.goroutine(func() { pw.run(l.seen) }) {
 		wi.Stop()
@@ -401,9 +404,9 @@ func (l *streamLW) syncedLocked() {
 	l.listed, l.expired, l.failing = true, false, nil
 }
 
-// busy reports whether the watch delivered an object within d of now:
-// a stream that is busy may still be on its way to an object it has not
-// cached.
+// busy reports whether the watch delivered an object, or was opened,
+// within d of now: a stream that is busy may still be on its way to an
+// object it has not cached.
 func (l *streamLW) busy(d time.Duration) bool {
 	last := l.lastEvent.Load()
 	return last != 0 && l.w.clock.Since(time.Unix(0, last)) < d
