@@ -27,7 +27,7 @@ func (w *Watcher) RunJobs(ctx context.Context, namespace, runID string) ([]strin
 	}
 	// The Job informer alone, and any list or watch failure is final
 	// here: the caller has a way that does not need the stream.
-	if err := s.waitSynced(ctx, w.ctx, 1, func(error) bool { return true }); err != nil {
+	if err := s.waitSynced(ctx, 1, func(error) bool { return true }); err != nil {
 		return nil, err
 	}
 	objs, err := s.jobs.GetIndexer().ByIndex(runIndex, runID)

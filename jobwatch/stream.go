@@ -136,9 +136,9 @@ func (s *stream) syncing() <-chan struct{} {
 
 // waitSynced blocks until the first n informers (1: Jobs; 2: Jobs and
 // pods) have synced. It fails with the stream's error as soon as giveUp
-// says that error is final, and when ctx or the Watcher's ctx (closed)
-// ends.
-func (s *stream) waitSynced(ctx, closed context.Context, n int, giveUp func(error) bool) error {
+// says that error is final, when ctx ends, and with ErrClosed when the
+// Watcher is closed.
+func (s *stream) waitSynced(ctx context.Context, n int, giveUp func(error) bool) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for i := 0; i < n; {
@@ -157,7 +157,7 @@ func (s *stream) waitSynced(ctx, closed context.Context, n int, giveUp func(erro
 				return errors.Join(ctx.Err(), err)
 			}
 			return ctx.Err()
-		case <-closed.Done():
+		case <-s.w.ctx.Done():
 			return ErrClosed
 		}
 	}

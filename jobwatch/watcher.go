@@ -128,7 +128,7 @@ func (w *Watcher) WaitForSync(ctx context.Context, namespaces ...string) error {
 		streams = append(streams, s)
 	}
 	for _, s := range streams {
-		if err := s.waitSynced(ctx, w.ctx, len(s.synced), refused); err != nil {
+		if err := s.waitSynced(ctx, len(s.synced), refused); err != nil {
 			return err
 		}
 	}

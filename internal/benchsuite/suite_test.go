@@ -94,19 +94,13 @@ func assertUnpinned(t *testing.T, pid int) {
 	if n := runtime.NumCPU(); n > 1 {
 		want = fmt.Sprintf("0-%d", n-1)
 	}
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	threads, err := testcluster.ThreadCPUs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, task := range tasks {
-		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, task.Name()))
-		if err != nil {
-			continue // the thread ended
-		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) != want {
-				t.Errorf("thread %s of process %d may run on CPUs %s after the suite, want %s", task.Name(), pid, strings.TrimSpace(v), want)
-			}
+	for tid, got := range threads {
+		if got != want {
+			t.Errorf("thread %s of process %d may run on CPUs %s after the suite, want %s", tid, pid, got, want)
 		}
 	}
 }

@@ -120,3 +120,26 @@ func ProcessCPUTime(pid int) (time.Duration, error) {
 	// The kernel reports in clock ticks of USER_HZ, 100 on Linux.
 	return time.Duration(ticks) * (time.Second / 100), nil
 }
+
+// ThreadCPUs returns, for each thread of process pid, the CPUs it may run
+// on as /proc writes them ("0", "0-1"). Threads that end meanwhile are
+// left out. Linux only.
+func ThreadCPUs(pid int) (map[string]string, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(tasks))
+	for _, t := range tasks {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+				out[t.Name()] = strings.TrimSpace(v)
+			}
+		}
+	}
+	return out, nil
+}

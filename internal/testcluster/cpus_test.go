@@ -2,26 +2,8 @@ package testcluster
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 )
-
-// allowedCPUs returns the Cpus_allowed_list of a thread of process pid.
-func allowedCPUs(t *testing.T, pid int, tid string) string {
-	t.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, tid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("no Cpus_allowed_list for thread %s of %d", tid, pid)
-	return ""
-}
 
 func TestPinCPUsBindsEveryThreadOfTheControlPlaneAndUndoes(t *testing.T) {
 	all := "0" // on one CPU the binding cannot be told from none
@@ -35,13 +17,13 @@ func TestPinCPUsBindsEveryThreadOfTheControlPlaneAndUndoes(t *testing.T) {
 			t.Fatalf("%d control-plane processes, want etcd, API server, controllers, scheduler and kwok", len(pids))
 		}
 		for _, pid := range pids {
-			tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+			threads, err := ThreadCPUs(pid)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, task := range tasks {
-				if got := allowedCPUs(t, pid, task.Name()); got != want {
-					t.Fatalf("thread %s of process %d may run on CPUs %s, want %s", task.Name(), pid, got, want)
+			for tid, got := range threads {
+				if got != want {
+					t.Fatalf("thread %s of process %d may run on CPUs %s, want %s", tid, pid, got, want)
 				}
 			}
 		}
