@@ -72,7 +72,7 @@ type ClusterConfig struct {
 // JSON) and a missing one as "". Map keys are never templated, and text
 // inserted from a value is never scanned for placeholders again.
 func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, error) {
-	vals, err := t.values(values, opts.ValuesOptions, func(v any) any { return v })
+	vals, err := t.values(values, opts.ValuesOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func FuzzRender(f *testing.F) {
 		vals := map[string]any{"v": value, "n": nil, "m": map[string]any{"k": []any{value}}}
 		env := func(k string) (string, bool) { return value, k == "HOME" }
 
-		r := renderer{values: vals, env: env}
+		r := renderer{values: valueSet{given: vals}, env: env}
 		out, _ := renderAt(&r, tmpl, field.NewPath("x"))
 		_, perr := findPlaceholders(tmpl)
 		if (perr != nil) != (len(r.errs) > 0) {
@@ -59,7 +59,7 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("%q without placeholders rendered as %q", tmpl, out)
 		}
 
-		r = renderer{values: vals}
+		r = renderer{values: valueSet{given: vals}}
 		if got, _ := renderAt(&r, "{{ v }}", field.NewPath("x")); got != value {
 			t.Fatalf("whole placeholder gave %q, want the value %q", got, value)
 		}

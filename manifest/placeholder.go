@@ -180,7 +180,7 @@ func parseRef(name string) (ref, error) {
 
 // lookup resolves r in values, or through env for "$NAME". The second result
 // is false when the value is missing; a present nil is (nil, true).
-func (r ref) lookup(values map[string]any, env func(string) (string, bool)) (any, bool) {
+func (r ref) lookup(values valueSet, env func(string) (string, bool)) (any, bool) {
 	if r.env != "" {
 		if env == nil {
 			return nil, false
@@ -188,8 +188,14 @@ func (r ref) lookup(values map[string]any, env func(string) (string, bool)) (any
 		v, ok := env(r.env)
 		return v, ok
 	}
-	var cur any = values
-	for _, s := range r.path {
+	if len(r.path) == 0 || r.path[0].key == "" {
+		return nil, false
+	}
+	cur, ok := values.get(r.path[0].key)
+	if !ok {
+		return nil, false
+	}
+	for _, s := range r.path[1:] {
 		switch c := cur.(type) {
 		case map[string]any:
 			if s.key == "" {

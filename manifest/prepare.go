@@ -120,7 +120,8 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	var errs field.ErrorList
 	if run.ID == "" {
 		errs = append(errs, field.Required(field.NewPath("run", "id"), "every run needs an ID"))
-	} else if msgs := validation.IsValidLabelValue(run.ID); len(msgs) > 0 {
+	} else if !labelPartOK(run.ID) {
+		msgs := validation.IsValidLabelValue(run.ID)
 		errs = append(errs, field.Invalid(field.NewPath("run", "id"), run.ID, "must be a valid label value: "+strings.Join(msgs, "; ")))
 	}
 	if (opts.APIURLEnv == "") != (opts.APIHost == "") {
@@ -152,12 +153,11 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	}
 	errs = append(errs, setEnv(container, env, c.JobFile, cpath.Child("env"))...)
 
-	merged := make(map[string]string, 4+len(c.Labels)+len(opts.Labels)+len(run.Labels))
-	errs = addText(meta["labels"], labelsPath, errs, func(k, s string) { merged[k] = s })
-	mergeInto(merged, c.Labels, opts.Labels, run.Labels)
-	merged[LabelRunID], merged[LabelRunName], merged[LabelManagedBy], merged[LabelVersion] = run.ID, run.Name, ManagedBy, Version()
-	labels, lerrs := slugLabels(merged, labelsPath)
-	errs = append(errs, lerrs...)
+	labels := make(map[string]any, 4+len(c.Labels)+len(opts.Labels)+len(run.Labels))
+	errs = addText(meta["labels"], labelsPath, errs, func(k, s string) { labels[k] = s })
+	mergeInto(labels, c.Labels, opts.Labels, run.Labels)
+	labels[LabelRunID], labels[LabelRunName], labels[LabelManagedBy], labels[LabelVersion] = run.ID, run.Name, ManagedBy, Version()
+	labels, errs = slugLabels(labels, labelsPath, errs)
 	meta["labels"] = labels
 	if pm, ok := pod["metadata"].(map[string]any); ok {
 		pod["metadata"] = shallowCopy(pm)
@@ -169,12 +169,14 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		podMeta["labels"], errs = podLabels(podMeta["labels"], labels, errs)
 	}
 
-	merged = make(map[string]string, len(c.Annotations)+len(opts.Annotations))
-	errs = addText(meta["annotations"], annotationsPath, errs, func(k, s string) { merged[k] = s })
-	mergeInto(merged, c.Annotations, opts.Annotations)
-	ann, aerrs := slugAnnotations(merged, annotationsPath)
-	errs = append(errs, aerrs...)
-	meta["annotations"] = ann
+	ann := make(map[string]any, len(c.Annotations)+len(opts.Annotations))
+	errs = addText(meta["annotations"], annotationsPath, errs, func(k, s string) { ann[k] = s })
+	mergeInto(ann, c.Annotations, opts.Annotations)
+	if ann, errs = slugAnnotations(ann, annotationsPath, errs); len(ann) > 0 {
+		meta["annotations"] = ann
+	} else {
+		delete(meta, "annotations")
+	}
 
 	if img, _ := container["image"].(string); img == "" {
 		container["image"] = firstNonEmpty(opts.Image, DefaultImage)
@@ -405,37 +407,56 @@ func (c *Config) setGenerateName(meta map[string]any, run Run) {
 	meta["generateName"] = DefaultGenerateName
 }
 
-// slugLabels slugifies label keys and values (step 3).
-func slugLabels(in map[string]string, path *field.Path) (map[string]any, field.ErrorList) {
-	out := make(map[string]any, len(in))
-	var errs field.ErrorList
-	for _, k := range sortedKeys(in) {
-		key, err := SlugifyLabelKey(k)
-		if err != nil {
-			errs = append(errs, field.Invalid(path.Key(k), k, err.Error()))
-			continue
-		}
-		val, err := SlugifyLabelValue(in[k])
-		if err != nil {
-			errs = append(errs, field.Invalid(path.Key(k), in[k], err.Error()))
-			continue
-		}
-		out[key] = val
-	}
-	return out, errs
+// slugLabels slugifies label keys and values (step 3), whose values are
+// strings. Labels that are all valid already, the common case, are
+// returned as they are.
+func slugLabels(in map[string]any, path *field.Path, errs field.ErrorList) (map[string]any, field.ErrorList) {
+	return slugText(in, path, errs, SlugifyLabelValue)
 }
 
-// slugAnnotations slugifies annotation keys (step 4).
-func slugAnnotations(in map[string]string, path *field.Path) (map[string]any, field.ErrorList) {
+// slugAnnotations slugifies annotation keys (step 4), as slugLabels does.
+func slugAnnotations(in map[string]any, path *field.Path, errs field.ErrorList) (map[string]any, field.ErrorList) {
+	return slugText(in, path, errs, nil)
+}
+
+// slugText slugifies the keys of in, and its values with value unless
+// nil. Values are replaced in place; only when a key changes, or anything
+// fails, is a new map built, in key order, so that which of two keys with
+// one slug wins, and the order of the errors, never depend on map order.
+func slugText(in map[string]any, path *field.Path, errs field.ErrorList, value func(string) (string, error)) (map[string]any, field.ErrorList) {
+	valid := true
+	for k, v := range in {
+		if key, err := SlugifyLabelKey(k); err != nil || key != k {
+			valid = false
+			break
+		}
+		if value != nil {
+			val, err := value(v.(string))
+			if err != nil {
+				valid = false
+				break
+			}
+			in[k] = val
+		}
+	}
+	if valid {
+		return in, errs
+	}
 	out := make(map[string]any, len(in))
-	var errs field.ErrorList
 	for _, k := range sortedKeys(in) {
 		key, err := SlugifyLabelKey(k)
 		if err != nil {
 			errs = append(errs, field.Invalid(path.Key(k), k, err.Error()))
 			continue
 		}
-		out[key] = in[k]
+		v := in[k].(string)
+		if value != nil {
+			if v, err = value(v); err != nil {
+				errs = append(errs, field.Invalid(path.Key(k), in[k], err.Error()))
+				continue
+			}
+		}
+		out[key] = v
 	}
 	return out, errs
 }
@@ -462,9 +483,13 @@ func addText(v any, path *field.Path, errs field.ErrorList, put func(k, s string
 }
 
 // podLabels returns the pod template's labels v with the Job's labels
-// over them.
+// over them: labels itself when the template has none, since the tree is
+// only encoded.
 func podLabels(v any, labels map[string]any, errs field.ErrorList) (map[string]any, field.ErrorList) {
-	own, _ := v.(map[string]any)
+	own, isMap := v.(map[string]any)
+	if v == nil || isMap && len(own) == 0 {
+		return labels, errs
+	}
 	out := make(map[string]any, len(own)+len(labels))
 	errs = addText(v, podLabelsPath, errs, func(k, s string) { out[k] = s })
 	maps.Copy(out, labels)
@@ -472,9 +497,11 @@ func podLabels(v any, labels map[string]any, errs field.ErrorList) (map[string]a
 }
 
 // mergeInto copies ms into dst in turn, later ones winning.
-func mergeInto(dst map[string]string, ms ...map[string]string) {
+func mergeInto(dst map[string]any, ms ...map[string]string) {
 	for _, m := range ms {
-		maps.Copy(dst, m)
+		for k, v := range m {
+			dst[k] = v
+		}
 	}
 }
 

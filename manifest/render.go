@@ -12,7 +12,7 @@ import (
 
 // renderer substitutes placeholders in a tree of JSON values in one pass.
 type renderer struct {
-	values map[string]any
+	values valueSet
 	env    func(string) (string, bool)
 	errs   field.ErrorList
 	at     []step // where render is, turned into a field.Path only for errors

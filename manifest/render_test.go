@@ -64,7 +64,7 @@ func TestRender(t *testing.T) {
 	vals := mustTree(t, values).(map[string]any)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := renderer{values: vals, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+			r := renderer{values: valueSet{given: vals}, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
 			in := mustTree(t, tt.in)
 			before, _ := json.Marshal(in)
 			got, ok := renderAt(&r, in, field.NewPath("x"))
@@ -82,7 +82,7 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderWithoutLookupTreatsEveryEnvPlaceholderAsMissing(t *testing.T) {
-	r := renderer{values: map[string]any{}}
+	r := renderer{}
 	got, _ := renderAt(&r, mustTree(t, `{"x": "{{ $HOME }}", "y": "a{{ $HOME }}"}`), field.NewPath("x"))
 	if diff := cmp.Diff(mustTree(t, `{"y": "a"}`), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -134,7 +134,7 @@ func TestMalformedPlaceholders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := renderer{values: map[string]any{"a": "x"}}
+			r := renderer{values: valueSet{given: map[string]any{"a": "x"}}}
 			renderAt(&r, map[string]any{"k": tt.in}, field.NewPath("job_configuration"))
 			if len(r.errs) != 1 {
 				t.Fatalf("got %d errors %v, want 1", len(r.errs), r.errs)

@@ -60,8 +60,8 @@ func SlugifyName(s string) (string, error) {
 	if slug == "" {
 		return "", fmt.Errorf("manifest: name %q: %w", s, ErrNoSlug)
 	}
-	if msgs := content.IsDNS1123Label(slug); len(msgs) > 0 {
-		return "", slugInvalid("name", s, slug, msgs)
+	if !dnsLabelOK(slug) {
+		return "", slugInvalid("name", s, slug, content.IsDNS1123Label(slug))
 	}
 	return slug, nil
 }
@@ -108,8 +108,8 @@ func SlugifyLabelKey(s string) (string, error) {
 	if hasPrefix {
 		slug = prefixSlug + "/" + nameSlug
 	}
-	if msgs := content.IsLabelKey(slug); len(msgs) > 0 {
-		return "", slugInvalid("label key", s, slug, msgs)
+	if !labelPartOK(nameSlug) || (hasPrefix && !dnsSubdomainOK(prefixSlug)) {
+		return "", slugInvalid("label key", s, slug, content.IsLabelKey(slug))
 	}
 	return slug, nil
 }
@@ -128,8 +128,8 @@ func SlugifyLabelValue(s string) (string, error) {
 		return s, nil // already valid: the common case, kept cheap
 	}
 	slug := slugLabel(s)
-	if msgs := content.IsLabelValue(slug); len(msgs) > 0 {
-		return "", slugInvalid("label value", s, slug, msgs)
+	if !labelPartOK(slug) {
+		return "", slugInvalid("label value", s, slug, content.IsLabelValue(slug))
 	}
 	return slug, nil
 }
@@ -264,17 +264,28 @@ func labelPartOK(s string) bool {
 // characters, dot-separated parts of a-z 0-9 -, each starting and ending
 // with a letter or digit.
 func dnsSubdomainOK(s string) bool {
-	if s == "" || len(s) > 253 {
+	if len(s) > 253 {
 		return false
 	}
-	for _, part := range strings.Split(s, ".") {
-		if part == "" || !slugLowerAlnum(part[0]) || !slugLowerAlnum(part[len(part)-1]) {
+	for part := range strings.SplitSeq(s, ".") {
+		if !dnsPartOK(part) {
 			return false
 		}
-		for i := 0; i < len(part); i++ {
-			if !slugNameByte(part[i]) {
-				return false
-			}
+	}
+	return true
+}
+
+// dnsLabelOK reports whether s is a DNS-1123 label: a part of a subdomain
+// of at most 63 characters.
+func dnsLabelOK(s string) bool { return len(s) <= 63 && dnsPartOK(s) }
+
+func dnsPartOK(s string) bool {
+	if s == "" || !slugLowerAlnum(s[0]) || !slugLowerAlnum(s[len(s)-1]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !slugNameByte(s[i]) {
+			return false
 		}
 	}
 	return true

@@ -113,3 +113,26 @@ func FuzzSlugifyLabelValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidChecksAgreeWithKubernetes checks the hand-written checks that
+// spare the hot path a regular expression against the validators they stand
+// in for.
+func FuzzValidChecksAgreeWithKubernetes(f *testing.F) {
+	for _, s := range slugFuzzSeeds {
+		f.Add(s)
+	}
+	for _, s := range []string{"a", "a.b", "a-b.c", "-a", "a-", "a_b", "A", "a..b", ".a", "0", strings.Repeat("a", 63), strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := labelPartOK(s), len(content.IsLabelValue(s)) == 0; got != want {
+			t.Errorf("labelPartOK(%q) = %v, content.IsLabelValue says %v", s, got, want)
+		}
+		if got, want := dnsLabelOK(s), len(content.IsDNS1123Label(s)) == 0; got != want {
+			t.Errorf("dnsLabelOK(%q) = %v, content.IsDNS1123Label says %v", s, got, want)
+		}
+		if got, want := dnsSubdomainOK(s), len(content.IsDNS1123Subdomain(s)) == 0; got != want {
+			t.Errorf("dnsSubdomainOK(%q) = %v, content.IsDNS1123Subdomain says %v", s, got, want)
+		}
+	})
+}

@@ -27,25 +27,48 @@ type ValuesOptions struct {
 // schema (type, enum, minimum, maximum, required, unknown names) and every
 // problem is reported at once, each with its path under "values".
 func (t *Template) Values(in map[string]any, opts ValuesOptions) (map[string]any, error) {
-	return t.values(in, opts, deepCopy)
+	vs, err := t.values(in, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(vs.props)+len(vs.given))
+	for name, p := range vs.props {
+		if p != nil && p.HasDefault {
+			out[name] = p.Default
+		}
+	}
+	maps.Copy(out, vs.given)
+	return deepCopy(out).(map[string]any), nil
 }
 
 // valuesPath is where Values reports problems.
 var valuesPath = field.NewPath("values")
 
-// values is Values; defaults go through copyDefault. Render shares them:
-// its Config is read-only.
-func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault func(any) any) (map[string]any, error) {
+// valueSet is what a render reads: the caller's values, merged with the
+// defaults where both are objects, over the defaults themselves. Neither
+// layer is copied: a Config is read-only.
+type valueSet struct {
+	given map[string]any
+	props map[string]*Property
+}
+
+// get returns the value of variable name.
+func (vs valueSet) get(name string) (any, bool) {
+	if v, ok := vs.given[name]; ok {
+		return v, true
+	}
+	if p := vs.props[name]; p != nil && p.HasDefault {
+		return p.Default, true
+	}
+	return nil, false
+}
+
+// values checks in (see Values) and returns it layered over the defaults.
+func (t *Template) values(in map[string]any, opts ValuesOptions) (valueSet, error) {
 	root := valuesPath
 	var errs field.ErrorList
 	props := t.Variables.Properties
-	out := make(map[string]any, len(props)+len(in))
-	for name, p := range props {
-		if p != nil && p.HasDefault {
-			out[name] = copyDefault(p.Default)
-		}
-	}
-	given := make(map[string]bool, len(in))
+	vs := valueSet{given: make(map[string]any, len(in)), props: props}
 	for _, key := range sortedKeys(in) {
 		v, err := normalize(in[key])
 		if err != nil {
@@ -62,45 +85,43 @@ func (t *Template) values(in map[string]any, opts ValuesOptions, copyDefault fun
 			errs = append(errs, field.Invalid(root.Child(name), in[key], "unknown variable; the template has: "+strings.Join(sortedKeys(props), ", ")))
 			continue
 		}
-		given[name] = true
+		old, _ := vs.get(name)
 		if sub != "" {
-			m, ok := out[name].(map[string]any)
+			m, ok := old.(map[string]any)
 			if !ok {
 				m = map[string]any{}
 			} else {
 				m = shallowCopy(m)
 			}
 			m[sub] = v
-			out[name] = m
+			vs.given[name] = m
 			continue
 		}
-		if old, ok := out[name].(map[string]any); ok {
+		if om, ok := old.(map[string]any); ok && len(om) > 0 {
 			if nv, ok := v.(map[string]any); ok {
-				m := shallowCopy(old)
-				for k, x := range nv {
-					m[k] = x
-				}
-				out[name] = m
+				m := shallowCopy(om)
+				maps.Copy(m, nv)
+				vs.given[name] = m
 				continue
 			}
 		}
-		out[name] = v
+		vs.given[name] = v
 	}
 	for _, name := range t.Variables.Required {
-		if _, ok := out[name]; !ok {
+		if _, ok := vs.get(name); !ok {
 			errs = append(errs, field.Required(root.Child(name), "the template requires it and it has no default"))
 		}
 	}
-	for name := range given {
+	for name, v := range vs.given {
 		// Paths are built only for a value that breaks its schema.
-		if p := props[name]; p != nil && len(checkValue(p, out[name], nil)) > 0 {
-			errs = append(errs, checkValue(p, out[name], root.Child(name))...)
+		if p := props[name]; p != nil && len(checkValue(p, v, nil)) > 0 {
+			errs = append(errs, checkValue(p, v, root.Child(name))...)
 		}
 	}
 	if err := asError("values", sortErrors(errs)); err != nil {
-		return nil, err
+		return valueSet{}, err
 	}
-	return out, nil
+	return vs, nil
 }
 
 // checkValue reports every way v breaks p. With a nil path it only says
