@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/kballard/go-shellquote"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -77,15 +80,25 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 		return nil, err
 	}
 	r := renderer{values: vals, env: opts.LookupEnv, root: configPath, at: make([]step, 0, 16)}
-	out, _, _ := r.render(t.JobConfiguration)
+	// Each base field is rendered and decoded in turn: the rendered job
+	// configuration itself is never needed as a map.
+	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true, JobFile: t.JobFile}
+	var errs field.ErrorList
+	for k, v := range t.JobConfiguration {
+		r.at = append(r.at[:0], step{key: k})
+		if v, ok, _ := r.render(v); ok && v != nil { // null keeps the default
+			errs = cfg.decodeField(k, v, errs)
+		}
+	}
 	if err := asError("render", r.errs); err != nil {
 		return nil, err
 	}
-	cfg, errs := decodeConfig(out.(map[string]any))
-	if err := asError("render", errs); err != nil {
+	if cfg.JobManifest == nil {
+		errs = append(errs, field.Required(configPaths["job_manifest"], "the Job to create"))
+	}
+	if err := asError("render", sortErrors(errs)); err != nil {
 		return nil, err
 	}
-	cfg.JobFile = t.JobFile
 	return cfg, nil
 }
 
@@ -104,64 +117,55 @@ var (
 	}()
 )
 
-// decodeConfig reads the base fields of a rendered job configuration.
-func decodeConfig(jc map[string]any) (*Config, field.ErrorList) {
-	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true}
-	var errs field.ErrorList
-	for k, v := range jc {
-		p, known := configPaths[k]
-		if !known {
-			p = configPath.Child(k)
-		}
-		if v == nil && k != "job_manifest" {
-			continue // null keeps the default
-		}
-		var err *field.Error
-		switch k {
-		case "job_manifest":
-			m, ok := v.(map[string]any)
-			if !ok {
-				err = field.TypeInvalid(p, kindOf(v), "must be an object")
-			}
-			cfg.JobManifest = m
-		case "name":
-			cfg.Name, err = textField(p, "", v)
-		case "namespace":
-			cfg.Namespace, err = textField(p, "", v)
-			if err == nil && cfg.Namespace == "" {
-				cfg.Namespace = "default"
-			}
-		case "command":
-			cfg.Command, err = commandField(p, v)
-		case "env":
-			cfg.Env, errs = stringMapField(p, v, errs, true)
-		case "labels":
-			cfg.Labels, errs = stringMapField(p, v, errs, false)
-		case "annotations":
-			cfg.Annotations, errs = stringMapField(p, v, errs, false)
-		case "cluster_config":
-			cfg.ClusterConfig, err = clusterConfigField(p, v)
-		case "job_watch_timeout_seconds":
-			cfg.JobWatchTimeoutSeconds, err = intField(p, v)
-		case "pod_watch_timeout_seconds":
-			cfg.PodWatchTimeoutSeconds, err = intField(p, v)
-		case "stream_output":
-			b, ok := v.(bool)
-			if !ok {
-				err = field.TypeInvalid(p, v, "must be a boolean")
-			}
-			cfg.StreamOutput = b
-		default:
-			err = field.NotSupported(p, k, configKeys)
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+// decodeField sets the base field k of c from its rendered value v, which
+// is not nil.
+func (c *Config) decodeField(k string, v any, errs field.ErrorList) field.ErrorList {
+	p, known := configPaths[k]
+	if !known {
+		p = configPath.Child(k)
 	}
-	if cfg.JobManifest == nil {
-		errs = append(errs, field.Required(configPaths["job_manifest"], "the Job to create"))
+	var err *field.Error
+	switch k {
+	case "job_manifest":
+		m, ok := v.(map[string]any)
+		if !ok {
+			err = field.TypeInvalid(p, kindOf(v), "must be an object")
+		}
+		c.JobManifest = m
+	case "name":
+		c.Name, err = textField(p, "", v)
+	case "namespace":
+		c.Namespace, err = textField(p, "", v)
+		if err == nil && c.Namespace == "" {
+			c.Namespace = "default"
+		}
+	case "command":
+		c.Command, err = commandField(p, v)
+	case "env":
+		c.Env, errs = stringMapField(p, v, errs, true)
+	case "labels":
+		c.Labels, errs = stringMapField(p, v, errs, false)
+	case "annotations":
+		c.Annotations, errs = stringMapField(p, v, errs, false)
+	case "cluster_config":
+		c.ClusterConfig, err = clusterConfigField(p, v)
+	case "job_watch_timeout_seconds":
+		c.JobWatchTimeoutSeconds, err = intField(p, v)
+	case "pod_watch_timeout_seconds":
+		c.PodWatchTimeoutSeconds, err = intField(p, v)
+	case "stream_output":
+		b, ok := v.(bool)
+		if !ok {
+			err = field.TypeInvalid(p, v, "must be a boolean")
+		}
+		c.StreamOutput = b
+	default:
+		err = field.NotSupported(p, k, configKeys)
 	}
-	return cfg, sortErrors(errs)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // textField reads v as text. An error names p, with key as its last
@@ -202,11 +206,11 @@ func intField(p *field.Path, v any) (int, *field.Error) {
 func commandField(p *field.Path, v any) ([]string, *field.Error) {
 	switch t := v.(type) {
 	case string:
-		words, err := shellquote.Split(t)
+		words, err := splitCommand(t)
 		if err != nil {
 			return nil, field.Invalid(p, t, "cannot split as a shell command: "+err.Error())
 		}
-		return words, nil
+		return slices.Clone(words), nil
 	case []any:
 		out := make([]string, len(t))
 		for i, w := range t {
@@ -269,3 +273,25 @@ func clusterConfigField(p *field.Path, v any) (*ClusterConfig, *field.Error) {
 	}
 	return cc, nil
 }
+
+// splitCommand splits s as a POSIX shell would (quotes and backslashes, no
+// expansion). The words are shared: do not change them. A template's
+// command is split on every render and again by Prepare, so results are
+// kept, for up to maxSplit commands of up to maxScannedLen bytes.
+func splitCommand(s string) ([]string, error) {
+	if v, ok := splits.Load(s); ok {
+		return v.([]string), nil
+	}
+	words, err := shellquote.Split(s)
+	if err == nil && len(s) <= maxScannedLen && splitCount.Add(1) <= maxSplit {
+		splits.Store(s, words)
+	}
+	return words, err
+}
+
+var (
+	splits     sync.Map // string → []string
+	splitCount atomic.Int64
+)
+
+const maxSplit = 1024

@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	"github.com/kballard/go-shellquote"
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -373,7 +372,7 @@ func (c *Config) setArgs(container map[string]any, opts PrepareOptions, path *fi
 	}
 	switch t := args.(type) {
 	case string:
-		words, err := shellquote.Split(t)
+		words, err := splitCommand(t)
 		if err != nil {
 			return field.Invalid(path, t, "cannot split as a shell command: "+err.Error())
 		}

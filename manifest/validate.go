@@ -131,6 +131,17 @@ func wantValue(m map[string]any, parent *field.Path, key, want string) field.Err
 // value of the wrong type is reported at its path and set to null in a
 // working copy, and decoding goes on, so one bad field never hides another.
 func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
+	buf := jsonBuffers.Get().(*[]byte)
+	defer jsonBuffers.Put(buf)
+	// The common case: m decodes. A bad quantity never does, so only a
+	// manifest that fails needs the checks below.
+	if data, err := appendJSON((*buf)[:0], m); err == nil {
+		*buf = data
+		job := &batchv1.Job{}
+		if strict, err := kjson.UnmarshalStrict(data, job); err == nil && len(strict) == 0 {
+			return job, nil
+		}
+	}
 	errs, bad := checkQuantities(m)
 	work := m // a copy once anything in it must be nulled
 	if len(bad) > 0 {
@@ -139,8 +150,6 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 			setAt(work, at, nil)
 		}
 	}
-	buf := jsonBuffers.Get().(*[]byte)
-	defer jsonBuffers.Put(buf)
 	for range maxDecodeErrors {
 		data, err := appendJSON((*buf)[:0], work)
 		if data != nil {
