@@ -79,7 +79,9 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{values: vals, env: opts.LookupEnv, root: configPath, at: make([]step, 0, 16)}
+	at := paths.Get().(*[]step)
+	defer paths.Put(at)
+	r := renderer{values: vals, env: opts.LookupEnv, root: configPath, at: (*at)[:0]}
 	// Each base field is rendered and decoded in turn: the rendered job
 	// configuration itself is never needed as a map.
 	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true, JobFile: t.JobFile}
@@ -101,6 +103,10 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	}
 	return cfg, nil
 }
+
+// paths holds the renderer's record of where it is, so that a render
+// allocates none.
+var paths = sync.Pool{New: func() any { at := make([]step, 0, 16); return &at }}
 
 // configKeys are the keys of a job configuration, and configPaths their
 // paths, built once.

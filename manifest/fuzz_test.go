@@ -41,7 +41,7 @@ func FuzzLoad(f *testing.F) {
 // values: no panic; malformed text is an error; a value is inserted exactly
 // as it is, never scanned again.
 func FuzzRender(f *testing.F) {
-	for _, s := range []string{"{{ v }}", "a{{v}}b", "{{ $HOME }}", "{{ m.k[0] }}", "{{", "}}{{", "{{ a b }}", "x", "{{{ v }}}"} {
+	for _, s := range []string{"{{ v }}", "a{{v}}b", "{{ $HOME }}", "{{ m.k[0] }}", "{{", "}}{{", "{{ a b }}", "x", "{{{ v }}}", "{{ a }}}}", "{{-}}", "{{ 0 }}", "{{  v_1-x  }}"} {
 		f.Add(s, "{{ v }}")
 		f.Add(s, "plain")
 	}
@@ -57,6 +57,14 @@ func FuzzRender(f *testing.F) {
 		}
 		if perr == nil && !strings.Contains(tmpl, "{{") && out != tmpl {
 			t.Fatalf("%q without placeholders rendered as %q", tmpl, out)
+		}
+
+		if name, ok := simplePlaceholder(tmpl); ok {
+			ps, err := findPlaceholders(tmpl)
+			if err != nil || len(ps) != 1 || ps[0].start != 0 || ps[0].end != len(tmpl) || ps[0].ref.env != "" ||
+				len(ps[0].ref.path) != 1 || ps[0].ref.path[0] != (step{key: name}) {
+				t.Fatalf("%q: simplePlaceholder says %q, findPlaceholders says %+v, %v", tmpl, name, ps, err)
+			}
 		}
 
 		r = renderer{values: valueSet{given: vals}}

@@ -60,6 +60,25 @@ const (
 	maxScannedLen = 512
 )
 
+// simplePlaceholder returns the name in s when s is just "{{ name }}" with
+// ASCII spaces and a name of ASCII letters, digits, _ and -: most template
+// strings are, and they are read here without findPlaceholders' cache.
+func simplePlaceholder(s string) (string, bool) {
+	if len(s) < 5 || s[:2] != "{{" || s[len(s)-2:] != "}}" {
+		return "", false
+	}
+	name := strings.Trim(s[2:len(s)-2], " ")
+	if name == "" {
+		return "", false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return "", false
+		}
+	}
+	return name, true
+}
+
 func scanPlaceholders(s string) ([]placeholder, error) {
 	var out []placeholder
 	for i := 0; ; {
