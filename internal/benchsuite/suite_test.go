@@ -28,7 +28,7 @@ func TestSuiteSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Prepare, err = MeasurePrepare(); err != nil {
+	if rep.Prepare, err = measurePrepare(3, 50); err != nil {
 		t.Fatal(err)
 	}
 	if len(rep.Submit) != 3 || len(rep.Scale) != 2 {
@@ -63,7 +63,7 @@ func TestSuiteSmoke(t *testing.T) {
 			t.Errorf("%d runs: %d timed from their pod's end to Run's return", s.Runs, s.Timed)
 		}
 	}
-	if rep.Prepare.Ratio <= 0 {
+	if rep.Prepare.Ratio <= 0 || rep.Prepare.WallRatio <= 0 || rep.Prepare.RenderPrepare <= 0 || rep.Prepare.StrictDecode <= 0 {
 		t.Errorf("no render+prepare figure: %+v", rep.Prepare)
 	}
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
