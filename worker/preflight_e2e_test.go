@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -214,6 +215,34 @@ func TestPreflightReportsAResourceQuotaUsedUpInAdvance(t *testing.T) {
 	t.Parallel()
 	ns := cluster.NewNamespace(t)
 	admin := adminClient(t)
+	// Use the quota up in advance with a Job that never runs, made before
+	// the quota, so that the quota controller counts it when it first fills
+	// in the quota's status. Made after it, the Job would race the quota:
+	// the API server admits it free of charge while its own quota cache
+	// does not hold the quota yet, and the quota controller, which recounts
+	// Jobs only when one is deleted (or every --resource-quota-sync-period,
+	// 5 minutes), may have counted before the Job existed; status.used then
+	// stays 0 and further Jobs are admitted.
+	held := preparedJob(t, ns, "held", nil)
+	held.Spec.Suspend = new(true)
+	held, err := admin.BatchV1().Jobs(ns).Create(t.Context(), held, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create the Job that uses the quota up: %v", err)
+	}
+	// The Job controller marks it suspended once the controller manager's
+	// shared Job cache, which the quota controller counts, holds it.
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		j, err := admin.BatchV1().Jobs(ns).Get(ctx, held.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(j.Status.Conditions, func(c batchv1.JobCondition) bool {
+			return c.Type == batchv1.JobSuspended && c.Status == corev1.ConditionTrue
+		}), nil
+	})
+	if err != nil {
+		t.Fatalf("wait for the Job controller to see the held Job: %v", err)
+	}
 	quota := &corev1.ResourceQuota{
 		ObjectMeta: metav1.ObjectMeta{Name: "one-job"},
 		Spec:       corev1.ResourceQuotaSpec{Hard: corev1.ResourceList{"count/jobs.batch": resource.MustParse("1")}},
@@ -221,19 +250,26 @@ func TestPreflightReportsAResourceQuotaUsedUpInAdvance(t *testing.T) {
 	if _, err := admin.CoreV1().ResourceQuotas(ns).Create(t.Context(), quota, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// Use the quota up with a Job that never runs.
-	held := preparedJob(t, ns, "held", nil)
-	held.Spec.Suspend = new(true)
-	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := admin.BatchV1().Jobs(ns).Create(ctx, held, metav1.CreateOptions{})
-		return err == nil, nil // refused until the quota controller has filled in the status
+	err = wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		q, err := admin.CoreV1().ResourceQuotas(ns).Get(ctx, quota.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		used, ok := q.Status.Used["count/jobs.batch"]
+		return ok && used.Cmp(resource.MustParse("1")) == 0, nil
 	})
 	if err != nil {
-		t.Fatalf("create the Job that uses the quota up: %v", err)
+		t.Fatalf("wait for the quota's status.used to count the held Job: %v", err)
 	}
 	client := preflightIdentity(t, ns, Rules(false))
 	w := preflightWorker(t, client, ns, Options{})
-	rep := preflightUntil(t, w, PreflightOptions{}, func(r *PreflightReport) bool { return len(r.Rejections) > 0 && len(r.Missing) == 0 })
+	// Settled once the API server's quota cache holds that status: until
+	// then the dry run is admitted, or refused as "status unknown".
+	rep := preflightUntil(t, w, PreflightOptions{}, func(r *PreflightReport) bool {
+		return len(r.Missing) == 0 && slices.ContainsFunc(r.Rejections, func(j Rejection) bool {
+			return strings.Contains(j.Message, "exceeded quota")
+		})
+	})
 	if len(rep.Rejections) != 1 {
 		t.Fatalf("rejections %+v", rep.Rejections)
 	}
