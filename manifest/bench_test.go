@@ -54,3 +54,22 @@ func BenchmarkStrictDecodeFloor(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRenderPrepareCustomized is BenchmarkRenderPrepare with a
+// customization patch, as a worker that suspends its Jobs or adds a
+// sidecar pays.
+func BenchmarkRenderPrepareCustomized(b *testing.B) {
+	tmpl := Default()
+	run := Run{ID: "0b6f1c2e-8d1a-4f7e-9c55-3a2b1d0e9f10", Name: "nightly etl"}
+	opts := PrepareOptions{Customizations: []byte(`[{"op": "add", "path": "/spec/suspend", "value": true}]`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		cfg, err := tmpl.Render(benchValues, RenderOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cfg.Prepare(run, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package manifest
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -88,4 +90,70 @@ func mustBeManifestError(t *testing.T, err error) {
 			t.Fatalf("an entry has no path: %v", fe)
 		}
 	}
+}
+
+// FuzzCustomizations checks the tree path of customization patches
+// against evanphx/json-patch: wherever the tree path applies a patch, the
+// JSON path applies it too with the same result, and the Config's manifest
+// is left as it was.
+func FuzzCustomizations(f *testing.F) {
+	for _, p := range []string{
+		`[{"op": "add", "path": "/spec/suspend", "value": true}]`,
+		`[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"X","value":null}}]`,
+		`[{"op":"add","path":"/spec/template/spec/containers/-","value":{"name":"side","image":"i"}},{"op":"remove","path":"/spec/template/spec/containers/0/args/1"}]`,
+		`[{"op":"replace","path":"/metadata/labels/team","value":"ops"},{"op":"remove","path":"/spec/backoffLimit"}]`,
+		`[{"op":"add","path":"/metadata/annotations","value":{"a~1b":"1","n":null}},{"op":"add","path":"/metadata/annotations/c~0d","value":2}]`,
+		`[{"op":"replace","path":"/spec/template/spec/containers/0/args/0","value":[1,null,{"k":null}]}]`,
+		`[{"op":"add","path":"/spec/template/spec/containers/1","value":{}}]`,
+		`[{"op":"remove","path":"/spec/missing"}]`,
+		`[{"op":"add","path":"/spec/template/spec/containers/-1","value":{}}]`,
+		`[{"op":"add","path":"/spec/template/spec/containers/01","value":{}}]`,
+		`[{"op":"move","from":"/spec/parallelism","path":"/spec/x"}]`,
+		`[{"op":"add","path":"","value":{}}]`, `[]`, `{}`, `[{"op":"add","path":"/a"}]`,
+	} {
+		f.Add(p)
+	}
+	cfg, err := Default().Render(map[string]any{"command": "a b c", "labels": map[string]any{"team": "data"}, "env": map[string]any{"A": "1"}}, RenderOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	before, err := appendJSON(nil, cfg.JobManifest)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, patch string) {
+		ops, ok := treeOps([]byte(patch))
+		if !ok {
+			return
+		}
+		got, applied := applyTreeOps(cfg.JobManifest, ops)
+		if now, _ := appendJSON(nil, cfg.JobManifest); !bytes.Equal(now, before) && !sameJSON(t, now, before) {
+			t.Fatalf("%s changed the Config's manifest", patch)
+		}
+		if !applied {
+			return
+		}
+		want, ferr := patchJSON(cfg.JobManifest, []byte(patch))
+		if ferr != nil {
+			t.Fatalf("%s: the tree path applies it, json-patch says %v", patch, ferr)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("%s: tree path differs from json-patch (-json-patch +tree):\n%s", patch, diff)
+		}
+	})
+}
+
+// sameJSON reports whether two encodings of trees hold the same tree: map
+// order differs between encodings.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	x, err := decodeJSON(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := decodeJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cmp.Equal(x, y)
 }

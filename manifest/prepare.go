@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -188,24 +187,37 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	return m, errs
 }
 
-// manifestCopy returns the manifest to prepare: with no patch, a copy of
-// its top map and of metadata, which checkShape fills in, sharing the rest;
-// with a patch, a whole new tree with the patch applied.
+// manifestCopy returns the manifest to prepare, with the patch applied if
+// any (see treeOps): a copy of its top map and of metadata, which
+// checkShape fills in, sharing the rest (patched parts are copies too); or,
+// from patchJSON, a whole new tree.
 func (c *Config) manifestCopy(patch []byte) (map[string]any, *field.Error) {
-	if len(patch) == 0 {
-		m := shallowCopy(c.JobManifest)
-		if meta, ok := m["metadata"].(map[string]any); ok {
-			m["metadata"] = shallowCopy(meta)
-		}
-		return m, nil
-	}
 	m := c.JobManifest
+	if len(patch) > 0 {
+		ops, ok := treeOps(patch)
+		if !ok {
+			return patchJSON(m, patch)
+		}
+		if m, ok = applyTreeOps(m, ops); !ok {
+			return patchJSON(c.JobManifest, patch) // it says why
+		}
+	}
+	m = shallowCopy(m)
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		m["metadata"] = shallowCopy(meta)
+	}
+	return m, nil
+}
+
+// patchJSON applies an RFC 6902 patch to m's JSON and returns the result as
+// a new tree, without nulls.
+func patchJSON(m map[string]any, patch []byte) (map[string]any, *field.Error) {
 	p := field.NewPath("options", "customizations")
 	ops, err := jsonpatch.DecodePatch(patch)
 	if err != nil {
 		return nil, field.Invalid(p, string(patch), "not an RFC 6902 JSON patch: "+err.Error())
 	}
-	data, err := json.Marshal(m)
+	data, err := appendJSON(nil, m)
 	if err != nil {
 		return nil, field.InternalError(p, err)
 	}

@@ -225,7 +225,7 @@ func decodeJSON(data []byte) (any, error) {
 	if err := dec.Decode(&out); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	if len(bytes.TrimLeft(data[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, fmt.Errorf("unexpected data after the first JSON value")
 	}
 	return out, nil
