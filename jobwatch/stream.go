@@ -314,9 +314,11 @@ type streamLW struct {
 	list     func(context.Context, metav1.ListOptions) (runtime.Object, error)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
-	// lastEvent is when the watch last delivered an object or was
-	// opened (Unix ns, the Watcher's clock).
+	// lastEvent is when the watch last delivered an object, or a list or
+	// watch request last began or ended (Unix ns, the Watcher's clock).
 	lastEvent atomic.Int64
+	// inFlight counts list and watch requests under way.
+	inFlight atomic.Int32
 
 	mu      sync.Mutex
 	listed  bool  // a sync has completed; guarded by mu
@@ -332,6 +334,7 @@ func (l *streamLW) listerWatcher() cache.ListerWatcher {
 }
 
 func (l *streamLW) listObjects(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+	defer l.request()()
 	obj, err := l.list(ctx, opts)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -351,7 +354,9 @@ func (l *streamLW) watchObjects(ctx context.Context, opts metav1.ListOptions) (w
 	}
 	l.watched = true
 	l.mu.Unlock()
+	done := l.request()
 	wi, err := l.watch(ctx, opts)
+	done()
 	l.mu.Lock()
 	if err != nil {
 		l.expired = l.expired || isExpired(err)
@@ -404,10 +409,26 @@ func (l *streamLW) syncedLocked() {
 	l.listed, l.expired, l.failing = true, false, nil
 }
 
-// busy reports whether the watch delivered an object, or was opened,
-// within d of now: a stream that is busy may still be on its way to an
-// object it has not cached.
+// request notes a list or watch request beginning; the function it
+// returns notes its end.
+func (l *streamLW) request() (done func()) {
+	l.inFlight.Add(1)
+	l.lastEvent.Store(l.w.clock.Now().UnixNano())
+	return func() {
+		l.lastEvent.Store(l.w.clock.Now().UnixNano())
+		l.inFlight.Add(-1)
+	}
+}
+
+// busy reports whether the stream is catching up: a list or watch request
+// is under way, the last one failed (the reflector retries it), or the
+// watch delivered an object, or a request began or ended, within d of now.
+// A stream that is busy may still be on its way to an object it has not
+// cached; one that has been quiet for d with its watch open is not.
 func (l *streamLW) busy(d time.Duration) bool {
+	if l.inFlight.Load() > 0 || l.failingErr() != nil {
+		return true
+	}
 	last := l.lastEvent.Load()
 	return last != 0 && l.w.clock.Since(time.Unix(0, last)) < d
 }

@@ -408,3 +408,33 @@ func TestWaitTrustsABusyJobStreamBeforeAskingTheAPIServer(t *testing.T) {
 		t.Errorf("Wait = %v after %d GETs; want ErrNotFound after one", c.err, gets())
 	}
 }
+
+// TestAStreamCatchingUpIsBusy checks what keeps Waits from asking the API
+// server for their Jobs: a list or watch request under way (a relist of
+// thousands of Jobs on a loaded server takes seconds and delivers no
+// events), one that just ended, and a last request that failed.
+func TestAStreamCatchingUpIsBusy(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Now())
+	l := &streamLW{w: New(fake.NewClientset(), Options{Clock: clk})}
+	if l.busy(notCachedGrace) {
+		t.Fatal("a stream that never asked is busy")
+	}
+	done := l.request()
+	clk.Step(time.Minute)
+	if !l.busy(notCachedGrace) {
+		t.Error("a list under way for a minute is not busy")
+	}
+	done()
+	clk.Step(notCachedGrace - time.Millisecond)
+	if !l.busy(notCachedGrace) {
+		t.Error("a stream whose list ended within the grace is not busy")
+	}
+	clk.Step(time.Millisecond)
+	if l.busy(notCachedGrace) {
+		t.Error("a stream quiet for the grace is busy")
+	}
+	l.failing = errors.New("the list timed out")
+	if !l.busy(notCachedGrace) {
+		t.Error("a stream whose last request failed is not busy")
+	}
+}
