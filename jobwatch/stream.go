@@ -370,9 +370,6 @@ func (l *streamLW) watchObjects(ctx context.Context, opts metav1.ListOptions) (w
 		l.failing = nil
 	}
 	l.mu.Unlock()
-	// A watch (re)opened is a stream catching up: busy until it has
-	// been quiet for a while.
-	l.lastEvent.Store(l.w.clock.Now().UnixNano())
 	pw := &peekWatch{in: wi, out: make(chan watch.Event), stop: make(chan struct{})}
 	if !l.w.goroutine(func() { pw.run(l.seen) }) {
 		wi.Stop()
@@ -410,7 +407,8 @@ func (l *streamLW) syncedLocked() {
 }
 
 // request notes a list or watch request beginning; the function it
-// returns notes its end.
+// returns notes its end. Both count as the stream's activity: a watch just
+// (re)opened is a stream catching up, busy until it has been quiet a while.
 func (l *streamLW) request() (done func()) {
 	l.inFlight.Add(1)
 	l.lastEvent.Store(l.w.clock.Now().UnixNano())

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"github.com/kballard/go-shellquote"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -283,21 +282,7 @@ func clusterConfigField(p *field.Path, v any) (*ClusterConfig, *field.Error) {
 // splitCommand splits s as a POSIX shell would (quotes and backslashes, no
 // expansion). The words are shared: do not change them. A template's
 // command is split on every render and again by Prepare, so results are
-// kept, for up to maxSplit commands of up to maxScannedLen bytes.
-func splitCommand(s string) ([]string, error) {
-	if v, ok := splits.Load(s); ok {
-		return v.([]string), nil
-	}
-	words, err := shellquote.Split(s)
-	if err == nil && len(s) <= maxScannedLen && splitCount.Add(1) <= maxSplit {
-		splits.Store(s, words)
-	}
-	return words, err
-}
+// kept.
+func splitCommand(s string) ([]string, error) { return splits.get(s, shellquote.Split) }
 
-var (
-	splits     sync.Map // string → []string
-	splitCount atomic.Int64
-)
-
-const maxSplit = 1024
+var splits = memo[[]string]{max: 1024, maxLen: 512}

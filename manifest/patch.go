@@ -3,8 +3,6 @@ package manifest
 import (
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 )
 
 // Customizations are applied to the manifest's tree directly when every
@@ -12,8 +10,8 @@ import (
 // manifest, patching its JSON and decoding the result cost more than all
 // the rest of Prepare. Anything else (move, copy, test, the whole
 // document, empty keys, negative or malformed indices, a path that does
-// not apply)
-// goes to evanphx/json-patch, which then gives the answer and its errors.
+// not apply) goes to evanphx/json-patch, which then gives the answer and
+// its errors.
 
 // treeOp is one add, replace or remove of a customization patch.
 type treeOp struct {
@@ -25,31 +23,19 @@ type treeOp struct {
 // treeOps returns the patch's operations if all can be applied to the tree,
 // or false.
 func treeOps(patch []byte) ([]treeOp, bool) {
-	if v, ok := parsedPatches.Load(string(patch)); ok {
-		ops := v.([]treeOp)
-		return ops, ops != nil
-	}
-	ops := parseTreeOps(patch)
-	if len(patch) <= maxPatchLen && patchCount.Add(1) <= maxPatches {
-		parsedPatches.Store(string(patch), ops)
-	}
+	// Never a failure: a patch not for the tree is kept as nil.
+	ops, _ := parsedPatches.get(string(patch), func(p string) ([]treeOp, error) { return parseTreeOps(p), nil })
 	return ops, ops != nil
 }
 
 // parsedPatches keeps parsed patches (nil: not for the tree); a worker
 // uses one or a few.
-var (
-	parsedPatches sync.Map // string → []treeOp
-	patchCount    atomic.Int64
-)
+var parsedPatches = memo[[]treeOp]{max: 64, maxLen: 64 << 10}
 
-const (
-	maxPatches  = 64
-	maxPatchLen = 64 << 10
-)
-
-func parseTreeOps(patch []byte) []treeOp {
-	doc, err := decodeJSON(patch)
+// parseTreeOps parses a patch for the tree: nil if any operation is not
+// for it.
+func parseTreeOps(patch string) []treeOp {
+	doc, err := decodeJSON([]byte(patch))
 	if err != nil {
 		return nil
 	}

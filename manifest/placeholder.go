@@ -5,8 +5,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
 )
@@ -36,29 +34,11 @@ type step struct {
 // Every "{{" in s must start a well-formed placeholder: anything else is an
 // error that says where, so a typo such as "{{ image }" is never sent to a
 // cluster as text. A "{" just before a placeholder is text.
-func findPlaceholders(s string) ([]placeholder, error) {
-	if v, ok := scanned.Load(s); ok {
-		return v.([]placeholder), nil
-	}
-	ps, err := scanPlaceholders(s)
-	if err == nil && len(s) <= maxScannedLen && scannedCount.Add(1) <= maxScanned {
-		scanned.Store(s, ps)
-	}
-	return ps, err
-}
+func findPlaceholders(s string) ([]placeholder, error) { return scanned.get(s, scanPlaceholders) }
 
-// scanned caches the placeholders of template strings, which are the same
-// on every render; it holds at most maxScanned strings of up to
-// maxScannedLen bytes, so arbitrary input cannot grow it without bound.
-var (
-	scanned      sync.Map // string → []placeholder
-	scannedCount atomic.Int64
-)
-
-const (
-	maxScanned    = 4096
-	maxScannedLen = 512
-)
+// scanned keeps the placeholders of template strings, which are the same on
+// every render.
+var scanned = memo[[]placeholder]{max: 4096, maxLen: 512}
 
 // simplePlaceholder returns the name in s when s is just "{{ name }}" with
 // ASCII spaces and a name of ASCII letters, digits, _ and -: most template
@@ -133,19 +113,10 @@ func isNameRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsNumber(r)
 }
 
-// refs caches parsed placeholder names; a template uses few.
-var refs sync.Map // string → ref
+// refs keeps parsed placeholder names; a template uses few.
+var refs = memo[ref]{max: 4096, maxLen: 256}
 
-func cachedRef(name string) (ref, error) {
-	if r, ok := refs.Load(name); ok {
-		return r.(ref), nil
-	}
-	r, err := parseRef(name)
-	if err == nil && len(name) <= 256 {
-		refs.Store(name, r)
-	}
-	return r, err
-}
+func cachedRef(name string) (ref, error) { return refs.get(name, parseRef) }
 
 func malformed(s string, at int) error {
 	rest := s[at:]

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	batchv1 "k8s.io/api/batch/v1"
 	kjson "sigs.k8s.io/json"
 
+	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/manifest"
 )
 
@@ -89,13 +89,20 @@ func measurePrepare(rounds, batchOps int) (Prepare, error) {
 	type cost struct{ cpu, wall time.Duration }
 	batch := func(f func() error) (cost, error) {
 		runtime.GC()
-		cpu0, start := processCPU(), time.Now()
+		cpu0, err := testcluster.ProcessCPUTime(0)
+		if err != nil {
+			return cost{}, err
+		}
+		start := time.Now()
 		for range batchOps {
 			if err := f(); err != nil {
 				return cost{}, err
 			}
 		}
-		return cost{(processCPU() - cpu0) / time.Duration(batchOps), time.Since(start) / time.Duration(batchOps)}, nil
+		wall := time.Since(start)
+		cpu1, err := testcluster.ProcessCPUTime(0)
+		n := time.Duration(batchOps)
+		return cost{(cpu1 - cpu0) / n, wall / n}, err
 	}
 	type round struct{ rp, sd cost }
 	all := make([]round, 0, rounds)
@@ -128,13 +135,4 @@ func measurePrepare(rounds, batchOps int) (Prepare, error) {
 		Ratio:               ratio(mid, true),
 		WallRatio:           ratio(wall, false),
 	}, nil
-}
-
-// processCPU is the CPU time this process has used, all threads together.
-func processCPU() time.Duration {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return time.Duration(ts.Nano())
 }

@@ -2,7 +2,9 @@ package testcluster
 
 import (
 	"fmt"
+	"os"
 	"testing"
+	"time"
 )
 
 func TestPinCPUsBindsEveryThreadOfTheControlPlaneAndUndoes(t *testing.T) {
@@ -47,6 +49,11 @@ func TestCPUTimeGrowsWithWork(t *testing.T) {
 	self, err := ProcessCPUTime(0)
 	if err != nil || self <= 0 {
 		t.Fatalf("this process's CPU time = %v, %v", self, err)
+	}
+	// Read by its own clock and from /proc, this process's time agrees
+	// (within /proc's 10 ms ticks, and a little for the time between).
+	if fromProc, err := ProcessCPUTime(os.Getpid()); err != nil || (self-fromProc).Abs() > 100*time.Millisecond {
+		t.Errorf("this process's CPU time: %v by its clock, %v from /proc (%v)", self, fromProc, err)
 	}
 	for range 50 { // requests the API server and etcd serve
 		cluster.NewNamespace(t)
