@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
-	"sync"
 
 	"github.com/kballard/go-shellquote"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -78,9 +76,7 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	if err != nil {
 		return nil, err
 	}
-	at := paths.Get().(*[]step)
-	defer paths.Put(at)
-	r := renderer{values: vals, env: opts.LookupEnv, root: configPath, at: (*at)[:0]}
+	r := renderer{values: vals, env: opts.LookupEnv, root: configPath}
 	// Each base field is rendered and decoded in turn: the rendered job
 	// configuration itself is never needed as a map.
 	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true, JobFile: t.JobFile}
@@ -102,10 +98,6 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	}
 	return cfg, nil
 }
-
-// paths holds the renderer's record of where it is, so that a render
-// allocates none.
-var paths = sync.Pool{New: func() any { at := make([]step, 0, 16); return &at }}
 
 // configKeys are the keys of a job configuration, and configPaths their
 // paths, built once.
@@ -215,7 +207,7 @@ func commandField(p *field.Path, v any) ([]string, *field.Error) {
 		if err != nil {
 			return nil, field.Invalid(p, t, "cannot split as a shell command: "+err.Error())
 		}
-		return slices.Clone(words), nil
+		return words, nil
 	case []any:
 		out := make([]string, len(t))
 		for i, w := range t {
@@ -280,9 +272,5 @@ func clusterConfigField(p *field.Path, v any) (*ClusterConfig, *field.Error) {
 }
 
 // splitCommand splits s as a POSIX shell would (quotes and backslashes, no
-// expansion). The words are shared: do not change them. A template's
-// command is split on every render and again by Prepare, so results are
-// kept.
-func splitCommand(s string) ([]string, error) { return splits.get(s, shellquote.Split) }
-
-var splits = memo[[]string]{max: 1024, maxLen: 512}
+// expansion).
+func splitCommand(s string) ([]string, error) { return shellquote.Split(s) }

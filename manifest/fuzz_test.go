@@ -60,14 +60,6 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("%q without placeholders rendered as %q", tmpl, out)
 		}
 
-		if name, ok := simplePlaceholder(tmpl); ok {
-			ps, err := findPlaceholders(tmpl)
-			if err != nil || len(ps) != 1 || ps[0].start != 0 || ps[0].end != len(tmpl) || ps[0].ref.env != "" ||
-				len(ps[0].ref.path) != 1 || ps[0].ref.path[0] != (step{key: name}) {
-				t.Fatalf("%q: simplePlaceholder says %q, findPlaceholders says %+v, %v", tmpl, name, ps, err)
-			}
-		}
-
 		r = renderer{values: valueSet{given: vals}}
 		if got, _ := renderAt(&r, "{{ v }}", field.NewPath("x")); got != value {
 			t.Fatalf("whole placeholder gave %q, want the value %q", got, value)
@@ -91,10 +83,9 @@ func mustBeManifestError(t *testing.T, err error) {
 	}
 }
 
-// FuzzCustomizations checks the tree path of customization patches
-// against evanphx/json-patch: wherever the tree path applies a patch, the
-// JSON path applies it too with the same result, and the Config's manifest
-// is left as it was.
+// FuzzCustomizations applies arbitrary patches through Prepare: nothing
+// panics, a failure is a *manifest.Error, and the Config's manifest is left
+// as it was.
 func FuzzCustomizations(f *testing.F) {
 	for _, p := range []string{
 		`[{"op": "add", "path": "/spec/suspend", "value": true}]`,
@@ -118,23 +109,12 @@ func FuzzCustomizations(f *testing.F) {
 	}
 	before := deepCopy(cfg.JobManifest)
 	f.Fuzz(func(t *testing.T, patch string) {
-		ops, ok := treeOps([]byte(patch))
-		if !ok {
-			return
+		_, err := cfg.Prepare(Run{ID: "fuzz"}, PrepareOptions{Customizations: []byte(patch)})
+		if err != nil {
+			mustBeManifestError(t, err)
 		}
-		got, applied := applyTreeOps(cfg.JobManifest, ops)
 		if !cmp.Equal(cfg.JobManifest, before) {
 			t.Fatalf("%s changed the Config's manifest", patch)
-		}
-		if !applied {
-			return
-		}
-		want, ferr := patchJSON(cfg.JobManifest, []byte(patch))
-		if ferr != nil {
-			t.Fatalf("%s: the tree path applies it, json-patch says %v", patch, ferr)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Fatalf("%s: tree path differs from json-patch (-json-patch +tree):\n%s", patch, diff)
 		}
 	})
 }

@@ -34,32 +34,7 @@ type step struct {
 // Every "{{" in s must start a well-formed placeholder: anything else is an
 // error that says where, so a typo such as "{{ image }" is never sent to a
 // cluster as text. A "{" just before a placeholder is text.
-func findPlaceholders(s string) ([]placeholder, error) { return scanned.get(s, scanPlaceholders) }
-
-// scanned keeps the placeholders of template strings, which are the same on
-// every render.
-var scanned = memo[[]placeholder]{max: 4096, maxLen: 512}
-
-// simplePlaceholder returns the name in s when s is just "{{ name }}" with
-// ASCII spaces and a name of ASCII letters, digits, _ and -: most template
-// strings are, and they are read here without findPlaceholders' cache.
-func simplePlaceholder(s string) (string, bool) {
-	if len(s) < 5 || s[:2] != "{{" || s[len(s)-2:] != "}}" {
-		return "", false
-	}
-	name := strings.Trim(s[2:len(s)-2], " ")
-	if name == "" {
-		return "", false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !(c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return "", false
-		}
-	}
-	return name, true
-}
-
-func scanPlaceholders(s string) ([]placeholder, error) {
+func findPlaceholders(s string) ([]placeholder, error) {
 	var out []placeholder
 	for i := 0; ; {
 		j := strings.Index(s[i:], "{{")
@@ -85,7 +60,7 @@ func scanPlaceholders(s string) ([]placeholder, error) {
 		if nameEnd == nameStart || !strings.HasPrefix(s[p:], "}}") {
 			return nil, malformed(s, start)
 		}
-		r, err := cachedRef(s[nameStart:nameEnd])
+		r, err := parseRef(s[nameStart:nameEnd])
 		if err != nil {
 			return nil, fmt.Errorf("placeholder at offset %d: %w", start, err)
 		}
@@ -112,11 +87,6 @@ func isNameRune(r rune) bool {
 	}
 	return unicode.IsLetter(r) || unicode.IsNumber(r)
 }
-
-// refs keeps parsed placeholder names; a template uses few.
-var refs = memo[ref]{max: 4096, maxLen: 256}
-
-func cachedRef(name string) (ref, error) { return refs.get(name, parseRef) }
 
 func malformed(s string, at int) error {
 	rest := s[at:]

@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -187,22 +188,14 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	return m, errs
 }
 
-// manifestCopy returns the manifest to prepare, with the patch applied if
-// any (see treeOps): a copy of its top map and of metadata, which
-// checkShape fills in, sharing the rest (patched parts are copies too); or,
-// from patchJSON, a whole new tree.
+// manifestCopy returns the manifest to prepare: with the patch applied, a
+// whole new tree; else a copy of its top map and of metadata, which
+// checkShape fills in, sharing the rest.
 func (c *Config) manifestCopy(patch []byte) (map[string]any, *field.Error) {
-	m := c.JobManifest
 	if len(patch) > 0 {
-		ops, ok := treeOps(patch)
-		if !ok {
-			return patchJSON(m, patch)
-		}
-		if m, ok = applyTreeOps(m, ops); !ok {
-			return patchJSON(c.JobManifest, patch) // it says why
-		}
+		return patchJSON(c.JobManifest, patch)
 	}
-	m = shallowCopy(m)
+	m := shallowCopy(c.JobManifest)
 	if meta, ok := m["metadata"].(map[string]any); ok {
 		m["metadata"] = shallowCopy(meta)
 	}
@@ -217,7 +210,7 @@ func patchJSON(m map[string]any, patch []byte) (map[string]any, *field.Error) {
 	if err != nil {
 		return nil, field.Invalid(p, string(patch), "not an RFC 6902 JSON patch: "+err.Error())
 	}
-	data, err := appendJSON(nil, m)
+	data, err := json.Marshal(m)
 	if err != nil {
 		return nil, field.InternalError(p, err)
 	}

@@ -402,29 +402,27 @@ func TestPrepareFailurePolicy(t *testing.T) {
 	})
 }
 
-// TestCustomizationsOnTheTree checks that common patches are applied to
-// the tree, not through JSON (FuzzCustomizations checks they agree), and
-// that what the tree path does not take still works.
-func TestCustomizationsOnTheTree(t *testing.T) {
+// TestCustomizationsCommonPatches checks the patches workers use most.
+func TestCustomizationsCommonPatches(t *testing.T) {
 	cfg, err := Default().Render(map[string]any{"command": "a b", "env": map[string]any{"A": "1"}}, RenderOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, patch := range []string{
-		`[{"op": "add", "path": "/spec/suspend", "value": true}]`,
-		`[{"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"X","value":"x"}}]`,
-		`[{"op":"replace","path":"/spec/template/spec/restartPolicy","value":"OnFailure"},{"op":"remove","path":"/spec/backoffLimit"}]`,
-	} {
-		ops, ok := treeOps([]byte(patch))
-		if !ok {
-			t.Fatalf("%s: not taken by the tree path", patch)
-		}
-		if _, ok := applyTreeOps(cfg.JobManifest, ops); !ok {
-			t.Fatalf("%s: does not apply on the tree", patch)
-		}
+	job := prepare(t, cfg, Run{}, PrepareOptions{Customizations: []byte(`[{"op": "add", "path": "/spec/suspend", "value": true},` +
+		`{"op":"add","path":"/spec/template/spec/containers/0/env/X","value":"x"},` +
+		`{"op":"remove","path":"/spec/backoffLimit"}]`)})
+	if s := job.Spec.Suspend; s == nil || !*s {
+		t.Errorf("suspend %v, want true", s)
 	}
-	// A negative index is json-patch's extension, not the tree path's.
-	job := prepare(t, cfg, Run{}, PrepareOptions{Customizations: []byte(`[{"op":"add","path":"/spec/template/spec/containers/-1/image","value":"z"}]`)})
+	if job.Spec.BackoffLimit != nil {
+		t.Errorf("backoffLimit %d, want removed", *job.Spec.BackoffLimit)
+	}
+	env := job.Spec.Template.Spec.Containers[0].Env
+	if len(env) != 2 || env[1].Name != "X" || env[1].Value != "x" {
+		t.Errorf("env %+v, want A then X=x", env)
+	}
+	// A negative index is json-patch's extension.
+	job = prepare(t, cfg, Run{}, PrepareOptions{Customizations: []byte(`[{"op":"add","path":"/spec/template/spec/containers/-1/image","value":"z"}]`)})
 	if got := job.Spec.Template.Spec.Containers[0].Image; got != "z" {
 		t.Errorf("image %q, want z", got)
 	}

@@ -86,9 +86,6 @@ func (r *renderer) path() *field.Path {
 }
 
 func (r *renderer) renderString(s string) (any, bool) {
-	if name, ok := simplePlaceholder(s); ok {
-		return r.values.get(name) // shared: a Config is read-only
-	}
 	ps, err := findPlaceholders(s)
 	if err != nil {
 		r.errs = append(r.errs, field.Invalid(r.path(), s, err.Error()))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"reflect"
 	"strings"
-	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -131,12 +130,9 @@ func wantValue(m map[string]any, parent *field.Path, key, want string) field.Err
 // value of the wrong type is reported at its path and set to null in a
 // working copy, and decoding goes on, so one bad field never hides another.
 func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
-	buf := jsonBuffers.Get().(*[]byte)
-	defer jsonBuffers.Put(buf)
 	// The common case: m decodes. A bad quantity never does, so only a
 	// manifest that fails needs the checks below.
-	if data, err := appendJSON((*buf)[:0], m); err == nil {
-		*buf = data
+	if data, err := json.Marshal(m); err == nil {
 		job := &batchv1.Job{}
 		if strict, err := kjson.UnmarshalStrict(data, job); err == nil && len(strict) == 0 {
 			return job, nil
@@ -151,10 +147,7 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 		}
 	}
 	for range maxDecodeErrors {
-		data, err := appendJSON((*buf)[:0], work)
-		if data != nil {
-			*buf = data // keep what it grew to
-		}
+		data, err := json.Marshal(work)
 		if err != nil {
 			return nil, append(errs, field.InternalError(manifestPath, err))
 		}
@@ -181,10 +174,6 @@ func decodeJob(m map[string]any) (*batchv1.Job, field.ErrorList) {
 	}
 	return nil, errs
 }
-
-// jsonBuffers hold the buffers decodeJob encodes into: a Job's JSON is a
-// few kilobytes, and nothing decoded keeps a reference to it.
-var jsonBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // strictError reports an unknown or duplicate field at its path.
 func strictError(err error) *field.Error {
