@@ -4,18 +4,32 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/kballard/go-shellquote"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	kjson "sigs.k8s.io/json"
 )
 
-// RenderOptions says how a template is rendered.
+// RenderOptions says how a template is rendered. The zero value is
+// strict: nothing in the template or the values is dropped without an
+// error.
 type RenderOptions struct {
 	ValuesOptions
 	// LookupEnv answers "{{ $NAME }}" placeholders. Default: nil, so every
 	// "$NAME" is missing; pass os.LookupEnv to read the process environment.
 	LookupEnv func(name string) (string, bool)
+	// AllowUnknownPlaceholders renders a placeholder that names neither a
+	// variable, a value nor a base field as Prefect does: a whole-string
+	// one removes its map key or list item, inside text it reads as "".
+	// Default: such a placeholder is an error naming it and its path.
+	AllowUnknownPlaceholders bool
+	// AllowMissingEnv renders "{{ $NAME }}" with no such environment
+	// variable as "" (a whole-string one keeps its key), as Prefect does.
+	// Default: an error naming $NAME and its path.
+	AllowMissingEnv bool
 }
 
 // Config is a rendered job configuration: the Job manifest and the base
@@ -28,8 +42,16 @@ type Config struct {
 	// Command is the run's default command when the manifest gives no
 	// args; nil means PrepareOptions.DefaultCommand.
 	Command []string
-	// Env, Labels and Annotations are added to the Job by Prepare.
-	Env         map[string]string
+	// Env holds the plain values of the env, by name; EnvValueFrom its
+	// entries with a Kubernetes valueFrom source (env given as a list of
+	// {name, valueFrom}); EnvUnset the names whose value is null, which
+	// Prepare removes whoever else sets them (the worker, the template),
+	// except the run's own env. A name is in at most one of the three.
+	Env          map[string]string
+	EnvValueFrom map[string]*corev1.EnvVarSource
+	EnvUnset     []string
+	// Labels and Annotations are added to the Job by Prepare; annotations
+	// go on its pod template too.
 	Labels      map[string]string
 	Annotations map[string]string
 	// ClusterConfig, when set, names the cluster to create the Job in.
@@ -76,7 +98,8 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 	if err != nil {
 		return nil, err
 	}
-	r := renderer{values: vals, env: opts.LookupEnv, root: configPath}
+	r := renderer{values: vals, env: opts.LookupEnv, root: configPath,
+		allowUnknown: opts.AllowUnknownPlaceholders, allowMissingEnv: opts.AllowMissingEnv}
 	// Each base field is rendered and decoded in turn: the rendered job
 	// configuration itself is never needed as a map.
 	cfg := &Config{Namespace: "default", PodWatchTimeoutSeconds: 60, StreamOutput: true, JobFile: t.JobFile}
@@ -87,9 +110,10 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 			errs = cfg.decodeField(k, v, errs)
 		}
 	}
-	if err := asError("render", r.errs); err != nil {
+	if err := asError("render", sortErrors(r.errs)); err != nil {
 		return nil, err
 	}
+	errs = cfg.mergeLiteralEnv(t.JobConfiguration["env"], vals, errs)
 	if cfg.JobManifest == nil {
 		errs = append(errs, field.Required(configPaths["job_manifest"], "the Job to create"))
 	}
@@ -139,11 +163,11 @@ func (c *Config) decodeField(k string, v any, errs field.ErrorList) field.ErrorL
 	case "command":
 		c.Command, err = commandField(p, v)
 	case "env":
-		c.Env, errs = stringMapField(p, v, errs, true)
+		errs = c.decodeEnv(p, v, errs)
 	case "labels":
-		c.Labels, errs = stringMapField(p, v, errs, false)
+		c.Labels, errs = stringMapField(p, v, errs)
 	case "annotations":
-		c.Annotations, errs = stringMapField(p, v, errs, false)
+		c.Annotations, errs = stringMapField(p, v, errs)
 	case "cluster_config":
 		c.ClusterConfig, err = clusterConfigField(p, v)
 	case "job_watch_timeout_seconds":
@@ -207,6 +231,9 @@ func commandField(p *field.Path, v any) ([]string, *field.Error) {
 		if err != nil {
 			return nil, field.Invalid(p, t, "cannot split as a shell command: "+err.Error())
 		}
+		if len(words) == 0 {
+			return nil, nil // "" means not set, as null does
+		}
 		return words, nil
 	case []any:
 		out := make([]string, len(t))
@@ -222,18 +249,110 @@ func commandField(p *field.Path, v any) ([]string, *field.Error) {
 	return nil, field.TypeInvalid(p, v, "must be a string or a list of strings, not "+kindOf(v))
 }
 
+// decodeEnv reads an env: an object of names to text or null (unset), or
+// a Kubernetes list of {name, value} and {name, valueFrom}. Each entry is
+// set over what c.Env already holds.
+func (c *Config) decodeEnv(p *field.Path, v any, errs field.ErrorList) field.ErrorList {
+	switch t := v.(type) {
+	case map[string]any:
+		for _, k := range sortedKeys(t) {
+			if t[k] == nil {
+				c.setEnv(k, corev1.EnvVar{}, true)
+				continue
+			}
+			s, err := textField(p, k, t[k])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.setEnv(k, corev1.EnvVar{Value: s}, false)
+		}
+	case []any:
+		for i, e := range t {
+			ev, err := envEntry(p.Index(i), e)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.setEnv(ev.Name, ev, false)
+		}
+	default:
+		errs = append(errs, field.TypeInvalid(p, kindOf(v), "must be an object of names to strings, or a list of {name, value} or {name, valueFrom}"))
+	}
+	return errs
+}
+
+// envEntry decodes one entry of an env list strictly.
+func envEntry(p *field.Path, e any) (corev1.EnvVar, *field.Error) {
+	var ev corev1.EnvVar
+	m, ok := e.(map[string]any)
+	if !ok {
+		return ev, field.TypeInvalid(p, kindOf(e), "must be an object with name and value or valueFrom")
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		return ev, field.Invalid(p, field.OmitValueType{}, err.Error())
+	}
+	strict, err := kjson.UnmarshalStrict(data, &ev)
+	if err == nil && len(strict) > 0 {
+		err = strict[0]
+	}
+	if err != nil {
+		return ev, field.Invalid(p, field.OmitValueType{}, "not a Kubernetes env entry: "+err.Error())
+	}
+	if ev.Name == "" {
+		return ev, field.Required(p.Child("name"), "an env entry needs a name")
+	}
+	return ev, nil
+}
+
+// setEnv sets name in c's env: unset, or to e's value or valueFrom.
+func (c *Config) setEnv(name string, e corev1.EnvVar, unset bool) {
+	delete(c.Env, name)
+	delete(c.EnvValueFrom, name)
+	c.EnvUnset = slices.DeleteFunc(c.EnvUnset, func(n string) bool { return n == name })
+	switch {
+	case unset:
+		c.EnvUnset = append(c.EnvUnset, name)
+	case e.ValueFrom != nil:
+		if c.EnvValueFrom == nil {
+			c.EnvValueFrom = map[string]*corev1.EnvVarSource{}
+		}
+		c.EnvValueFrom[name] = e.ValueFrom
+	default:
+		if c.Env == nil {
+			c.Env = map[string]string{}
+		}
+		c.Env[name] = e.Value
+	}
+}
+
+// mergeLiteralEnv merges the env variable's value (its default, then the
+// caller's) into an env that the job configuration writes out rather than
+// as a placeholder, as Prefect does: a pool's fixed TZ=UTC and a caller's
+// LOG_LEVEL=debug both reach the Job, the caller winning.
+func (c *Config) mergeLiteralEnv(literal any, vals valueSet, errs field.ErrorList) field.ErrorList {
+	switch literal.(type) {
+	case map[string]any, []any:
+	default:
+		return errs // a placeholder, or none
+	}
+	v, ok := vals.get("env")
+	if !ok || v == nil {
+		return errs
+	}
+	return c.decodeEnv(valuesPath.Child("env"), v, errs)
+}
+
 // stringMapField reads an object of strings. Numbers and booleans are
-// written as text; with dropNull, a null value is left out.
-func stringMapField(p *field.Path, v any, errs field.ErrorList, dropNull bool) (map[string]string, field.ErrorList) {
+// written as text.
+func stringMapField(p *field.Path, v any, errs field.ErrorList) (map[string]string, field.ErrorList) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return nil, append(errs, field.TypeInvalid(p, kindOf(v), "must be an object of strings"))
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		if v == nil && dropNull {
-			continue
-		}
 		s, err := textField(p, k, v)
 		if err != nil {
 			errs = append(errs, err)

@@ -50,7 +50,7 @@ func FuzzRender(f *testing.F) {
 		vals := map[string]any{"v": value, "n": nil, "m": map[string]any{"k": []any{value}}}
 		env := func(k string) (string, bool) { return value, k == "HOME" }
 
-		r := renderer{values: valueSet{given: vals}, env: env}
+		r := renderer{values: valueSet{given: vals}, env: env, allowUnknown: true, allowMissingEnv: true}
 		out, _ := renderAt(&r, tmpl, field.NewPath("x"))
 		_, perr := findPlaceholders(tmpl)
 		if (perr != nil) != (len(r.errs) > 0) {
@@ -60,7 +60,7 @@ func FuzzRender(f *testing.F) {
 			t.Fatalf("%q without placeholders rendered as %q", tmpl, out)
 		}
 
-		r = renderer{values: valueSet{given: vals}}
+		r = renderer{values: valueSet{given: vals}, allowUnknown: true}
 		if got, _ := renderAt(&r, "{{ v }}", field.NewPath("x")); got != value {
 			t.Fatalf("whole placeholder gave %q, want the value %q", got, value)
 		}

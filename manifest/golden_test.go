@@ -18,6 +18,9 @@ type goldenCase struct {
 	// Template is a template file under testdata, or "" for Default.
 	Template string         `json:"template"`
 	JobFile  bool           `json:"jobFile"`
+	// Lenient loads and renders with AllowUnknownPlaceholders and
+	// AllowMissingEnv, as Prefect does.
+	Lenient bool `json:"lenient"`
 	Values   map[string]any `json:"values"`
 	Env      map[string]string
 	Run      Run            `json:"run"`
@@ -72,14 +75,14 @@ func runGolden(t *testing.T, path string) []byte {
 		if c.JobFile {
 			tmpl, err = LoadJob(src)
 		} else {
-			tmpl, err = Load(src)
+			tmpl, err = LoadWithOptions(src, LoadOptions{AllowUnknownPlaceholders: c.Lenient})
 		}
 		if err != nil {
 			return []byte("error: " + err.Error() + "\n")
 		}
 	}
 	lookup := func(k string) (string, bool) { v, ok := c.Env[k]; return v, ok }
-	cfg, err := tmpl.Render(c.Values, RenderOptions{LookupEnv: lookup})
+	cfg, err := tmpl.Render(c.Values, RenderOptions{LookupEnv: lookup, AllowUnknownPlaceholders: c.Lenient, AllowMissingEnv: c.Lenient})
 	if err != nil {
 		return []byte("error: " + err.Error() + "\n")
 	}

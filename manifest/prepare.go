@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -146,9 +148,11 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		return nil, append(errs, err)
 	}
 
-	env, err := rewriteAPIURL(mergeStrings(opts.Env, c.Env, run.Env), opts)
-	if err != nil {
-		errs = append(errs, err)
+	env, envErrs := c.envOf(container, opts, run, cpath.Child("env"))
+	errs = append(errs, envErrs...)
+	var err2 *field.Error
+	if env.values, err2 = rewriteAPIURL(env.values, opts); err2 != nil {
+		errs = append(errs, err2)
 	}
 	errs = append(errs, setEnv(container, env, c.JobFile, cpath.Child("env"))...)
 
@@ -175,6 +179,9 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		meta["annotations"] = ann
 	} else {
 		delete(meta, "annotations")
+	}
+	if podMeta != nil {
+		errs = podAnnotations(podMeta, errs, c.Annotations, opts.Annotations)
 	}
 
 	if img, _ := container["image"].(string); img == "" {
@@ -278,27 +285,77 @@ func runContainer(containers []any, name string) (*field.Path, map[string]any, *
 	return nil, nil, field.Invalid(list, name, fmt.Sprintf("no run container of that name; the pod has %s", strings.Join(names, ", ")))
 }
 
-// setEnv merges env into the container's env (step 1).
-func setEnv(container map[string]any, env map[string]string, appendOurs bool, path *field.Path) field.ErrorList {
+// envLayers is the env Prepare adds to the run container, before the
+// template's own list: values by name, valueFrom sources, and names unset.
+type envLayers struct {
+	values map[string]string
+	from   map[string]*corev1.EnvVarSource
+	unset  map[string]bool
+}
+
+// envOf merges the worker's env, the container's env if it is a rendered
+// map (a "{{ env }}"), the Config's and the run's, later ones winning; a
+// null in the map or a name in Config.EnvUnset removes what the worker
+// sets (step 1).
+func (c *Config) envOf(container map[string]any, opts PrepareOptions, run Run, path *field.Path) (envLayers, field.ErrorList) {
+	var errs field.ErrorList
+	e := envLayers{values: mergeStrings(opts.Env), from: map[string]*corev1.EnvVarSource{}, unset: map[string]bool{}}
+	if m, ok := container["env"].(map[string]any); ok {
+		for _, k := range sortedKeys(m) {
+			if m[k] == nil {
+				delete(e.values, k)
+				e.unset[k] = true
+				continue
+			}
+			s, err := textField(path, k, m[k])
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.values[k] = s
+		}
+		delete(container, "env")
+	}
+	for _, k := range c.EnvUnset {
+		delete(e.values, k)
+		e.unset[k] = true
+	}
+	for k, v := range c.EnvValueFrom {
+		delete(e.values, k)
+		delete(e.unset, k)
+		e.from[k] = v
+	}
+	for k, v := range c.Env {
+		delete(e.unset, k)
+		e.values[k] = v
+	}
+	for k, v := range run.Env {
+		delete(e.from, k)
+		delete(e.unset, k)
+		e.values[k] = v
+	}
+	return e, errs
+}
+
+// has reports whether the layers set name.
+func (e envLayers) has(name string) bool {
+	_, v := e.values[name]
+	_, f := e.from[name]
+	return v || f
+}
+
+// setEnv merges env into the container's env list (step 1), which keeps
+// its order and comes after ours (before, for a JobFile template); its
+// entries that we also set are dropped, except valueFrom entries, which
+// win, and so are names unset. The list is then ordered so that a value's
+// $(NAME) references come after NAME (see orderEnv).
+func setEnv(container map[string]any, env envLayers, appendOurs bool, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	var tmpl []any
 	switch t := container["env"].(type) {
 	case nil:
 	case []any:
 		tmpl = t
-	case map[string]any:
-		// A rendered {{ env }}: its entries rank below ours.
-		for _, k := range sortedKeys(t) {
-			if _, ours := env[k]; ours || t[k] == nil {
-				continue
-			}
-			s, err := textField(path, k, t[k])
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			env = mergeStrings(env, map[string]string{k: s})
-		}
 	default:
 		return field.ErrorList{field.TypeInvalid(path, kindOf(t), "must be a list of {name, value} or an object")}
 	}
@@ -311,17 +368,37 @@ func setEnv(container map[string]any, env map[string]string, appendOurs bool, pa
 			errs = append(errs, field.Invalid(path.Index(i), e, "an env entry needs a name"))
 			continue
 		}
+		if env.unset[name] {
+			continue
+		}
 		if _, ok := em["valueFrom"]; ok {
 			fromRef[name] = true
 			kept = append(kept, e)
-		} else if _, ours := env[name]; !ours {
+		} else if !env.has(name) {
 			kept = append(kept, e)
 		}
 	}
-	ours := make([]any, 0, len(env))
-	for _, k := range sortedKeys(env) {
-		if !fromRef[k] {
-			ours = append(ours, map[string]any{"name": k, "value": env[k]})
+	names := make([]string, 0, len(env.values)+len(env.from))
+	for k := range env.values {
+		names = append(names, k)
+	}
+	for k := range env.from {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	ours := make([]any, 0, len(names))
+	for _, k := range names {
+		switch {
+		case fromRef[k]:
+		case env.from[k] != nil:
+			src, err := toTree(env.from[k])
+			if err != nil {
+				errs = append(errs, field.InternalError(path, err))
+				continue
+			}
+			ours = append(ours, map[string]any{"name": k, "valueFrom": src})
+		default:
+			ours = append(ours, map[string]any{"name": k, "value": env.values[k]})
 		}
 	}
 	all := append(ours, kept...)
@@ -331,9 +408,18 @@ func setEnv(container map[string]any, env map[string]string, appendOurs bool, pa
 	if len(all) == 0 {
 		delete(container, "env")
 	} else {
-		container["env"] = all
+		container["env"] = orderEnv(all)
 	}
 	return errs
+}
+
+// toTree turns a Go value into this package's JSON tree.
+func toTree(v any) (any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return decodeJSON(data)
 }
 
 // rewriteAPIURL replaces a loopback host in opts.APIURLEnv (step 2).
@@ -362,6 +448,11 @@ func (c *Config) setArgs(container map[string]any, opts PrepareOptions, path *fi
 	args, present := container["args"]
 	if l, ok := args.([]any); ok && len(l) == 0 && c.JobFile {
 		present = false
+	}
+	if s, ok := args.(string); ok {
+		if words, err := splitCommand(s); err == nil && len(words) == 0 {
+			present = false // "" means not set, as Prefect reads it
+		}
 	}
 	if !present {
 		cmd := c.Command
@@ -498,6 +589,24 @@ func podLabels(v any, labels map[string]any, errs field.ErrorList) (map[string]a
 	errs = addText(v, podLabelsPath, errs, func(k, s string) { out[k] = s })
 	maps.Copy(out, labels)
 	return out, errs
+}
+
+// podAnnotations puts the Config's and the worker's annotations on the pod
+// template too, over its own (step 4), as Prefect does: monitoring
+// annotations such as prometheus.io/scrape work only on pods. The
+// template's own Job annotations stay on the Job.
+func podAnnotations(podMeta map[string]any, errs field.ErrorList, ms ...map[string]string) field.ErrorList {
+	ours := make(map[string]any)
+	mergeInto(ours, ms...)
+	if len(ours) == 0 {
+		return errs
+	}
+	ours, _ = slugAnnotations(ours, annotationsPath, nil) // reported on the Job
+	out := make(map[string]any, len(ours))
+	errs = addText(podMeta["annotations"], templatePath.Child("metadata", "annotations"), errs, func(k, s string) { out[k] = s })
+	maps.Copy(out, ours)
+	podMeta["annotations"] = out
+	return errs
 }
 
 // mergeInto copies ms into dst in turn, later ones winning.

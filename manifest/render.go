@@ -17,6 +17,8 @@ type renderer struct {
 	errs   field.ErrorList
 	at     []step // where render is, turned into a field.Path only for errors
 	root   *field.Path
+	// allowUnknown and allowMissingEnv are RenderOptions'.
+	allowUnknown, allowMissingEnv bool
 }
 
 // render returns a rendered copy of v and whether it is present: a string
@@ -95,17 +97,13 @@ func (r *renderer) renderString(s string) (any, bool) {
 		return s, true
 	}
 	if len(ps) == 1 && ps[0].start == 0 && ps[0].end == len(s) {
-		v, ok := ps[0].ref.lookup(r.values, r.env)
-		if !ok {
-			return nil, false
-		}
-		return v, true // shared: a Config is read-only
+		return r.lookup(ps[0].ref, s) // shared: a Config is read-only
 	}
 	var b strings.Builder
 	last := 0
 	for _, p := range ps {
 		b.WriteString(s[last:p.start])
-		if v, ok := p.ref.lookup(r.values, r.env); ok {
+		if v, ok := r.lookup(p.ref, s); ok {
 			text, err := asText(v)
 			if err != nil {
 				r.errs = append(r.errs, field.Invalid(r.path(), s, fmt.Sprintf("placeholder %q: %v", p.ref.name, err)))
@@ -116,6 +114,35 @@ func (r *renderer) renderString(s string) (any, bool) {
 	}
 	b.WriteString(s[last:])
 	return b.String(), true
+}
+
+// lookup resolves a placeholder of s. A missing value is an error unless
+// the placeholder names a variable, a value or a base field (then it is
+// missing: its key is removed), or the options allow it; a missing
+// "$NAME" reads as "" when allowed.
+func (r *renderer) lookup(ref ref, s string) (any, bool) {
+	if v, ok := ref.lookup(r.values, r.env); ok {
+		return v, true
+	}
+	if ref.env != "" {
+		if !r.allowMissingEnv {
+			r.errs = append(r.errs, field.Invalid(r.path(), s, fmt.Sprintf("placeholder %q: environment variable %s is not set", ref.name, ref.env)))
+		}
+		return "", true
+	}
+	if name := ref.path[0].key; !r.allowUnknown && !r.values.known(name) {
+		r.errs = append(r.errs, field.Invalid(r.path(), s, unknownPlaceholder(ref.name, r.values.props)))
+	}
+	return nil, false
+}
+
+// unknownPlaceholder says that a placeholder names nothing.
+func unknownPlaceholder(name string, props map[string]*Property) string {
+	known := "none"
+	if len(props) > 0 {
+		known = strings.Join(sortedKeys(props), ", ")
+	}
+	return fmt.Sprintf("placeholder %q names no variable (the template has: %s); declare it under variables, or render with AllowUnknownPlaceholders", name, known)
 }
 
 // asText is how a value reads inside a longer string: nil is "", booleans

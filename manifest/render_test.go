@@ -39,32 +39,34 @@ func TestRender(t *testing.T) {
 		{"a whole placeholder becomes a boolean", `{"b": "{{ on }}"}`, `{"b": true}`},
 		{"a whole placeholder becomes null for a nil value", `["{{ nothing }}"]`, `[null]`},
 		{"a null map entry is unset, so its key goes", `{"x": "{{ nothing }}", "y": null, "z": 1}`, `{"z": 1}`},
-		{"a missing whole placeholder removes the map key", `{"x": "{{ missing }}", "y": 1}`, `{"y": 1}`},
-		{"a missing whole placeholder removes the list item", `["a", "{{ missing }}", "b"]`, `["a", "b"]`},
+		{"a missing whole placeholder removes the map key (lenient)", `{"x": "{{ missing }}", "y": 1}`, `{"y": 1}`},
+		{"a missing whole placeholder removes the list item (lenient)", `["a", "{{ missing }}", "b"]`, `["a", "b"]`},
 		{"whitespace inside braces is optional", `["{{name}}", "{{   name   }}", "{{ name}}"]`, `["etl", "etl", "etl"]`},
 		{"an embedded placeholder is text", `"job-{{ name }}-{{ count }}"`, `"job-etl-3"`},
-		{"an embedded missing value is empty", `"a{{ missing }}b"`, `"ab"`},
+		{"an embedded missing value is empty (lenient)", `"a{{ missing }}b"`, `"ab"`},
 		{"an embedded nil is empty, not None", `"a{{ nothing }}b"`, `"ab"`},
 		{"embedded booleans read true and false", `"{{ on }}/{{ off }}"`, `"true/false"`},
 		{"an embedded map reads as JSON", `"env={{ env }}"`, `"env={\"A\":\"1\",\"B\":\"2\"}"`},
 		{"an embedded list reads as JSON", `"l={{ list }}"`, `"l=[\"x\",\"y\"]"`},
 		{"dotted paths and indices reach into values", `"{{ deep.a.b[1].c }}"`, `"found"`},
-		{"an index past the end is missing", `{"x": "{{ list[5] }}"}`, `{}`},
-		{"a key on a list is missing", `{"x": "{{ list.a }}"}`, `{}`},
+		{"an index past the end is missing (lenient)", `{"x": "{{ list[5] }}"}`, `{}`},
+		{"a key on a list is missing (lenient)", `{"x": "{{ list.a }}"}`, `{}`},
 		{"map keys are never templated", `{"{{ name }}": "v"}`, `{"{{ name }}": "v"}`},
 		{"a value holding a placeholder is inserted literally, whole", `{"x": "{{ evil }}"}`, `{"x": "{{ name }}"}`},
 		{"a value holding a placeholder is inserted literally, embedded", `"a-{{ evil }}"`, `"a-{{ name }}"`},
 		{"$NAME reads the lookup", `"{{ $HOME }}/bin"`, `"/root/bin"`},
 		{"$NAME present but empty is empty", `{"x": "{{ $EMPTY }}"}`, `{"x": ""}`},
-		{"$NAME missing from the lookup is missing", `{"x": "{{ $NOPE }}"}`, `{}`},
+		{"$NAME missing from the lookup is empty and keeps its key (lenient)", `{"x": "{{ $NOPE }}", "y": "a{{ $NOPE }}b"}`, `{"x": "", "y": "ab"}`},
 		{"numbers and booleans in the template pass through", `{"a": 1, "b": false, "c": [null]}`, `{"a": 1, "b": false, "c": [null]}`},
-		{"unicode names are allowed", `"a{{ ünï }}"`, `"a"`},
+		{"unicode names are allowed (lenient)", `"a{{ ünï }}"`, `"a"`},
 		{"a brace before a placeholder is text", `"{{{ name }}}"`, `"{etl}"`},
 	}
 	vals := mustTree(t, values).(map[string]any)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := renderer{values: valueSet{given: vals}, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+			lenient := strings.HasSuffix(tt.name, "(lenient)")
+			r := renderer{values: valueSet{given: vals}, env: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+				allowUnknown: lenient, allowMissingEnv: lenient}
 			in := mustTree(t, tt.in)
 			before, _ := json.Marshal(in)
 			got, ok := renderAt(&r, in, field.NewPath("x"))
@@ -82,10 +84,96 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderWithoutLookupTreatsEveryEnvPlaceholderAsMissing(t *testing.T) {
-	r := renderer{}
+	r := renderer{allowMissingEnv: true}
 	got, _ := renderAt(&r, mustTree(t, `{"x": "{{ $HOME }}", "y": "a{{ $HOME }}"}`), field.NewPath("x"))
-	if diff := cmp.Diff(mustTree(t, `{"y": "a"}`), got); diff != "" {
+	if diff := cmp.Diff(mustTree(t, `{"x": "", "y": "a"}`), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+	r = renderer{}
+	renderAt(&r, mustTree(t, `{"x": "{{ $HOME }}"}`), field.NewPath("x"))
+	if len(r.errs) != 1 || !strings.Contains(r.errs[0].Error(), "environment variable HOME is not set") {
+		t.Errorf("errors %v, want one naming HOME", r.errs)
+	}
+}
+
+// TestRenderStrictNamesWhatIsMissing: by default nothing vanishes without
+// a word, except what Prefect users rely on vanishing: a declared variable
+// with no value, and a base field of the job configuration.
+func TestRenderStrictNamesWhatIsMissing(t *testing.T) {
+	props := map[string]*Property{"declared": {}}
+	tests := []struct {
+		name, in, want, err string
+	}{
+		{"a declared variable with no value removes its key", `{"x": "{{ declared }}", "y": 1}`, `{"y": 1}`, ""},
+		{"a base field with no value removes its key", `{"x": "{{ env }}", "y": "a{{ labels }}"}`, `{"y": "a"}`, ""},
+		{"an unknown whole placeholder is an error", `{"x": "{{ nope }}"}`, ``, `x.x: Invalid value: "{{ nope }}": placeholder "nope" names no variable (the template has: declared)`},
+		{"an unknown embedded placeholder is an error", `["a", "b{{ nope.x }}"]`, ``, `x[1]: Invalid value: "b{{ nope.x }}": placeholder "nope.x" names no variable`},
+		{"a missing environment variable is an error", `{"x": {"y": "{{ $NOPE }}"}}`, ``, `x.x.y: Invalid value: "{{ $NOPE }}": placeholder "$NOPE": environment variable NOPE is not set`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := renderer{values: valueSet{props: props}}
+			got, _ := renderAt(&r, mustTree(t, tt.in), field.NewPath("x"))
+			if tt.err == "" {
+				if len(r.errs) > 0 {
+					t.Fatalf("errors: %v", r.errs)
+				}
+				if diff := cmp.Diff(mustTree(t, tt.want), got); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+				return
+			}
+			if len(r.errs) != 1 || !strings.Contains(r.errs[0].Error(), tt.err) {
+				t.Errorf("errors %v, want one containing %q", r.errs, tt.err)
+			}
+		})
+	}
+}
+
+// TestLoadNamesUnknownPlaceholders: a template's own placeholders are
+// checked at Load, every problem at once and in the same order each time.
+func TestLoadNamesUnknownPlaceholders(t *testing.T) {
+	src := []byte(`
+job_configuration:
+  env: "{{ env }}"
+  job_manifest:
+    apiVersion: batch/v1
+    kind: Job
+    metadata: {labels: {a: "{{ zeta }}", b: "{{ alpha }}", c: "{{ image }}", d: "{{ $HOME }}"}}
+variables:
+  properties:
+    image: {type: string}
+`)
+	var first string
+	for i := range 20 {
+		_, err := Load(src)
+		if err == nil {
+			t.Fatal("Load accepted placeholders that name nothing")
+		}
+		if i == 0 {
+			first = err.Error()
+			if !strings.Contains(first, "2 problems") || strings.Index(first, "labels.a") > strings.Index(first, "labels.b") ||
+				!strings.Contains(first, `labels.a: Invalid value: "{{ zeta }}"`) {
+				t.Fatalf("got %v, want labels.a (zeta) then labels.b (alpha)", err)
+			}
+		} else if err.Error() != first {
+			t.Fatalf("Load gave another message:\n%v\nthen:\n%v", first, err)
+		}
+	}
+	tmpl, err := LoadWithOptions(src, LoadOptions{AllowUnknownPlaceholders: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tmpl.Render(map[string]any{"image": "i"}, RenderOptions{}); err == nil {
+		t.Error("Render without the opt-out accepted them")
+	}
+	cfg, err := tmpl.Render(map[string]any{"image": "i"}, RenderOptions{AllowUnknownPlaceholders: true, AllowMissingEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := cfg.JobManifest["metadata"].(map[string]any)["labels"]
+	if diff := cmp.Diff(map[string]any{"c": "i", "d": ""}, labels); diff != "" {
+		t.Errorf("labels (-want +got):\n%s", diff)
 	}
 }
 

@@ -138,13 +138,25 @@ func DefaultYAML() []byte {
 	return append([]byte(nil), defaultYAML...)
 }
 
+// LoadOptions says how a template is loaded. The zero value is strict.
+type LoadOptions struct {
+	// AllowUnknownPlaceholders accepts placeholders that name no variable
+	// (see RenderOptions.AllowUnknownPlaceholders, which Render also needs
+	// then). Default: each is an error naming it and its path.
+	AllowUnknownPlaceholders bool
+}
+
 // Load parses a template from YAML or JSON. YAML is read as Kubernetes
 // reads it (YAML 1.1, sigs.k8s.io/yaml): unquoted y, n, yes, no, on and off
 // are booleans, even as keys, so quote them. It checks the template's shape:
 // job_configuration.job_manifest is an object, every placeholder is well
-// formed, and each variable's schema and default make sense. It does not
-// render or validate the Job; Render and Prepare do.
-func Load(data []byte) (*Template, error) {
+// formed and names a variable or a base field, and each variable's schema
+// and default make sense. Every problem is reported at once, sorted by
+// path. It does not render or validate the Job; Render and Prepare do.
+func Load(data []byte) (*Template, error) { return LoadWithOptions(data, LoadOptions{}) }
+
+// LoadWithOptions is Load with options.
+func LoadWithOptions(data []byte, opts LoadOptions) (*Template, error) {
 	tree, err := parseDocument(data)
 	if err != nil {
 		return nil, err
@@ -176,8 +188,8 @@ func Load(data []byte) (*Template, error) {
 	if t.JobConfiguration == nil && len(errs) == 0 {
 		errs = append(errs, field.Required(field.NewPath("job_configuration"), ""))
 	}
-	errs = append(errs, t.check()...)
-	if err := asError("load", errs); err != nil {
+	errs = append(errs, t.check(!opts.AllowUnknownPlaceholders)...)
+	if err := asError("load", sortErrors(errs)); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -198,14 +210,15 @@ func LoadJob(data []byte) (*Template, error) {
 		return nil, asError("load", field.ErrorList{field.TypeInvalid(field.NewPath("job_manifest"), kindOf(tree), "a Job manifest must be an object")})
 	}
 	t := &Template{JobConfiguration: map[string]any{"job_manifest": job}, JobFile: true}
-	if err := asError("load", t.check()); err != nil {
+	if err := asError("load", sortErrors(t.check(false))); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// check reports problems in a loaded template's shape.
-func (t *Template) check() field.ErrorList {
+// check reports problems in a loaded template's shape; with known, also
+// placeholders that name no variable or base field.
+func (t *Template) check(known bool) field.ErrorList {
 	var errs field.ErrorList
 	jc := field.NewPath("job_configuration")
 	if t.JobConfiguration != nil {
@@ -214,7 +227,11 @@ func (t *Template) check() field.ErrorList {
 		} else if _, ok := m.(map[string]any); !ok {
 			errs = append(errs, field.TypeInvalid(jc.Child("job_manifest"), kindOf(m), "must be an object"))
 		}
-		errs = append(errs, checkPlaceholders(t.JobConfiguration, jc)...)
+		var vs *valueSet
+		if known {
+			vs = &valueSet{props: t.Variables.Properties}
+		}
+		errs = append(errs, checkPlaceholders(t.JobConfiguration, jc, vs)...)
 	}
 	vp := field.NewPath("variables")
 	for name, p := range t.Variables.Properties {
@@ -234,21 +251,28 @@ func (t *Template) check() field.ErrorList {
 	return errs
 }
 
-// checkPlaceholders reports every malformed placeholder below v.
-func checkPlaceholders(v any, path *field.Path) field.ErrorList {
+// checkPlaceholders reports every malformed placeholder below v and, if
+// vs is set, every one whose name vs does not know.
+func checkPlaceholders(v any, path *field.Path, vs *valueSet) field.ErrorList {
 	var errs field.ErrorList
 	switch t := v.(type) {
 	case map[string]any:
 		for k, c := range t {
-			errs = append(errs, checkPlaceholders(c, path.Child(k))...)
+			errs = append(errs, checkPlaceholders(c, path.Child(k), vs)...)
 		}
 	case []any:
 		for i, c := range t {
-			errs = append(errs, checkPlaceholders(c, path.Index(i))...)
+			errs = append(errs, checkPlaceholders(c, path.Index(i), vs)...)
 		}
 	case string:
-		if _, err := findPlaceholders(t); err != nil {
+		ps, err := findPlaceholders(t)
+		if err != nil {
 			errs = append(errs, field.Invalid(path, t, err.Error()))
+		}
+		for _, p := range ps {
+			if vs != nil && p.ref.env == "" && !vs.known(p.ref.path[0].key) {
+				errs = append(errs, field.Invalid(path, t, unknownPlaceholder(p.ref.name, vs.props)))
+			}
 		}
 	}
 	return errs

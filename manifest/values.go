@@ -63,6 +63,20 @@ func (vs valueSet) get(name string) (any, bool) {
 	return nil, false
 }
 
+// known reports whether a placeholder may name variable name: a declared
+// variable, a given value or a base field of the job configuration (which
+// is then simply missing, as in Prefect).
+func (vs valueSet) known(name string) bool {
+	if _, ok := vs.props[name]; ok {
+		return true
+	}
+	if _, ok := vs.given[name]; ok {
+		return true
+	}
+	_, base := configPaths[name]
+	return base && name != "job_manifest"
+}
+
 // values checks in (see Values) and returns it layered over the defaults.
 func (t *Template) values(in map[string]any, opts ValuesOptions) (valueSet, error) {
 	root := valuesPath
@@ -239,7 +253,12 @@ func enumStrings(enum []any) []string {
 // sortErrors orders errors by path, so that a list built from map
 // iteration reads the same every time.
 func sortErrors(errs field.ErrorList) field.ErrorList {
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Field < errs[j].Field })
+	sort.SliceStable(errs, func(i, j int) bool {
+		if errs[i].Field != errs[j].Field {
+			return errs[i].Field < errs[j].Field
+		}
+		return errs[i].Error() < errs[j].Error()
+	})
 	return errs
 }
 
