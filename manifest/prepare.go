@@ -107,11 +107,11 @@ type PrepareOptions struct {
 //     template that sets one too is an error.
 func (c *Config) Prepare(run Run, opts PrepareOptions) (*batchv1.Job, error) {
 	m, errs := c.prepareManifest(run, opts)
-	if err := asError("prepare", errs); err != nil {
+	if err := asError("prepare", sortErrors(errs)); err != nil {
 		return nil, err
 	}
 	job, errs := decodeJob(m)
-	if err := asError("prepare", errs); err != nil {
+	if err := asError("prepare", sortErrors(errs)); err != nil {
 		return nil, err
 	}
 	return job, nil

@@ -241,7 +241,7 @@ func TestPrepareGenerateName(t *testing.T) {
 		{"a rendered name is slugified, not sent as it is", withMeta(`{generateName: "My Flow Run-"}`), "", "", "my-flow-run-", ""},
 		{"a lone hyphen falls back to the config's name", withMeta(`{generateName: "-"}`), "Nightly ETL", "run", "nightly-etl-", ""},
 		{"no generateName falls back to the run's name", baseJob, "", "Hello, World 1,000", "hello-world-1000-", ""},
-		{"a name with no slug falls back to the default prefix", withMeta(`{generateName: "---"}`), "!!!", "???", DefaultGenerateName, ""},
+		{"a name with no slug falls back to the default prefix", withMeta(`{generateName: "---"}`), "!!!", "", DefaultGenerateName, ""},
 		{"a fixed metadata.name is kept and generateName dropped", withMeta(`{name: fixed, generateName: x-}`), "", "", "", "fixed"},
 		{"a long name is cut to 45 characters", withMeta(`{generateName: "` + strings.Repeat("abcdefghij", 6) + `-"}`), "", "", strings.Repeat("abcdefghij", 4) + "abcde-", ""},
 	}
@@ -254,6 +254,15 @@ func TestPrepareGenerateName(t *testing.T) {
 				t.Errorf("generateName %q name %q, want %q %q", job.GenerateName, job.Name, tt.wantGenerate, tt.wantName)
 			}
 		})
+	}
+}
+
+// TestPrepareRunNameWithNoSlug: a run name that gives no label value is an
+// error naming it, never an empty label.
+func TestPrepareRunNameWithNoSlug(t *testing.T) {
+	_, err := configOf(t, baseJob, nil).Prepare(Run{ID: "r", Name: "???"}, PrepareOptions{})
+	if err == nil || !containsPath(err, labelsPath.Key(LabelRunName).String()) {
+		t.Errorf("got %v, want an error at the run-name label", err)
 	}
 }
 

@@ -206,11 +206,34 @@ func typeError(m map[string]any, data []byte, err error) (*field.Error, []step) 
 	if te == nil || te.Field == "" {
 		return field.Invalid(manifestPath, nil, err.Error()), nil
 	}
+	want := "must be " + goKind(te.Type) + " (" + te.Type.String() + ")"
 	at := locate(m, strings.Split(te.Field, "."), te.Value, nil)
 	if at == nil {
-		return field.TypeInvalid(childPath(manifestPath, te.Field), te.Value, "must be "+te.Type.String()), nil
+		return field.TypeInvalid(childPath(manifestPath, te.Field), te.Value, want), nil
 	}
-	return field.TypeInvalid(stepsPath(manifestPath, at), valueAt(m, at), "must be "+te.Type.String()), at
+	return field.TypeInvalid(stepsPath(manifestPath, at), valueAt(m, at), want), at
+}
+
+// goKind names what JSON a Go type decodes from.
+func goKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Pointer:
+		return goKind(t.Elem())
+	}
+	return "a " + t.String()
 }
 
 // stepsPath appends steps to base.
@@ -250,7 +273,9 @@ func setAt(v any, at []step, to any) {
 }
 
 // locate finds the first path through v along keys, trying each list item,
-// whose value is of JSON kind (as encoding/json names it).
+// whose value is of JSON kind (as encoding/json names it). A key that
+// names an embedded Go struct (VolumeSource in a volume, ProbeHandler in
+// a probe) is not in the JSON and is skipped.
 func locate(v any, keys []string, kind string, at []step) []step {
 	if len(keys) == 0 {
 		if jsonKind(v) == kind {
@@ -262,6 +287,9 @@ func locate(v any, keys []string, kind string, at []step) []step {
 	case map[string]any:
 		if c, ok := t[keys[0]]; ok {
 			return locate(c, keys[1:], kind, append(at, step{key: keys[0]}))
+		}
+		if k := keys[0]; k != "" && 'A' <= k[0] && k[0] <= 'Z' {
+			return locate(v, keys[1:], kind, at)
 		}
 	case []any:
 		for i, c := range t {
