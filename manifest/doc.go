@@ -19,10 +19,15 @@
 //	}, manifest.RenderOptions{})
 //
 // A string that is exactly one placeholder becomes the value, typed; a
-// missing value removes its map key or list item. Inside longer text a value
-// reads as text (nil as "", maps and lists as JSON). Map keys are never
-// templated and inserted text is never scanned again. "{{ $NAME }}" reads
-// RenderOptions.LookupEnv only.
+// declared variable with no value removes its map key or list item. Inside
+// longer text a value reads as text (nil as "", maps and lists as JSON).
+// Map keys are never templated and inserted text is never scanned again.
+// "{{ $NAME }}" reads RenderOptions.LookupEnv only. Nothing is dropped in
+// silence: a placeholder that names no variable is an error at Load (or at
+// Render for a LoadJob template), and so is a "$NAME" with no such
+// environment variable, unless the caller opts out with
+// RenderOptions.AllowUnknownPlaceholders and AllowMissingEnv (and
+// LoadOptions.AllowUnknownPlaceholders).
 //
 // # Preparing a run
 //
@@ -32,6 +37,58 @@
 // not at the API server:
 //
 //	job, err := cfg.Prepare(manifest.Run{ID: runID, Name: "nightly"}, manifest.PrepareOptions{})
+//
+// # Env
+//
+// A run's env comes from the worker (PrepareOptions.Env), the template
+// (job_configuration.env and the run container's env), the values and the
+// run (Run.Env), later ones winning. Env is an object of names to values
+// or a Kubernetes list of {name, value} and {name, valueFrom}. A null
+// value removes the variable, whoever else sets it, except the run itself.
+// When job_configuration.env is written out rather than "{{ env }}", the
+// env variable's value merges into it. The container's list is ordered so
+// that a value referring to $(OTHER) comes after OTHER, as the kubelet
+// expands a reference only to a variable defined earlier.
+//
+// # Differences from Prefect
+//
+// Templates written for Prefect's Kubernetes worker load and render as
+// they are, with these deliberate differences:
+//
+//   - A placeholder that names no variable, and a "{{ $NAME }}" with no
+//     such environment variable, are errors, not silently removed or
+//     empty: a typo must not ship a Job without its setting. The opt-outs
+//     above give Prefect's behaviour.
+//   - Values are checked against the variables' schema, every problem at
+//     once; an unknown value is an error (ValuesOptions.AllowUnknown keeps
+//     it). Prefect's server checks on deployment, the worker not at all.
+//   - An object value merges with its default key by key, and "env.NAME"
+//     sets one key: setting one variable does not drop a pool's defaults.
+//     Prefect replaces the whole object.
+//   - nil inside text is "", not "None".
+//   - Each env name appears once. Ours go before the template's list (after
+//     it for a LoadJob template); a plain entry of the template's list
+//     with a name we set is dropped, a valueFrom entry wins over ours.
+//     Prefect prepends and keeps duplicates, which the API server warns
+//     about and the kubelet resolves to the last.
+//   - Env entries are ordered for $(VAR) references (Prefect: dict order).
+//   - The run container is found by name (PrepareOptions.Container);
+//     Prefect always takes the first container.
+//   - Label keys and values are slugified as python-slugify does
+//     (transliterated to ASCII), then cut to Kubernetes' limits; a label
+//     or run name with no slug at all is an error, never an empty value.
+//     Labels are copied to the pod template. generateName is always a
+//     valid slug, never the name sent as it is.
+//   - The annotations variable and the worker's annotations go on the pod
+//     template too (monitoring annotations such as prometheus.io/scrape
+//     work only on pods); the template's own Job annotations stay on the
+//     Job.
+//   - The Job's namespace is the manifest's (metadata.namespace, filled
+//     from job_configuration.namespace when empty); Prefect can create a
+//     Job in another namespace than its manifest says.
+//   - The Job is decoded strictly before anything reaches a cluster: an
+//     unknown or mistyped field is an error naming its path.
+//   - YAML is read as Kubernetes reads it (YAML 1.1): quote y, n, on, off.
 //
 // # Errors
 //

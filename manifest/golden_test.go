@@ -16,15 +16,15 @@ var update = flag.Bool("update", false, "rewrite testdata/golden/*.output.yaml")
 // goldenCase is one testdata/golden/NAME.input.yaml.
 type goldenCase struct {
 	// Template is a template file under testdata, or "" for Default.
-	Template string         `json:"template"`
-	JobFile  bool           `json:"jobFile"`
+	Template string `json:"template"`
+	JobFile  bool   `json:"jobFile"`
 	// Lenient loads and renders with AllowUnknownPlaceholders and
 	// AllowMissingEnv, as Prefect does.
-	Lenient bool `json:"lenient"`
-	Values   map[string]any `json:"values"`
-	Env      map[string]string
-	Run      Run            `json:"run"`
-	Options  PrepareOptions `json:"options"`
+	Lenient bool           `json:"lenient"`
+	Values  map[string]any `json:"values"`
+	Env     map[string]string
+	Run     Run            `json:"run"`
+	Options PrepareOptions `json:"options"`
 }
 
 // TestGolden renders and prepares each input and compares the Job, or the

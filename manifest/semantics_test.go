@@ -227,3 +227,47 @@ spec:
 		t.Errorf("Job annotations (-want +got):\n%s", diff)
 	}
 }
+
+// TestConfigValidate: a template's Job checked without a run, every
+// problem at once, and the Config left as it was.
+func TestConfigValidate(t *testing.T) {
+	if err := renderDefault(t, nil, PrepareOptions{}).Validate(PrepareOptions{}); err != nil {
+		t.Errorf("the default template: %v", err)
+	}
+	tmpl, err := Load([]byte(`
+job_configuration:
+  job_manifest:
+    apiVersion: batch/v1
+    kind: Job
+    spec:
+      backoffLimit: "three"
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: main, imagePullPolicyy: Always}]
+variables: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tmpl.Render(nil, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := deepCopy(cfg.JobManifest)
+	err = cfg.Validate(PrepareOptions{})
+	if err == nil || !containsPath(err, "job_configuration.job_manifest.spec.template.spec.restartPolicy") {
+		t.Fatalf("got %v, want the restartPolicy named", err)
+	}
+	if !cmp.Equal(before, cfg.JobManifest) {
+		t.Error("Validate changed the Config")
+	}
+	cfg.JobManifest = deepCopy(before).(map[string]any)
+	spec := cfg.JobManifest["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	spec["restartPolicy"] = "Never"
+	err = cfg.Validate(PrepareOptions{})
+	if err == nil || !containsPath(err, "job_configuration.job_manifest.spec.backoffLimit") ||
+		!containsPath(err, "job_configuration.job_manifest.spec.template.spec.containers[0].imagePullPolicyy") {
+		t.Errorf("got %v, want both decode problems", err)
+	}
+}

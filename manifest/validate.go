@@ -16,22 +16,18 @@ import (
 // validation error starts with it.
 var manifestPath = field.NewPath("job_configuration", "job_manifest")
 
-// Validate checks a Job manifest as Prepare does before and after its
-// changes: it fills in missing metadata, metadata.labels,
-// metadata.annotations and metadata.namespace (from namespace), checks the
-// paths a Job needs (apiVersion batch/v1, kind Job, a pod template with
-// restartPolicy Never and at least one container), then decodes it
-// strictly, so an unknown or mistyped field is an error naming its path.
-// m is changed in place only by the filling in.
-func Validate(m map[string]any, namespace string) (*batchv1.Job, error) {
-	if errs := checkShape(m, namespace); len(errs) > 0 {
-		return nil, asError("validate", errs)
+// Validate checks the Job that c gives with opts, without a run: every
+// check of Prepare (the paths a Job needs, apiVersion batch/v1, kind Job,
+// restartPolicy Never, a run container, env, labels, annotations, args,
+// customizations, then a strict decode, so an unknown or mistyped field is
+// an error naming its path), with a stand-in run ID. Every problem comes
+// back at once, sorted by path. c is not changed.
+func (c *Config) Validate(opts PrepareOptions) error {
+	m, errs := c.prepareManifest(Run{ID: "validate"}, opts)
+	if len(errs) == 0 {
+		_, errs = decodeJob(m)
 	}
-	job, errs := decodeJob(m)
-	if err := asError("validate", errs); err != nil {
-		return nil, err
-	}
-	return job, nil
+	return asError("validate", sortErrors(errs))
 }
 
 // checkShape fills in metadata and compares m with the base Job path by

@@ -1,33 +1,11 @@
 package templatetest
 
 import (
-	"flag"
-	"os"
 	"testing"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/manifest/manifesttest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := "testdata/" + name
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if string(want) != string(got) {
-		t.Errorf("%s differs; got:\n%s", path, got)
-	}
-}
 
 func render(t *testing.T, values map[string]any) ([]byte, error) {
 	t.Helper()
@@ -43,7 +21,7 @@ func render(t *testing.T, values map[string]any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return manifest.JobYAML(job)
+	return manifesttest.JobYAML(job) // no version label: goldens survive upgrades
 }
 
 func TestTemplateDefaults(t *testing.T) {
@@ -51,7 +29,7 @@ func TestTemplateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "defaults.golden.yaml", out)
+	manifesttest.Golden(t, "testdata/defaults.golden.yaml", out)
 }
 
 func TestTemplateAllValues(t *testing.T) {
@@ -63,7 +41,7 @@ func TestTemplateAllValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "all-values.golden.yaml", out)
+	manifesttest.Golden(t, "testdata/all-values.golden.yaml", out)
 }
 
 func TestTemplateRejectsBadValues(t *testing.T) {
@@ -71,5 +49,5 @@ func TestTemplateRejectsBadValues(t *testing.T) {
 	if err == nil {
 		t.Fatal("a t4 GPU and 0 GiB were accepted")
 	}
-	golden(t, "bad-values.golden.txt", []byte(err.Error()+"\n"))
+	manifesttest.Golden(t, "testdata/bad-values.golden.txt", []byte(err.Error()+"\n"))
 }
