@@ -8,7 +8,7 @@ import (
 )
 
 func ExampleSlugifyName() {
-	for _, s := range []string{"My_Flow Run!!", "Crème brûlée 1,000", "---"} {
+	for _, s := range []string{"My_Flow Run!!", "Crème brûlée 1,000", "Ελληνικά", "北京 run", "🚀"} {
 		slug, err := manifest.SlugifyName(s)
 		if errors.Is(err, manifest.ErrNoSlug) {
 			fmt.Printf("%q: no slug, use a default prefix\n", s)
@@ -19,11 +19,13 @@ func ExampleSlugifyName() {
 	// Output:
 	// "My_Flow Run!!" -> "my-flow-run"
 	// "Crème brûlée 1,000" -> "creme-brulee-1000"
-	// "---": no slug, use a default prefix
+	// "Ελληνικά" -> "ellenika"
+	// "北京 run" -> "bei-jing-run"
+	// "🚀": no slug, use a default prefix
 }
 
 func ExampleSlugifyLabelKey() {
-	for _, s := range []string{"Example.COM/My Key", "_bad_key_", "!!!/key"} {
+	for _, s := range []string{"Example.COM/My Key", "例え.com/キー", "_bad---key_", "!!!/key"} {
 		slug, err := manifest.SlugifyLabelKey(s)
 		if err != nil {
 			fmt.Println(err)
@@ -33,12 +35,13 @@ func ExampleSlugifyLabelKey() {
 	}
 	// Output:
 	// "Example.COM/My Key" -> "example.com/My-Key"
-	// "_bad_key_" -> "bad_key"
+	// "例え.com/キー" -> "li-e.com/ki"
+	// "_bad---key_" -> "bad-key"
 	// manifest: label key "!!!/key": prefix "!!!": no ASCII letter or digit to build a slug from
 }
 
 func ExampleSlugifyLabelValue() {
-	for _, s := range []string{"2025-02-13T16:30:44.632196+00:00", "Crème Brûlée", "!!!"} {
+	for _, s := range []string{"2025-02-13T16:30:44.632196+00:00", "Москва --- v1", "", "🚀"} {
 		slug, err := manifest.SlugifyLabelValue(s)
 		if err != nil {
 			fmt.Println(err)
@@ -48,6 +51,7 @@ func ExampleSlugifyLabelValue() {
 	}
 	// Output:
 	// "2025-02-13T16:30:44.632196+00:00" -> "2025-02-13T16-30-44.632196-00-00"
-	// "Crème Brûlée" -> "Creme-Brulee"
-	// "!!!" -> ""
+	// "Москва --- v1" -> "Moskva-v1"
+	// "" -> ""
+	// manifest: label value "🚀": no ASCII letter or digit to build a slug from
 }
