@@ -75,8 +75,12 @@
 //   - The run container is found by name (PrepareOptions.Container);
 //     Prefect always takes the first container.
 //   - Label keys and values are slugified as python-slugify does
-//     (transliterated to ASCII), then cut to Kubernetes' limits; a label
-//     or run name with no slug at all is an error, never an empty value.
+//     (transliterated to ASCII, runs of "-" collapsed), then cut to
+//     Kubernetes' limits; a label or run name with no slug at all is an
+//     error, never an empty value. Unlike Prefect, their case is kept (a
+//     valid label a user wrote, and the selectors on it, stay as they
+//     are), and so is "--" in a key's DNS prefix (IDN prefixes such as
+//     "xn--"). The run ID label is never slugified: Jobs are found by it.
 //     Labels are copied to the pod template. generateName is always a
 //     valid slug, never the name sent as it is.
 //   - The annotations variable and the worker's annotations go on the pod

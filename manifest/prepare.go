@@ -161,6 +161,7 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 	mergeInto(labels, c.Labels, opts.Labels, run.Labels)
 	labels[LabelRunID], labels[LabelRunName], labels[LabelManagedBy], labels[LabelVersion] = run.ID, run.Name, ManagedBy, Version()
 	labels, errs = slugLabels(labels, labelsPath, errs)
+	labels[LabelRunID] = run.ID // checked above, and found by as it is
 	meta["labels"] = labels
 	if pm, ok := pod["metadata"].(map[string]any); ok {
 		pod["metadata"] = shallowCopy(pm)

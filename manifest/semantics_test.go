@@ -271,3 +271,15 @@ variables: {}
 		t.Errorf("got %v, want both decode problems", err)
 	}
 }
+
+// TestRunIDLabelIsTheIDAsItIs: Jobs are found by the run ID label, so it
+// is never slugified (a valid ID with "--" stays as it is).
+func TestRunIDLabelIsTheIDAsItIs(t *testing.T) {
+	job := prepare(t, renderDefault(t, nil, PrepareOptions{}), Run{ID: "run--1_A.b"}, PrepareOptions{})
+	if got := job.Labels[LabelRunID]; got != "run--1_A.b" {
+		t.Errorf("run ID label %q", got)
+	}
+	if got := job.Spec.Template.Labels[LabelRunID]; got != "run--1_A.b" {
+		t.Errorf("pod's run ID label %q", got)
+	}
+}
