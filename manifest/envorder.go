@@ -5,64 +5,51 @@ import "strings"
 // orderEnv orders an env list so that every entry comes after the entries
 // its value refers to with $(NAME), as the kubelet expands a reference only
 // to a variable defined earlier in the list. Otherwise the order is kept:
-// each place goes to the first entry, in the given order, whose references
-// are all placed. Entries in a cycle keep their order (the kubelet leaves
-// those references as text).
+// entries are placed in the given order, each just after what it refers to
+// (depth first). References that form a cycle cannot all be met; the
+// kubelet leaves those as text.
 func orderEnv(list []any) []any {
-	defined := make(map[string]bool, len(list))
+	at := make(map[string]int, len(list))
 	refs := make([][]string, len(list))
 	anyRef := false
 	for i, e := range list {
 		m, _ := e.(map[string]any)
 		name, _ := m["name"].(string)
-		defined[name] = true
+		if _, dup := at[name]; !dup {
+			at[name] = i
+		}
 		if v, ok := m["value"].(string); ok {
-			for _, r := range envRefs(v) {
-				if r != name {
-					refs[i] = append(refs[i], r)
-					anyRef = true
-				}
-			}
+			refs[i] = envRefs(v)
+			anyRef = anyRef || len(refs[i]) > 0
 		}
 	}
 	if !anyRef {
 		return list
 	}
-	placed := make(map[string]bool, len(list))
-	done := make([]bool, len(list))
+	const (
+		todo = iota
+		visiting
+		placed
+	)
+	state := make([]int, len(list))
 	out := make([]any, 0, len(list))
-	for len(out) < len(list) {
-		next := -1
-		for i := range list {
-			if !done[i] && ready(refs[i], defined, placed) {
-				next = i
-				break
+	var visit func(i int)
+	visit = func(i int) {
+		state[i] = visiting
+		for _, r := range refs[i] {
+			if j, ok := at[r]; ok && state[j] == todo {
+				visit(j)
 			}
 		}
-		if next < 0 { // a cycle: the rest as they are
-			for i, e := range list {
-				if !done[i] {
-					out = append(out, e)
-				}
-			}
-			break
+		state[i] = placed
+		out = append(out, list[i])
+	}
+	for i := range list {
+		if state[i] == todo {
+			visit(i)
 		}
-		done[next] = true
-		name, _ := list[next].(map[string]any)["name"].(string)
-		placed[name] = true
-		out = append(out, list[next])
 	}
 	return out
-}
-
-// ready reports whether every reference to a defined name is placed.
-func ready(refs []string, defined, placed map[string]bool) bool {
-	for _, r := range refs {
-		if defined[r] && !placed[r] {
-			return false
-		}
-	}
-	return true
 }
 
 // envRefs returns the names that s refers to as the kubelet reads them:

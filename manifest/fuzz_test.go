@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -117,4 +118,71 @@ func FuzzCustomizations(f *testing.F) {
 			t.Fatalf("%s changed the Config's manifest", patch)
 		}
 	})
+}
+
+// FuzzEnv renders env values of arbitrary names and text through the
+// default template: nothing panics, each name appears once, and a value's
+// $(NAME) reference comes after NAME unless the references form a cycle.
+func FuzzEnv(f *testing.F) {
+	f.Add("A", "$(B)", "B", "x", "C", "$(A)$(B)")
+	f.Add("A", "$(B)", "B", "$(A)", "C", "$$(A)")
+	f.Add("X", "", "Y", "$(", "Z", "$(Z)")
+	tmpl := Default()
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2, n3, v3 string) {
+		env := map[string]any{n1: v1, n2: v2, n3: v3}
+		cfg, err := tmpl.Render(map[string]any{"env": env}, RenderOptions{})
+		if err != nil {
+			mustBeManifestError(t, err)
+			return
+		}
+		job, err := cfg.Prepare(Run{ID: "fuzz"}, PrepareOptions{Env: map[string]string{n2: "worker"}})
+		if err != nil {
+			mustBeManifestError(t, err)
+			return
+		}
+		list := job.Spec.Template.Spec.Containers[0].Env
+		at := map[string]int{}
+		for i, e := range list {
+			if _, dup := at[e.Name]; dup {
+				t.Fatalf("%q appears twice in %+v", e.Name, list)
+			}
+			at[e.Name] = i
+		}
+		if len(at) != len(env) {
+			t.Fatalf("env %v gave %+v", env, list)
+		}
+		for i, e := range list {
+			for _, r := range envRefs(e.Value) {
+				if j, ok := at[r]; ok && j > i && !cyclic(list, r, e.Name) {
+					t.Fatalf("%s refers to %s, which comes later: %+v", e.Name, r, list)
+				}
+			}
+		}
+	})
+}
+
+// cyclic reports whether from reaches to through references.
+func cyclic(list []corev1.EnvVar, from, to string) bool {
+	refs := map[string][]string{}
+	for _, e := range list {
+		refs[e.Name] = envRefs(e.Value)
+	}
+	seen := map[string]bool{}
+	var walk func(string) bool
+	walk = func(n string) bool {
+		if n == to {
+			return true
+		}
+		if seen[n] {
+			return false
+		}
+		seen[n] = true
+		for _, r := range refs[n] {
+			if walk(r) {
+				return true
+			}
+		}
+		return false
+	}
+	return walk(from)
 }

@@ -390,6 +390,8 @@ func setEnv(container map[string]any, env envLayers, appendOurs bool, path *fiel
 	ours := make([]any, 0, len(names))
 	for _, k := range names {
 		switch {
+		case k == "":
+			errs = append(errs, field.Invalid(path, k, "an env name must not be empty"))
 		case fromRef[k]:
 		case env.from[k] != nil:
 			src, err := toTree(env.from[k])

@@ -170,7 +170,8 @@ func TestEnvOrderKeepsReferencesWorking(t *testing.T) {
 		{"a chain", map[string]any{"A": "$(B)", "B": "$(C)", "C": "c"}, []string{"C", "B", "A"}},
 		{"an escaped $$(X) is no reference", map[string]any{"A": "$$(B)", "B": "b"}, []string{"A", "B"}},
 		{"a reference to an undefined name changes nothing", map[string]any{"A": "$(NOPE)", "B": "b"}, []string{"A", "B"}},
-		{"a cycle keeps its order", map[string]any{"A": "$(B)", "B": "$(A)", "C": "$(A)"}, []string{"A", "B", "C"}},
+		{"a cycle is broken where it is entered", map[string]any{"A": "$(B)", "B": "$(A)", "C": "$(A)"}, []string{"B", "A", "C"}},
+		{"an entry after a cycle comes after it", map[string]any{" ": "$(A)", "A": "$(B)", "B": "$(A)"}, []string{"B", "A", " "}},
 		{"a self reference changes nothing", map[string]any{"A": "$(A)", "B": "b"}, []string{"A", "B"}},
 	}
 	for _, tt := range tests {
