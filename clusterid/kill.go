@@ -8,6 +8,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // ErrNotFound is matched by the error of [Cluster.Kill] when the Job does
@@ -56,6 +58,13 @@ func (e *WrongClusterError) Is(target error) bool { return target == ErrWrongClu
 // wraps the API status; ask with errors.Is(err, ErrNotFound) rather than
 // apierrors.IsNotFound, which also holds when kube-system cannot be found.
 // Any other API error is wrapped as it is.
+//
+// Reading the UID and the delete are retried on what retry.Retriable calls
+// transient (timeouts, 429, 5xx, dropped connections) under
+// Options.Retry: back-off with jitter, or the server's Retry-After, for
+// up to retry.DefaultDeadline by default and never past ctx. A delete
+// retried after an attempt whose answer was lost, that then finds the Job
+// gone, counts as done: nil, not ErrNotFound.
 func (c *Cluster) Kill(ctx context.Context, pid PID, grace time.Duration) error {
 	if err := pid.Validate(); err != nil {
 		return err
@@ -70,8 +79,21 @@ func (c *Cluster) Kill(ctx context.Context, pid PID, grace time.Duration) error 
 	if c.client == nil {
 		return fmt.Errorf("clusterid: kill %s: no client", pid)
 	}
-	err = c.client.BatchV1().Jobs(pid.Namespace).Delete(ctx, pid.Name, deleteOptions(grace))
+	mayHaveDeleted := false
+	p := c.opts.Retry.Notifying(func(err error, wait time.Duration) {
+		c.log.DebugContext(ctx, "retrying the delete of a job", "pid", pid.String(), "wait", wait, "error", err)
+	})
+	err = p.Do(ctx, func(ctx context.Context) error {
+		err := c.client.BatchV1().Jobs(pid.Namespace).Delete(ctx, pid.Name, deleteOptions(grace))
+		if err != nil && !apierrors.IsNotFound(err) && retry.MayHaveApplied(err) {
+			mayHaveDeleted = true
+		}
+		return err
+	})
 	switch {
+	case apierrors.IsNotFound(err) && mayHaveDeleted:
+		c.log.DebugContext(ctx, "deleted job (an earlier attempt's answer was lost)", "pid", pid.String(), "grace", grace)
+		return nil
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("clusterid: kill %s: %w: %w", pid, ErrNotFound, err)
 	case err != nil:

@@ -2,6 +2,8 @@ package clusterid_test
 
 import (
 	"errors"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +133,53 @@ func deref(p *int64) any {
 		return "nil"
 	}
 	return *p
+}
+
+func TestKillRidesOutTransientFailures(t *testing.T) {
+	pid := clusterid.PID{ClusterUID: testUID, Namespace: "ns", Name: "etl-1"}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "etl-1"}}
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name    string
+		faults  []error
+		applied bool // the first failed delete did delete the Job
+		wantErr func(error) bool
+		deletes int
+	}{
+		{name: "a 429 without Retry-After", faults: []error{apierrors.NewTooManyRequests("slow down", 0)}, deletes: 2},
+		{name: "a 429 with Retry-After", faults: []error{apierrors.NewTooManyRequests("slow down", 1)}, deletes: 2},
+		{name: "a 500 and a 503", faults: []error{apierrors.NewInternalError(errors.New("x")), apierrors.NewServiceUnavailable("y")}, deletes: 3},
+		{name: "a timeout", faults: []error{apierrors.NewTimeoutError("handler timeout", 0)}, deletes: 2},
+		{name: "a reset connection whose delete was done counts as done", faults: []error{reset}, applied: true, deletes: 2},
+		{name: "a forbidden delete fails at once", faults: []error{apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "etl-1", errors.New("no"))},
+			wantErr: apierrors.IsForbidden, deletes: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := fake.NewClientset(kubeSystem(testUID), job.DeepCopy())
+			calls := 0
+			client.PrependReactor("delete", "jobs", func(clienttesting.Action) (bool, runtime.Object, error) {
+				calls++
+				if calls > len(tt.faults) {
+					return false, nil, nil
+				}
+				if tt.applied {
+					if err := client.Tracker().Delete(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}, "ns", "etl-1"); err != nil {
+						t.Error(err)
+					}
+				}
+				return true, nil, tt.faults[calls-1]
+			})
+			err := clusterid.New(client, clusterid.Options{LookupEnv: env(nil), Retry: fast}).Kill(t.Context(), pid, 0)
+			switch {
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("Kill: %v", err)
+			case tt.wantErr != nil && !tt.wantErr(err):
+				t.Fatalf("Kill: %v, not the error wanted", err)
+			}
+			if calls != tt.deletes {
+				t.Errorf("%d deletes, want %d", calls, tt.deletes)
+			}
+		})
+	}
 }

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // EnvUID is the environment variable that gives the cluster UID when
@@ -31,9 +35,14 @@ type Options struct {
 	// LookupEnv reads EnvUID. Default: os.LookupEnv. Tests pass a map's
 	// lookup so that the process environment does not leak in.
 	LookupEnv func(key string) (string, bool)
-	// Logger receives a Debug line per UID read and per Kill. Default:
-	// discard.
+	// Logger receives a Debug line per UID read, per retry and per Kill.
+	// Default: discard.
 	Logger *slog.Logger
+	// Retry paces the retries of the UID read and of Kill's delete on a
+	// transient failure (retry.Retriable). Default: the zero retry.Policy,
+	// back-off with jitter for up to retry.DefaultDeadline, never past the
+	// caller's context.
+	Retry retry.Policy
 }
 
 // Cluster knows which cluster a client talks to: its UID, read at most
@@ -82,6 +91,11 @@ func New(client kubernetes.Interface, opts Options) *Cluster {
 // A failed read is not cached: the next call tries again. If the caller
 // that sends the read gives up (its ctx ends), a waiter whose ctx is still
 // live sends a new read rather than inherit that error.
+//
+// The read is retried on what retry.Retriable calls transient (timeouts,
+// 429, 5xx, dropped connections) under Options.Retry: back-off with
+// jitter, or the server's Retry-After, for up to retry.DefaultDeadline by
+// default and never past ctx; a 4xx such as Forbidden fails at once.
 //
 // A failure wraps the API error, so apierrors.IsForbidden and the like see
 // through it; on Forbidden or Unauthorized the message says to set
@@ -141,7 +155,12 @@ func (c *Cluster) readNamespace(ctx context.Context) (string, error) {
 	if c.client == nil {
 		return "", fmt.Errorf("clusterid: no client to read namespace %s with; set Options.UID or %s", UIDNamespace, EnvUID)
 	}
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, UIDNamespace, metav1.GetOptions{})
+	p := c.opts.Retry.Notifying(func(err error, wait time.Duration) {
+		c.log.DebugContext(ctx, "retrying the cluster UID read", "namespace", UIDNamespace, "wait", wait, "error", err)
+	})
+	ns, err := retry.Value(ctx, p, func(ctx context.Context) (*corev1.Namespace, error) {
+		return c.client.CoreV1().Namespaces().Get(ctx, UIDNamespace, metav1.GetOptions{})
+	})
 	if err != nil {
 		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
 			return "", fmt.Errorf("clusterid: read namespace %s for the cluster UID (if this identity may not, set Options.UID or %s): %w", UIDNamespace, EnvUID, err)

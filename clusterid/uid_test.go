@@ -3,8 +3,10 @@ package clusterid_test
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 func kubeSystem(uid string) *corev1.Namespace {
@@ -170,7 +173,9 @@ func TestUIDFailedReadIsNotCached(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	c := clusterid.New(client, clusterid.Options{LookupEnv: env(nil)})
+	// One attempt, so that the 500 fails the first read (by default it is
+	// retried: see TestUIDReadRidesOutTransientFailures).
+	c := clusterid.New(client, clusterid.Options{LookupEnv: env(nil), Retry: retry.Policy{Attempts: 1}})
 	if _, err := c.UID(t.Context()); !apierrors.IsInternalError(err) {
 		t.Fatalf("first UID: %v, want the internal error", err)
 	}
@@ -281,5 +286,33 @@ func TestPIDUsesTheClusterUID(t *testing.T) {
 	}
 	if _, err := c.PID(t.Context(), "Team A", "etl"); !errors.Is(err, clusterid.ErrInvalidPID) {
 		t.Fatalf("PID of a bad namespace: %v, want ErrInvalidPID", err)
+	}
+}
+
+// fast is a retry policy with short waits for tests; the waits are
+// never asserted.
+var fast = retry.Policy{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+
+func TestUIDReadRidesOutTransientFailures(t *testing.T) {
+	for _, fault := range []error{
+		apierrors.NewTooManyRequests("slow down", 0),
+		apierrors.NewInternalError(errors.New("etcd timeout")),
+		apierrors.NewServiceUnavailable("restarting"),
+		apierrors.NewTimeoutError("handler timeout", 0),
+		&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET},
+	} {
+		client := fake.NewClientset(kubeSystem(testUID))
+		failures := 3
+		client.PrependReactor("get", "namespaces", func(clienttesting.Action) (bool, runtime.Object, error) {
+			if failures > 0 {
+				failures--
+				return true, nil, fault
+			}
+			return false, nil, nil
+		})
+		uid, err := clusterid.New(client, clusterid.Options{LookupEnv: env(nil), Retry: fast}).UID(t.Context())
+		if err != nil || uid != testUID || namespaceGets(client) != 4 {
+			t.Errorf("%v: UID = %q, %v after %d reads; want %q after 4", fault, uid, err, namespaceGets(client), testUID)
+		}
 	}
 }

@@ -17,14 +17,14 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
-// Log follower timing: reconnect backoff bounds, and how long to keep
-// retrying the final read of a finished pod's log.
+// Log follower timing: reconnect backoff bounds. The final read of a
+// finished pod's log retries under Options.Retry.
 const (
-	logRetryMin   = 100 * time.Millisecond
-	logRetryMax   = 2 * time.Second
-	finalReadTime = 30 * time.Second
+	logRetryMin = 100 * time.Millisecond
+	logRetryMax = 2 * time.Second
 )
 
 // logTarget is a pod whose run container's log is to be written.
@@ -49,6 +49,7 @@ type logFollower struct {
 	logger *slog.Logger
 	clock  clock.Clock
 	rec    metrics.Recorder // nil: none
+	retry  retry.Policy     // of the final read
 	done   chan struct{}    // closed when run returns
 
 	mu      sync.Mutex
@@ -67,7 +68,7 @@ func newLogFollower(w *Watcher, ns string, out io.Writer, since time.Time) *logF
 		return w.client.CoreV1().Pods(ns).GetLogs(pod, opts).Stream(ctx)
 	}
 	return &logFollower{
-		open: open, ns: ns, out: out, since: since, logger: w.logger, clock: w.clock, rec: w.rec,
+		open: open, ns: ns, out: out, since: since, logger: w.logger, clock: w.clock, rec: w.rec, retry: w.opts.Retry,
 		done: make(chan struct{}), targets: map[types.UID]logTarget{}, notify: make(chan struct{}, 1),
 	}
 }
@@ -228,31 +229,33 @@ func (f *logFollower) reconnected() {
 }
 
 // finalRead reads the log of a finished pod from the cursor to its end,
-// retrying failures for a while.
+// retrying transient failures under the follower's retry policy; the
+// cursor keeps a retry from writing a line twice.
 func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor) error {
-	deadline := f.clock.Now().Add(finalReadTime)
-	retry := logRetryMin
-	for {
+	var werr error // a failed write: final, whatever the writer's error
+	attempts := 0
+	_, err := retry.Value(ctx, f.retry, func(ctx context.Context) (int, error) {
+		if attempts++; attempts > 1 {
+			f.reconnected()
+		}
 		n, err := f.read(ctx, t, cur, false)
 		f.logger.Debug("jobwatch: final log read", "namespace", f.ns, "pod", t.pod, "lines", n, "err", err)
-		switch {
-		case err == nil, errors.Is(err, errWriter):
-			return err
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case apierrors.IsNotFound(err), apierrors.IsBadRequest(err), apierrors.IsForbidden(err), apierrors.IsUnauthorized(err), f.clock.Now().After(deadline):
-			f.logger.Warn("jobwatch: could not read the end of a pod's log", "namespace", f.ns, "pod", t.pod, "container", t.container, "err", err)
-			return nil
+		if errors.Is(err, errWriter) {
+			werr = err
+			return n, nil
 		}
-		f.logger.Debug("jobwatch: final log read failed; retrying", "namespace", f.ns, "pod", t.pod, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-f.clock.After(retry):
-		}
-		retry = min(2*retry, logRetryMax)
-		f.reconnected()
+		return n, err
+	})
+	switch {
+	case werr != nil:
+		return werr
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
+	f.logger.Warn("jobwatch: could not read the end of a pod's log", "namespace", f.ns, "pod", t.pod, "container", t.container, "err", err)
+	return nil
 }
 
 // read opens one log stream from the cursor and writes each new complete

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // DefaultPodStartTimeout is how long Wait lets a pod stay Pending when
@@ -48,6 +49,17 @@ type Options struct {
 	// requests themselves are counted by the client's transport (see
 	// metrics.WrapTransport). Default: none (metrics.Discard).
 	Metrics metrics.Recorder
+
+	// Retry paces the retries of the last read of a finished pod's log
+	// on a transient failure (retry.Retriable): timeouts, 429, 5xx,
+	// dropped connections. Default: the zero retry.Policy, back-off with
+	// jitter for up to retry.DefaultDeadline. The rest of a Wait retries
+	// for as long as the Wait lasts, with no policy to set: the shared
+	// streams list and watch again after any failure (client-go's
+	// reflector back-off), a Job's GET and its pods' list are asked again
+	// each second, and a dropped log follow stream resumes within 2 s
+	// from its last line.
+	Retry retry.Policy
 }
 
 func (o Options) selector() labels.Selector {

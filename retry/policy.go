@@ -57,6 +57,21 @@ type Policy struct {
 	timer func() backoff.Timer
 }
 
+// IsZero reports whether p is the zero Policy, all defaults: a part that
+// takes a Policy of its own and one from its owner uses the owner's when
+// its own is zero.
+func (p Policy) IsZero() bool {
+	return p.Deadline == 0 && p.Initial == 0 && p.Max == 0 && p.Attempts == 0 && p.Notify == nil && p.now == nil && p.timer == nil
+}
+
+// Or returns p, or def when p is zero.
+func (p Policy) Or(def Policy) Policy {
+	if p.IsZero() {
+		return def
+	}
+	return p
+}
+
 // Notifying returns a copy of p whose Notify calls p's Notify, if any, and
 // then f.
 func (p Policy) Notifying(f func(err error, wait time.Duration)) Policy {

@@ -236,3 +236,16 @@ func TestNotifyingChainsTheNotifications(t *testing.T) {
 		t.Errorf("notified %v", got)
 	}
 }
+
+func TestOrTakesTheOwnersPolicyOnlyForAZeroOne(t *testing.T) {
+	owner := Policy{Deadline: time.Minute}
+	if got := (Policy{}).Or(owner); got.Deadline != time.Minute {
+		t.Errorf("zero.Or(owner) has deadline %v", got.Deadline)
+	}
+	if got := (Policy{Attempts: 1}).Or(owner); got.Deadline != 0 || got.Attempts != 1 {
+		t.Errorf("own.Or(owner) = %+v, want its own", got)
+	}
+	if (Policy{Notify: func(error, time.Duration) {}}).IsZero() {
+		t.Error("a Policy with Notify counts as zero")
+	}
+}

@@ -38,9 +38,13 @@ func APIKeySecretName(workerName string) (string, error) {
 // its data is replaced (unless already equal); if not, it is created,
 // labelled app.kubernetes.io/managed-by=kubeworker, and tracked for
 // [Manager.Close]; so is one whose create failed in a way that leaves
-// unknown whether it was stored (a 5xx or a broken connection). A write that conflicts with another is retried with a
-// fresh read (client-go's retry.RetryOnConflict). It needs
-// Options.WorkerName.
+// unknown whether it was stored (a 5xx or a broken connection), and one
+// that a retry then found. A write that conflicts with another is
+// retried with a fresh read (client-go's retry.RetryOnConflict); a
+// transient failure of any request (timeouts, 429, 5xx, dropped
+// connections; see retry.Retriable) is retried under Options.Retry, for
+// up to its deadline (3 minutes by default) and never past ctx; a 4xx
+// such as Forbidden fails at once. It needs Options.WorkerName.
 func (m *Manager) UpsertAPIKey(ctx context.Context, namespace, apiKey string) (Ref, error) {
 	name, err := APIKeySecretName(m.opts.WorkerName)
 	if err != nil {
@@ -93,7 +97,8 @@ func (m *Manager) UpsertAPIKey(ctx context.Context, namespace, apiKey string) (R
 // empty or already a reference is left as it is.
 //
 // job is the prepared Job (see manifest.Config.Prepare); its namespace
-// must be set. If the upsert fails, job is unchanged.
+// must be set. If the upsert fails, job is unchanged. The upsert retries
+// as UpsertAPIKey's does.
 func (m *Manager) ReplaceAPIKey(ctx context.Context, job *batchv1.Job) (bool, error) {
 	c, err := runContainer(job, m.opts.Container)
 	if err != nil {

@@ -57,7 +57,9 @@ func TestCloseDeletesWhatTheManagerCreatedAndStillTracks(t *testing.T) {
 
 func TestCloseJoinsErrorsAndTriesAgainNextTime(t *testing.T) {
 	client := fake.NewClientset()
-	m := secrets.New(client, secrets.Options{WorkerName: "etl-worker"})
+	// Retries off, so that the 503s fail the deletes (by default they are
+	// retried: see TestSecretRequestsRideOutTransientFailures).
+	m := secrets.New(client, secrets.Options{WorkerName: "etl-worker", Retry: noRetry})
 	ctx := t.Context()
 	for _, ns := range []string{"ns-1", "ns-2", "ns-3"} {
 		if _, err := m.UpsertAPIKey(ctx, ns, apiKey); err != nil {
@@ -196,10 +198,30 @@ func TestCloseDeletesASecretWhoseCreateMayHaveBeenStored(t *testing.T) {
 		errors.New("http2: client connection lost"),
 	}
 	for _, failure := range ambiguous {
-		t.Run(failure.Error(), func(t *testing.T) {
+		t.Run("retried: the stored Secret is taken as made: "+failure.Error(), func(t *testing.T) {
 			client := fake.NewClientset()
 			storedButFailed(client, failure)
-			m := secrets.New(client, secrets.Options{WorkerName: "etl-worker"})
+			m := secrets.New(client, secrets.Options{WorkerName: "etl-worker", Retry: fast})
+			if _, err := m.UpsertAPIKey(t.Context(), testNS, apiKey); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := m.PrepareRun(t.Context(), testJob([]corev1.EnvVar{plain("A", "value-one")})); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Tracked(); len(got) != 2 {
+				t.Fatalf("Tracked = %v, want both Secrets", got)
+			}
+			if err := m.Close(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			if !secretGone(t, client, keySecret) || !secretGone(t, client, runSecret) {
+				t.Fatal("Close left a Secret behind")
+			}
+		})
+		t.Run("retries off: "+failure.Error(), func(t *testing.T) {
+			client := fake.NewClientset()
+			storedButFailed(client, failure)
+			m := secrets.New(client, secrets.Options{WorkerName: "etl-worker", Retry: noRetry})
 			if _, err := m.UpsertAPIKey(t.Context(), testNS, apiKey); err == nil {
 				t.Fatal("UpsertAPIKey succeeded")
 			}

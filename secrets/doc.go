@@ -31,7 +31,10 @@
 // # Writes and cleanup
 //
 // Every upsert reads, then updates or creates, inside client-go's
-// retry.RetryOnConflict, reading afresh on each try. [Manager.Close]
+// retry.RetryOnConflict, reading afresh on each try. Every request is
+// retried on a transient failure (timeouts, 429, 5xx, dropped
+// connections) under Options.Retry, kubeworker's one retry policy
+// (package retry). [Manager.Close]
 // deletes the Secrets the Manager created and still tracks, and joins the
 // errors. No Secret's data reaches the Logger or an error.
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,7 @@ import (
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 const (
@@ -24,6 +26,12 @@ const (
 )
 
 var secretsGR = schema.GroupResource{Resource: "secrets"}
+
+// Retry policies for tests: short waits (never asserted), and none.
+var (
+	fast    = retry.Policy{Initial: time.Millisecond, Max: 10 * time.Millisecond}
+	noRetry = retry.Policy{Attempts: 1}
+)
 
 // testJob returns a prepared-looking Job in testNS with the run-ID label
 // and containers named as given, the first holding env.

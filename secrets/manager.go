@@ -11,7 +11,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
+	clientretry "k8s.io/client-go/util/retry"
+
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // ErrClosed is returned by a [Manager] asked to create a Secret after
@@ -48,8 +50,16 @@ type Options struct {
 	KeepExpansionsInline bool
 
 	// Backoff paces the retries of a write that conflicts with another.
-	// Default: retry.DefaultRetry (5 tries, 10 ms apart).
+	// Default: client-go's retry.DefaultRetry (5 tries, 10 ms apart).
 	Backoff wait.Backoff
+
+	// Retry paces the retries of every request (read, create, update,
+	// delete) on a transient failure, as retry.Retriable defines it:
+	// timeouts, 429, 5xx, dropped connections. Default: the zero
+	// retry.Policy, back-off with jitter for up to retry.DefaultDeadline,
+	// never past the caller's context. A worker.Worker passes its
+	// Options.Retry when this is zero.
+	Retry retry.Policy
 
 	// Logger receives one Debug line per Secret created, updated, adopted
 	// or deleted, naming the Secret and never its data. Default: discard.
@@ -79,7 +89,7 @@ func New(client kubernetes.Interface, opts Options) *Manager {
 	opts.APIKeyEnv = cmp.Or(opts.APIKeyEnv, DefaultAPIKeyEnv)
 	opts.APIKeySecret.Key = cmp.Or(opts.APIKeySecret.Key, DataKey)
 	if opts.Backoff.Steps == 0 {
-		opts.Backoff = retry.DefaultRetry
+		opts.Backoff = clientretry.DefaultRetry
 	}
 	log := opts.Logger
 	if log == nil {
@@ -128,6 +138,10 @@ func (m *Manager) Tracked() []Ref {
 // errors of the deletions that failed, joined; a Secret already gone, or
 // replaced by another of the same name, counts as deleted. A Secret that
 // could not be deleted stays tracked, so calling Close again tries again.
+// Each delete's transient failure (timeouts, 429, 5xx, dropped
+// connections; see retry.Retriable) is retried under Options.Retry, for
+// up to its deadline (3 minutes by default) and never past ctx; a 4xx
+// such as Forbidden fails at once.
 // After Close the Manager creates no more Secrets ([ErrClosed]); Discard
 // and Adopt of run Secrets still work.
 //

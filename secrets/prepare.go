@@ -72,7 +72,11 @@ func RunSecretName(runID string) (string, error) {
 // after any envFrom it had, so the run's own values still win over those.
 // If anything fails before that, job is unchanged; if the create failed
 // so that the Secret may exist all the same (a 5xx or a broken
-// connection), the Manager tracks it, and Manager.Close deletes it.
+// connection), the Manager tracks it, and Manager.Close deletes it. The
+// upsert retries as UpsertAPIKey's does: a transient failure of any request (timeouts, 429, 5xx, dropped
+// connections; see retry.Retriable) is retried under Options.Retry, for
+// up to its deadline (3 minutes by default) and never past ctx; a 4xx
+// such as Forbidden fails at once.
 //
 // What the run sees stays the same, with two rules. Only plain values
 // move; valueFrom entries stay. A value with "$(" or "$$" is an error

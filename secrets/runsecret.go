@@ -9,7 +9,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	clientretry "k8s.io/client-go/util/retry"
 )
 
 // RunSecret is the env Secret of one run, made by [Manager.PrepareRun].
@@ -51,7 +52,11 @@ func (r *RunSecret) Namespace() string { return r.ref.Namespace }
 // Job with background or foreground propagation then deletes the Secret;
 // orphan propagation, the API default for Jobs, leaves it.
 //
-// The write is retried on conflict with a fresh read; calling Adopt again,
+// The write is retried on conflict with a fresh read, and a
+// transient failure of any request (timeouts, 429, 5xx, dropped
+// connections; see retry.Retriable) is retried under Options.Retry, for
+// up to its deadline (3 minutes by default) and never past ctx; a 4xx
+// such as Forbidden fails at once. Calling Adopt again,
 // or for a Secret that already names the Job, changes nothing. Once Adopt
 // has succeeded, Discard and Manager.Close leave the Secret alone. If
 // Adopt fails, the Secret is still tracked and the Job may be running with
@@ -83,22 +88,8 @@ func (r *RunSecret) Adopt(ctx context.Context, job *batchv1.Job) error {
 		BlockOwnerDeletion: new(false),
 	}
 	api := r.m.client.CoreV1().Secrets(r.ref.Namespace)
-	err := retry.RetryOnConflict(r.m.opts.Backoff, func() error {
-		cur, err := api.Get(ctx, r.ref.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if err := checkRun(cur, r.runID); err != nil {
-			return err
-		}
-		for _, o := range cur.OwnerReferences {
-			if o.UID == owner.UID {
-				return nil
-			}
-		}
-		cur.OwnerReferences = append(cur.OwnerReferences, owner)
-		_, err = api.Update(ctx, cur, metav1.UpdateOptions{})
-		return err
+	err := r.m.retry(ctx, "adopt", r.ref).Do(ctx, func(ctx context.Context) error {
+		return clientretry.RetryOnConflict(r.m.opts.Backoff, func() error { return r.addOwner(ctx, api, owner) })
 	})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -115,7 +106,10 @@ func (r *RunSecret) Adopt(ctx context.Context, job *batchv1.Job) error {
 // Discard deletes the Secret unless Adopt has succeeded; then, and after
 // an earlier Discard, it does nothing. A Secret already gone counts as
 // deleted. Call it when the Job could not be created, or defer it right
-// after PrepareRun.
+// after PrepareRun. The delete's transient failure of any request (timeouts, 429, 5xx, dropped
+// connections; see retry.Retriable) is retried under Options.Retry, for
+// up to its deadline (3 minutes by default) and never past ctx; a 4xx
+// such as Forbidden fails at once.
 func (r *RunSecret) Discard(ctx context.Context) error {
 	if r.m == nil {
 		return nil
@@ -140,4 +134,24 @@ func (m *Manager) untrack(ref Ref, r *RunSecret) {
 	if m.runs[ref] == r {
 		delete(m.runs, ref)
 	}
+}
+
+// addOwner adds owner to the Secret's ownerReferences, unless there; one
+// try of Adopt's read-then-update.
+func (r *RunSecret) addOwner(ctx context.Context, api typedcorev1.SecretInterface, owner metav1.OwnerReference) error {
+	cur, err := api.Get(ctx, r.ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if err := checkRun(cur, r.runID); err != nil {
+		return err
+	}
+	for _, o := range cur.OwnerReferences {
+		if o.UID == owner.UID {
+			return nil
+		}
+	}
+	cur.OwnerReferences = append(cur.OwnerReferences, owner)
+	_, err = api.Update(ctx, cur, metav1.UpdateOptions{})
+	return err
 }

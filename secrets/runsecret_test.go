@@ -381,7 +381,8 @@ func TestRunSecretDiscard(t *testing.T) {
 	})
 	t.Run("keeps tracking a Secret it failed to delete", func(t *testing.T) {
 		client := fake.NewClientset()
-		m := secrets.New(client, secrets.Options{})
+		// Retries off, so that the 503 fails the delete.
+		m := secrets.New(client, secrets.Options{Retry: noRetry})
 		_, rs := prepared(t, client, m)
 		failTimes(client, "delete", 1, apierrors.NewServiceUnavailable("etcd down"))
 		if err := rs.Discard(t.Context()); !apierrors.IsServiceUnavailable(err) {
