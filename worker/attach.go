@@ -15,6 +15,7 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // ErrNotManaged is matched, through errors.Is, by a [*NotManagedError].
@@ -84,6 +85,17 @@ type AttachOptions struct {
 // with Outcome jobwatch.Deleted and ExitCode -1, not an error: Attach
 // cannot tell a Job deleted from one that never existed.
 //
+// What is retried, and for how long: the cluster UID read (default
+// Identity) and the GET of the Job are retried on what retry.Retriable
+// calls transient (timeouts, 429 with or without Retry-After, 5xx,
+// dropped or refused connections) under Options.Retry: back-off with
+// jitter, or the server's Retry-After, for up to its deadline (3 minutes
+// by default) and never past ctx; so a worker restarting into a brief
+// network drop or an API server restart does not lose its runs. Following
+// the Job then retries as Run's does, for as long as the run lasts, and
+// the retention patch as Run's. A 4xx that a retry cannot fix fails at
+// once.
+//
 // Errors, each naming what is wrong:
 //   - a malformed PID: clusterid.ErrInvalidPID (errors.As reaches the
 //     *clusterid.PIDError naming the bad part); parse stored PIDs with
@@ -134,7 +146,9 @@ func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID) (*batchv1.Job, e
 	if err != nil {
 		return nil, err
 	}
-	job, err := jobs.Get(ctx, pid.Name, metav1.GetOptions{})
+	job, err := retry.Value(ctx, w.retry(ctx, "get the Job to attach to", pid.String()), func(ctx context.Context) (*batchv1.Job, error) {
+		return jobs.Get(ctx, pid.Name, metav1.GetOptions{})
+	})
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil

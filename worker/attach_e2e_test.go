@@ -57,7 +57,7 @@ func fate(ann map[string]string, more ...any) map[string]any {
 func fateWorker(t testing.TB, client kubernetes.Interface, ns, name string, opts Options) *Worker {
 	t.Helper()
 	opts.Name, opts.Namespace, opts.Template = name, ns, fateTemplate()
-	opts.Create.Delay, opts.Create.Jitter = 10*time.Millisecond, -1
+	opts.Retry = fastRetry
 	w, err := New(client, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -12,15 +12,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // AnnotationSpecHash holds SpecHash of the Job as created, so that a later
@@ -30,31 +29,28 @@ const AnnotationSpecHash = "kubeworker.io/spec-hash"
 // ErrNameTaken means the Job's name is held by a Job of another run.
 var ErrNameTaken = errors.New("the Job name is taken by another run's Job")
 
-// CreateOptions tune a Creator. The zero value gives 3 attempts, 1 s apart
-// plus up to 3 s of jitter, as Prefect's worker.
+// CreateOptions tune a Creator. The zero value works.
 type CreateOptions struct {
-	// Attempts is how many times Create tries in all. Default 3.
-	Attempts int
-	// Delay is the fixed wait between attempts. Default 1s.
-	Delay time.Duration
-	// Jitter is the largest random wait added to Delay, uniform from 0.
-	// Default 3s; a negative value means none.
-	Jitter time.Duration
+	// Retry paces the retries of a transient failure (see Creator.Create).
+	// Default: the zero retry.Policy, exponential back-off with jitter
+	// from 500 ms to 30 s, the server's Retry-After when longer, for up to
+	// retry.DefaultDeadline and never past the caller's context. New uses
+	// Options.Retry when this is zero.
+	Retry retry.Policy
 	// Logger gets a Debug line per retry and per adopted Job. Default:
 	// discard.
 	Logger *slog.Logger
 	// Metrics is told of every attempt and retry. Default: none
 	// (metrics.Discard).
 	Metrics metrics.Recorder
-	// Finder, if set, is asked before the first attempt for the Jobs the
-	// run already has under another name (its template renamed the Job):
-	// one made from the same spec is adopted, any other refused with
+	// Finder, if set, is asked before the first attempt, and again after
+	// an attempt that may have created the Job, for the Jobs the run
+	// already has under another name (its template renamed the Job): one
+	// made from the same spec is adopted, any other refused with
 	// ErrDuplicateRun. New sets it to the Worker's Waiter when that is a
 	// RunFinder, as a *jobwatch.Watcher is. If the Finder fails, Create
 	// logs a warning and goes on.
 	Finder RunFinder
-
-	timer func() backoff.Timer // tests replace the clock
 }
 
 // RunFinder names the Jobs a run has in a namespace, from a cache, so that
@@ -72,18 +68,6 @@ type Creator struct {
 
 // NewCreator returns a Creator that uses client.
 func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
-	if opts.Attempts <= 0 {
-		opts.Attempts = 3
-	}
-	if opts.Delay == 0 {
-		opts.Delay = time.Second
-	}
-	switch {
-	case opts.Jitter == 0:
-		opts.Jitter = 3 * time.Second
-	case opts.Jitter < 0:
-		opts.Jitter = 0
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,15 +84,25 @@ func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
 //     the API server itself refuses a second Job for the run; a Create that
 //     finds the name taken adopts that Job if it carries the run's ID and
 //     spec hash, and fails with ErrNameTaken otherwise.
-//   - Before every retry, Create looks for a Job with the run's ID and
-//     adopts it, so a Create whose answer was lost is never repeated.
+//   - After an attempt that may have created the Job (its answer was lost,
+//     or was a 5xx), the next attempt first GETs the Job by that name and
+//     adopts it: one request, whatever the number of Jobs in the
+//     namespace, so a burst of retries never turns into LISTs of them all.
 //   - With CreateOptions.Finder, a Job of the run under another name
-//     (made from a template that names Jobs otherwise) is found before the
-//     first attempt, and adopted or refused as above.
+//     (made from a template that names Jobs otherwise) is found in the
+//     shared stream's run-ID index, at no request, before the first
+//     attempt and after each that may have created one, and adopted or
+//     refused as above.
 //
-// Only what Retriable accepts is retried, waiting CreateOptions.Delay plus
-// jitter, or the server's Retry-After if longer. Every failure is a
-// *CreateError.
+// What is retried, and for how long: every request Create makes (the
+// create, the GETs of adoption) is retried on what retry.Retriable calls
+// transient (timeouts, 429 with or without Retry-After, 5xx, dropped or
+// refused connections) under CreateOptions.Retry: back-off with jitter,
+// or the server's Retry-After when longer, until the policy's deadline
+// (retry.DefaultDeadline, a few minutes, by default) and never past ctx.
+// A 4xx that a retry cannot fix (invalid, forbidden, quota, a missing
+// namespace) fails at once. Every failure is a *CreateError; one that ran
+// out of time also matches retry.ErrGaveUp.
 func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
 	runID := job.Labels[manifest.LabelRunID]
 	ns := job.Namespace
@@ -126,90 +120,64 @@ func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, e
 		obj.Annotations = map[string]string{}
 	}
 	obj.Annotations[AnnotationSpecHash] = hash
+	jobs := c.client.BatchV1().Jobs(ns)
 
-	if found, err := c.findRenamed(ctx, obj.Name, runID, ns, hash); err != nil || found != nil {
-		if err != nil {
-			return nil, newCreateError(ns, obj.Name, runID, 0, err)
-		}
-		return found, nil
-	}
-	bo := &retryBackOff{delay: c.opts.Delay, jitter: c.opts.Jitter, rand: randInt64N}
 	attempts := 0
-	op := func() (*batchv1.Job, error) {
+	look := false       // the Job may exist under its name: GET it first
+	lookRenamed := true // ask the Finder for the run's Jobs under other names
+	op := func(ctx context.Context) (*batchv1.Job, error) {
 		attempts++
 		c.opts.Metrics.CreateAttempt(attempts > 1)
-		if attempts > 1 {
-			found, err := c.find(ctx, ns, runID, hash)
-			if err != nil || found != nil {
-				return found, classify(bo, err)
+		if look {
+			existing, err := jobs.Get(ctx, obj.Name, metav1.GetOptions{})
+			switch {
+			case err == nil:
+				if err := checkOurs(existing, runID, hash); err != nil {
+					return nil, err
+				}
+				c.opts.Logger.DebugContext(ctx, "adopted the run's Job after an attempt whose answer was lost", "namespace", ns, "job", obj.Name, "run", runID)
+				return existing, nil
+			case !apierrors.IsNotFound(err):
+				return nil, err
 			}
+			look = false
 		}
-		created, err := c.client.BatchV1().Jobs(ns).Create(ctx, obj, metav1.CreateOptions{})
-		if err == nil {
+		if lookRenamed {
+			found, err := c.findRenamed(ctx, obj.Name, runID, ns, hash)
+			if err != nil || found != nil {
+				return found, err
+			}
+			lookRenamed = false
+		}
+		created, err := jobs.Create(ctx, obj, metav1.CreateOptions{})
+		switch {
+		case err == nil:
 			return created, nil
-		}
-		if apierrors.IsAlreadyExists(err) {
-			existing, gerr := c.client.BatchV1().Jobs(ns).Get(ctx, obj.Name, metav1.GetOptions{})
+		case apierrors.IsAlreadyExists(err):
+			existing, gerr := jobs.Get(ctx, obj.Name, metav1.GetOptions{})
 			if gerr != nil {
-				return nil, classify(bo, gerr)
+				look = true // it exists: the next attempt only reads it
+				return nil, gerr
 			}
 			if err := checkOurs(existing, runID, hash); err != nil {
-				return nil, backoff.Permanent(err)
+				return nil, err
 			}
 			c.opts.Logger.DebugContext(ctx, "adopted the run's existing Job", "namespace", ns, "job", obj.Name, "run", runID)
 			return existing, nil
 		}
-		return nil, classify(bo, err)
+		if retry.MayHaveApplied(err) {
+			look, lookRenamed = true, c.opts.Finder != nil
+		}
+		return nil, err
 	}
-	notify := func(err error, wait time.Duration) {
+	p := c.opts.Retry.Notifying(func(err error, wait time.Duration) {
 		c.opts.Logger.DebugContext(ctx, "retrying Job creation", "namespace", ns, "job", obj.Name, "run", runID, "attempt", attempts, "wait", wait, "error", err)
-	}
-	var timer backoff.Timer
-	if c.opts.timer != nil {
-		timer = c.opts.timer()
-	}
-	b := backoff.WithContext(backoff.WithMaxRetries(bo, uint64(c.opts.Attempts-1)), ctx)
-	created, err := backoff.RetryNotifyWithTimerAndData(op, b, notify, timer)
+	})
+	created, err := retry.Value(ctx, p, op)
 	if err != nil {
 		return nil, newCreateError(ns, obj.Name, runID, attempts, err)
 	}
 	return created, nil
-}
-
-// classify marks err permanent unless a retry can fix it.
-func classify(bo *retryBackOff, err error) error {
-	if err == nil || !Retriable(err) {
-		return backoff.Permanent(err)
-	}
-	bo.noteRetryAfter(err)
-	return err
-}
-
-// find returns the run's Job if one exists: nil if none, an error if it is
-// not ours to adopt.
-func (c *Creator) find(ctx context.Context, ns, runID, hash string) (*batchv1.Job, error) {
-	sel := labels.SelectorFromSet(labels.Set{manifest.LabelRunID: runID}).String()
-	list, err := c.client.BatchV1().Jobs(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-	if err != nil {
-		return nil, err
-	}
-	switch len(list.Items) {
-	case 0:
-		return nil, nil
-	case 1:
-		j := &list.Items[0]
-		if err := checkOurs(j, runID, hash); err != nil {
-			return nil, err
-		}
-		c.opts.Logger.DebugContext(ctx, "adopted the run's Job after a failed attempt", "namespace", ns, "job", j.Name, "run", runID)
-		return j, nil
-	default:
-		names := make([]string, len(list.Items))
-		for i := range list.Items {
-			names[i] = list.Items[i].Name
-		}
-		return nil, fmt.Errorf("%w: %d Jobs carry run ID %q: %s", ErrDuplicateRun, len(names), runID, strings.Join(names, ", "))
-	}
 }
 
 // findRenamed asks the Finder for the run's Jobs named other than name,

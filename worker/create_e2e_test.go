@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 func adminClient(t testing.TB) kubernetes.Interface {
@@ -81,7 +82,7 @@ func TestDefaultTemplateWithNoValuesIsAcceptedByTheAPIServer(t *testing.T) {
 func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 	const runs = 100
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(proxiedClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
+	creator := NewCreator(proxiedClient(t), CreateOptions{Retry: fastRetry})
 	before := cluster.Proxy().Stats()
 	isJobCreate := func(r *http.Request) bool {
 		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/jobs")
@@ -113,7 +114,7 @@ func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 func TestCreateMakesExactlyOneJobPerRunWhileConnectionsAreCut(t *testing.T) {
 	const runs = 100
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(proxiedClient(t), CreateOptions{Attempts: 20, Delay: 10 * time.Millisecond, Jitter: 20 * time.Millisecond})
+	creator := NewCreator(proxiedClient(t), CreateOptions{Retry: fastRetry})
 	before := cluster.Proxy().Stats()
 	stop := make(chan struct{})
 	var cutter sync.WaitGroup
@@ -229,7 +230,7 @@ func TestCreateErrorsCarryAHintFromTheRealAPIServer(t *testing.T) {
 		ns := cluster.NewNamespace(t)
 		job := preparedJob(t, ns, "invalid", nil)
 		job.Spec.Template.Spec.Containers[0].Name = "Not_A_DNS_Label"
-		_, err := NewCreator(adminClient(t), CreateOptions{Delay: time.Hour}).Create(t.Context(), job)
+		_, err := NewCreator(adminClient(t), CreateOptions{Retry: retry.Policy{Initial: time.Hour}}).Create(t.Context(), job)
 		var ce *CreateError
 		if !errors.As(err, &ce) || !apierrors.IsInvalid(err) || ce.Attempts != 1 {
 			t.Fatalf("got %v, want one attempt ending in Invalid", err)
@@ -245,7 +246,7 @@ func createUntilSettled(t *testing.T, client kubernetes.Interface, job *batchv1.
 	for i := 0; ; i++ {
 		j := job.DeepCopy()
 		j.Labels[manifest.LabelRunID] = fmt.Sprintf("%s-%d", job.Labels[manifest.LabelRunID], i)
-		_, err := NewCreator(client, CreateOptions{Attempts: 1}).Create(t.Context(), j)
+		_, err := NewCreator(client, CreateOptions{Retry: retry.Policy{Attempts: 1}}).Create(t.Context(), j)
 		if settled(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -275,7 +276,7 @@ func assertHint(t *testing.T, err error, is func(error) bool, hint string) {
 // refused with ErrDuplicateRun, creating nothing, when it does not.
 func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1})
+	creator := NewCreator(adminClient(t), CreateOptions{Retry: fastRetry})
 	first, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", nil))
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +320,7 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	// shared stream, whatever their names.
 	watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
 	defer watcher.Close()
-	finding := NewCreator(adminClient(t), CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Finder: watcher})
+	finding := NewCreator(adminClient(t), CreateOptions{Retry: fastRetry, Finder: watcher})
 	renamed := func(values map[string]any) *batchv1.Job {
 		job := preparedJob(t, ns, "adopt-1", values)
 		job.GenerateName = "renamed-"

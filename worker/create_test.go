@@ -3,18 +3,15 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,29 +23,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
-
-// fakeTimer fires at once and records each wait it was asked for.
-type fakeTimer struct {
-	mu    sync.Mutex
-	waits []time.Duration
-	c     chan time.Time
-}
-
-func (t *fakeTimer) Start(d time.Duration) {
-	t.mu.Lock()
-	t.waits = append(t.waits, d)
-	t.mu.Unlock()
-	t.c <- time.Time{}
-}
-func (t *fakeTimer) Stop()               {}
-func (t *fakeTimer) C() <-chan time.Time { return t.c }
-func newFakeTimer() *fakeTimer           { return &fakeTimer{c: make(chan time.Time, 1)} }
-func (t *fakeTimer) recorded() []time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]time.Duration(nil), t.waits...)
-}
 
 func testJob(runID string) *batchv1.Job {
 	return &batchv1.Job{
@@ -59,10 +35,12 @@ func testJob(runID string) *batchv1.Job {
 	}
 }
 
-func newTestCreator(client *fake.Clientset, timer *fakeTimer) *Creator {
-	c := NewCreator(client, CreateOptions{})
-	c.opts.timer = func() backoff.Timer { return timer }
-	return c
+// fastRetry is a retry policy with short waits for tests; no test
+// asserts a wait.
+var fastRetry = retry.Policy{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+
+func newTestCreator(client *fake.Clientset) *Creator {
+	return NewCreator(client, CreateOptions{Retry: fastRetry})
 }
 
 // failCreates makes the first n Job creates fail with err; with stored, the
@@ -97,7 +75,7 @@ func countJobs(t *testing.T, client *fake.Clientset) int {
 func TestCreateNamesTheJobFromTheRunAndStampsTheSpecHash(t *testing.T) {
 	client := fake.NewClientset()
 	job := testJob("run-1")
-	created, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
+	created, err := newTestCreator(client).Create(context.Background(), job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,36 +92,46 @@ func TestCreateNamesTheJobFromTheRunAndStampsTheSpecHash(t *testing.T) {
 
 func TestCreateRetries(t *testing.T) {
 	reset := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	forceClosed := &url.Error{Op: "Post", URL: "https://127.0.0.1/apis/batch/v1/namespaces/jobs/jobs", Err: errors.New("http2: client connection force closed via ClientConn.Close")}
 	tests := []struct {
 		name      string
 		err       error
 		failures  int
 		stored    bool // the failed Create did store the Job
 		wantCalls int
+		wantGets  int
 		wantErr   bool
 	}{
-		{"a 500 is retried", apierrors.NewInternalError(errors.New("boom")), 1, false, 2, false},
-		{"a 503 is retried", apierrors.NewServiceUnavailable("later"), 2, false, 3, false},
-		{"a 429 is retried", apierrors.NewTooManyRequests("slow down", 0), 1, false, 2, false},
-		{"a server timeout is retried", apierrors.NewServerTimeout(schema.GroupResource{Resource: "jobs"}, "create", 0), 1, false, 2, false},
-		{"a dropped connection is retried", reset, 1, false, 2, false},
-		{"an EOF is retried", io.ErrUnexpectedEOF, 1, false, 2, false},
-		{"a lost answer is not repeated: the Job is adopted", reset, 1, true, 1, false},
-		{"three failures exhaust the attempts", apierrors.NewInternalError(errors.New("boom")), 5, false, 3, true},
-		{"a validation error is not retried", apierrors.NewInvalid(schema.GroupKind{Group: "batch", Kind: "Job"}, "x", nil), 5, false, 1, true},
-		{"forbidden is not retried", apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "", errors.New("no")), 5, false, 1, true},
-		{"a bad request is not retried", apierrors.NewBadRequest("bad"), 5, false, 1, true},
+		{"a 500 is retried", apierrors.NewInternalError(errors.New("boom")), 1, false, 2, 1, false},
+		{"a 503 is retried", apierrors.NewServiceUnavailable("later"), 2, false, 3, 2, false},
+		{"a 429 without Retry-After is retried, with no look-up: it was refused", apierrors.NewTooManyRequests("slow down", 0), 3, false, 4, 0, false},
+		{"a 429 with Retry-After is retried", apierrors.NewTooManyRequests("slow down", 1), 1, false, 2, 0, false},
+		{"a server timeout is retried", apierrors.NewServerTimeout(schema.GroupResource{Resource: "jobs"}, "create", 0), 1, false, 2, 1, false},
+		{"a handler timeout is retried", apierrors.NewTimeoutError("request did not complete within 1m0s", 0), 1, false, 2, 1, false},
+		{"a dropped connection is retried", reset, 1, false, 2, 1, false},
+		{"a connection force-closed is retried", forceClosed, 1, false, 2, 1, false},
+		{"an EOF is retried", io.ErrUnexpectedEOF, 1, false, 2, 1, false},
+		{"many failures in a row are ridden out", apierrors.NewInternalError(errors.New("boom")), 12, false, 13, 12, false},
+		{"a lost answer is not repeated: the Job is adopted by its name", reset, 1, true, 1, 1, false},
+		{"a timed-out create that was stored is adopted by its name", apierrors.NewTimeoutError("handler timeout", 0), 1, true, 1, 1, false},
+		{"a validation error is not retried", apierrors.NewInvalid(schema.GroupKind{Group: "batch", Kind: "Job"}, "x", nil), 5, false, 1, 0, true},
+		{"forbidden is not retried", apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "", errors.New("no")), 5, false, 1, 0, true},
+		{"a bad request is not retried", apierrors.NewBadRequest("bad"), 5, false, 1, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client := fake.NewClientset()
 			calls := failCreates(client, tt.failures, tt.err, tt.stored)
-			_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), testJob("run-1"))
+			_, err := newTestCreator(client).Create(context.Background(), testJob("run-1"))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
 			if *calls != tt.wantCalls {
 				t.Errorf("%d creates, want %d", *calls, tt.wantCalls)
+			}
+			gets, lists := requests(client)
+			if gets != tt.wantGets || lists != 0 {
+				t.Errorf("%d GETs and %d LISTs of Jobs, want %d GETs by name and no LIST", gets, lists, tt.wantGets)
 			}
 			if want := map[bool]int{true: 0, false: 1}[tt.wantErr]; countJobs(t, client) != want {
 				t.Errorf("%d Jobs, want %d", countJobs(t, client), want)
@@ -158,34 +146,48 @@ func TestCreateRetries(t *testing.T) {
 	}
 }
 
-func TestCreateWaitsDelayPlusJitterOrRetryAfter(t *testing.T) {
-	client := fake.NewClientset()
-	failCreates(client, 2, apierrors.NewTooManyRequests("slow down", 7), false)
-	timer := newFakeTimer()
-	c := newTestCreator(client, timer)
-	if _, err := c.Create(context.Background(), testJob("r")); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range timer.recorded() {
-		if w != 7*time.Second {
-			t.Errorf("waited %v, want the server's Retry-After of 7s (longer than 1s + up to 3s)", w)
+// requests counts the GETs and LISTs of Jobs the client was asked for.
+func requests(client *fake.Clientset) (gets, lists int) {
+	for _, a := range client.Actions() {
+		if a.GetResource().Resource != "jobs" {
+			continue
+		}
+		switch a.GetVerb() {
+		case "get":
+			gets++
+		case "list":
+			lists++
 		}
 	}
+	return gets, lists
+}
 
-	client = fake.NewClientset()
-	failCreates(client, 2, apierrors.NewInternalError(errors.New("x")), false)
-	timer = newFakeTimer()
-	if _, err := newTestCreator(client, timer).Create(context.Background(), testJob("r")); err != nil {
-		t.Fatal(err)
+func TestCreateGivesUpAtTheDeadlineWithTheLastError(t *testing.T) {
+	client := fake.NewClientset()
+	failCreates(client, 1<<30, apierrors.NewServiceUnavailable("etcd is down"), false)
+	c := NewCreator(client, CreateOptions{Retry: retry.Policy{Deadline: 100 * time.Millisecond, Initial: 10 * time.Millisecond}})
+	_, err := c.Create(context.Background(), testJob("r"))
+	var ce *CreateError
+	if !errors.As(err, &ce) || !errors.Is(err, retry.ErrGaveUp) || !apierrors.IsServiceUnavailable(err) || ce.Attempts < 2 {
+		t.Fatalf("got %v, want a *CreateError of several attempts matching retry.ErrGaveUp and the 503", err)
 	}
-	waits := timer.recorded()
-	if len(waits) != 2 {
-		t.Fatalf("%d waits, want 2", len(waits))
-	}
-	for _, w := range waits {
-		if w < time.Second || w > 4*time.Second {
-			t.Errorf("waited %v, want 1s fixed plus 0–3s jitter", w)
+}
+
+func TestCreateRetriesTheAdoptionsGet(t *testing.T) {
+	// The first create's answer is lost, and so is the answer to the
+	// GET that would adopt its Job: the next attempt GETs again.
+	client := fake.NewClientset()
+	failCreates(client, 1, io.ErrUnexpectedEOF, true)
+	gets := 0
+	client.PrependReactor("get", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if gets++; gets == 1 {
+			return true, nil, apierrors.NewTooManyRequests("slow down", 0)
 		}
+		return false, nil, nil
+	})
+	got, err := newTestCreator(client).Create(context.Background(), testJob("run-1"))
+	if err != nil || got.Name != RunJobName("etl-", "run-1") || countJobs(t, client) != 1 || gets != 2 {
+		t.Fatalf("got %v, %v after %d GETs; want the Job adopted after 2", got, err, gets)
 	}
 }
 
@@ -197,7 +199,7 @@ func TestCreateAdoptsOnlyTheRunsOwnJob(t *testing.T) {
 
 	t.Run("a Job of the same name, run and spec is adopted", func(t *testing.T) {
 		client := fake.NewClientset(ours.DeepCopy())
-		got, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
+		got, err := newTestCreator(client).Create(context.Background(), job)
 		if err != nil || got.Name != ours.Name || countJobs(t, client) != 1 {
 			t.Fatalf("got %v, %v; want the existing Job adopted", got, err)
 		}
@@ -206,7 +208,7 @@ func TestCreateAdoptsOnlyTheRunsOwnJob(t *testing.T) {
 		other := ours.DeepCopy()
 		other.Labels[manifest.LabelRunID] = "run-2"
 		client := fake.NewClientset(other)
-		_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
+		_, err := newTestCreator(client).Create(context.Background(), job)
 		if !errors.Is(err, ErrNameTaken) {
 			t.Fatalf("got %v, want ErrNameTaken", err)
 		}
@@ -215,19 +217,41 @@ func TestCreateAdoptsOnlyTheRunsOwnJob(t *testing.T) {
 		other := ours.DeepCopy()
 		other.Annotations[AnnotationSpecHash] = "different"
 		client := fake.NewClientset(other)
-		_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
+		_, err := newTestCreator(client).Create(context.Background(), job)
 		if !errors.Is(err, ErrDuplicateRun) {
 			t.Fatalf("got %v, want ErrDuplicateRun", err)
 		}
 	})
-	t.Run("two Jobs for the run after a failure are refused", func(t *testing.T) {
-		a, b := ours.DeepCopy(), ours.DeepCopy()
-		a.Name, b.Name = "a", "b"
-		client := fake.NewClientset(a, b)
-		failCreates(client, 1, apierrors.NewInternalError(errors.New("x")), false)
-		_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), job)
-		if !errors.Is(err, ErrDuplicateRun) || !strings.Contains(err.Error(), "2 Jobs") {
-			t.Fatalf("got %v, want ErrDuplicateRun naming 2 Jobs", err)
+	t.Run("after a lost answer, a Job of the run under another name in the index is adopted", func(t *testing.T) {
+		renamed := ours.DeepCopy()
+		renamed.Name = "renamed"
+		client := fake.NewClientset()
+		calls := 0
+		client.PrependReactor("create", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+			// Another worker of the run, whose template names Jobs
+			// otherwise, got there first; our answer is lost.
+			if calls++; calls == 1 {
+				if err := client.Tracker().Add(renamed.DeepCopy()); err != nil {
+					t.Error(err)
+				}
+				return true, nil, io.ErrUnexpectedEOF
+			}
+			return false, nil, nil
+		})
+		c := newTestCreator(client)
+		index := 0
+		c.opts.Finder = finderFunc(func(context.Context, string, string) ([]string, error) {
+			if index++; index == 1 {
+				return nil, nil // before the first attempt: nothing yet
+			}
+			return []string{"renamed"}, nil
+		})
+		got, err := c.Create(context.Background(), job)
+		if _, lists := requests(client); lists != 0 {
+			t.Errorf("%d LISTs of Jobs, want none", lists)
+		}
+		if err != nil || got.Name != "renamed" || countJobs(t, client) != 1 || calls != 1 {
+			t.Fatalf("got %v, %v after %d creates; want the renamed Job adopted, no second create", got, err, calls)
 		}
 	})
 }
@@ -251,7 +275,7 @@ func TestCreateFindsTheRunsJobUnderAnotherName(t *testing.T) {
 		return []string{renamed.Name, "gone-since"}, nil
 	})
 	creator := func(client *fake.Clientset, f RunFinder) *Creator {
-		c := newTestCreator(client, newFakeTimer())
+		c := newTestCreator(client)
 		c.opts.Finder = f
 		return c
 	}
@@ -316,7 +340,7 @@ func TestCreateErrorHints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client := fake.NewClientset()
 			failCreates(client, 1, tt.err, false)
-			_, err := newTestCreator(client, newFakeTimer()).Create(context.Background(), testJob("r"))
+			_, err := newTestCreator(client).Create(context.Background(), testJob("r"))
 			var ce *CreateError
 			if !errors.As(err, &ce) {
 				t.Fatalf("got %T, want *CreateError", err)
@@ -336,7 +360,7 @@ func TestCreateStopsWhenTheContextEnds(t *testing.T) {
 	client := fake.NewClientset()
 	failCreates(client, 10, apierrors.NewInternalError(errors.New("x")), false)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := NewCreator(client, CreateOptions{Delay: time.Hour, Attempts: 5})
+	c := NewCreator(client, CreateOptions{Retry: retry.Policy{Initial: time.Hour}})
 	done := make(chan error)
 	go func() { _, err := c.Create(ctx, testJob("r")); done <- err }()
 	cancel()
@@ -367,43 +391,5 @@ func TestRunJobName(t *testing.T) {
 	}
 	if RunJobName("etl-", "a") == RunJobName("etl-", "b") {
 		t.Error("two runs got one name")
-	}
-}
-
-func TestRetriable(t *testing.T) {
-	gr := schema.GroupResource{Resource: "jobs"}
-	tests := []struct {
-		err  error
-		want bool
-	}{
-		{nil, false},
-		{apierrors.NewInternalError(errors.New("x")), true},
-		{apierrors.NewServiceUnavailable("x"), true},
-		{apierrors.NewTooManyRequests("x", 1), true},
-		{apierrors.NewServerTimeout(gr, "create", 1), true},
-		{apierrors.NewTimeoutError("x", 1), true},
-		{apierrors.NewGenericServerResponse(502, "POST", gr, "", "bad gateway", 0, true), true},
-		{apierrors.NewBadRequest("x"), false},
-		{apierrors.NewInvalid(schema.GroupKind{Kind: "Job"}, "x", nil), false},
-		{apierrors.NewForbidden(gr, "x", errors.New("no")), false},
-		{apierrors.NewUnauthorized("x"), false},
-		{apierrors.NewNotFound(gr, "x"), false},
-		{apierrors.NewConflict(gr, "x", errors.New("c")), false},
-		{apierrors.NewAlreadyExists(gr, "x"), false},
-		{io.EOF, true},
-		{fmt.Errorf("post: %w", io.ErrUnexpectedEOF), true},
-		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, true},
-		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true},
-		{errors.New("http2: client connection lost"), true},
-		{fmt.Errorf(`Post "https://127.0.0.1/x": %w`, errors.New("http2: client connection force closed via ClientConn.Close")), true},
-		{&url.Error{Op: "Get", URL: "https://127.0.0.1/x", Err: errors.New("http2: client conn could not be established")}, true},
-		{context.DeadlineExceeded, true},
-		{context.Canceled, false},
-		{errors.New("something else"), false},
-	}
-	for _, tt := range tests {
-		if got := Retriable(tt.err); got != tt.want {
-			t.Errorf("Retriable(%v) = %v, want %v", tt.err, got, tt.want)
-		}
 	}
 }

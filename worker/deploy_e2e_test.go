@@ -202,7 +202,7 @@ func newAccountWorker(t *testing.T, client kubernetes.Interface, ns string, opts
 	if opts.Prepare.Customizations == nil {
 		opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationLog: "hello"})
 	}
-	opts.Create.Delay, opts.Create.Jitter = 10*time.Millisecond, -1
+	opts.Retry = fastRetry
 	opts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
 	w, err := New(client, opts)
 	if err != nil {

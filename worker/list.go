@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // Phase is where a listed run's Job stands, read from the Job's status.
@@ -65,6 +66,10 @@ const listPageSize = 500
 // manifest.LabelRunID, selected by the API server. They come oldest
 // first. A namespace that cannot be listed is an error naming it; the
 // runs of the other namespaces are still returned.
+//
+// Each page's LIST (and the cluster UID read) is retried on a transient
+// failure (timeouts, 429, 5xx, dropped connections) under Options.Retry,
+// for up to its deadline (3 minutes by default) and never past ctx.
 func (w *Worker) List(ctx context.Context) ([]RunInfo, error) {
 	jobs, err := w.listJobs(ctx)
 	now := time.Now()
@@ -126,7 +131,9 @@ func (w *Worker) listJobs(ctx context.Context) ([]batchv1.Job, error) {
 		}
 		opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: listPageSize}
 		for {
-			list, err := jc.List(ctx, opts)
+			list, err := retry.Value(ctx, w.retry(ctx, "list Jobs in namespace "+ns, ""), func(ctx context.Context) (*batchv1.JobList, error) {
+				return jc.List(ctx, opts)
+			})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("worker: list Jobs in namespace %s: %w", ns, err))
 				break

@@ -347,7 +347,7 @@ func TestE2ERequestCountsAgreeWithTheAPIServersOwn(t *testing.T) {
 func TestE2ECreatorCountsAttemptsAndTheRetryOfALostAnswer(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	client, rec, reg := promClient(t, cluster.ProxyConfig())
-	creator := NewCreator(client, CreateOptions{Delay: 10 * time.Millisecond, Jitter: -1, Metrics: rec})
+	creator := NewCreator(client, CreateOptions{Retry: fastRetry, Metrics: rec})
 	cluster.Proxy().CutNextAfterResponse(func(r *http.Request) bool {
 		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/jobs")
 	})

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // preflightIdentity creates, as the admin, service account "pf" in ns
@@ -278,7 +279,7 @@ func TestPreflightReportsAResourceQuotaUsedUpInAdvance(t *testing.T) {
 		t.Errorf("rejection %+v", r)
 	}
 	// The same hint as creating the Job for real.
-	_, cerr := NewCreator(client, CreateOptions{Attempts: 1}).Create(t.Context(), preparedJob(t, ns, "real", nil))
+	_, cerr := NewCreator(client, CreateOptions{Retry: retry.Policy{Attempts: 1}}).Create(t.Context(), preparedJob(t, ns, "real", nil))
 	var ce *CreateError
 	if !errors.As(cerr, &ce) || ce.Hint == "" || ce.Hint != r.Hint {
 		t.Errorf("dry-run hint %q; creation's %q (%v)", r.Hint, ce.Hint, cerr)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // AnnotationTTL holds, on a Job created under Options.RetainUntilRecorded,
@@ -21,9 +22,6 @@ import (
 // created without a TTL; the Worker that delivers the run's Result (Run,
 // Attach or Sweep, whichever Worker it is) sets the TTL from this value.
 const AnnotationTTL = "kubeworker.io/ttl-seconds-after-finished"
-
-// releaseTimeout bounds the patch that gives a Job its TTL back.
-const releaseTimeout = 30 * time.Second
 
 // retain moves job's ttlSecondsAfterFinished into AnnotationTTL, before
 // the Job is created and hashed.
@@ -79,7 +77,9 @@ func hold(job *batchv1.Job) heldJob {
 // going (TimedOut: its final Result is not known yet). A failure is
 // logged, not returned: the Result stands, and the Job is kept until a
 // later Attach or Sweep releases it (or deletes it, if its run is
-// unknown by then).
+// unknown by then). The patch is retried on a transient failure under
+// Options.Retry, for up to its deadline (3 minutes by default) even when
+// ctx has ended: the caller waits for it.
 func (w *Worker) release(ctx context.Context, job heldJob, res Result) {
 	v, ok := job.ttlAnnotation, job.hasTTLAnnotation
 	if !ok || job.hasTTL || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
@@ -91,11 +91,14 @@ func (w *Worker) release(ctx context.Context, job heldJob, res Result) {
 		return
 	}
 	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.uid, ttl)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
-	defer cancel()
 	jobs, err := w.jobs(job.namespace)
 	if err == nil {
-		_, err = jobs.Patch(pctx, job.name, types.MergePatchType, patch, metav1.PatchOptions{})
+		// Not cut short by ctx, which may end with the run: bounded by
+		// the retry policy's deadline instead.
+		err = w.retry(ctx, "give the Job its TTL back", res.PID.String()).Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
+			_, err := jobs.Patch(ctx, job.name, types.MergePatchType, patch, metav1.PatchOptions{})
+			return err
+		})
 	}
 	switch {
 	case err == nil:
@@ -123,4 +126,12 @@ func otherUID(err error) bool {
 		}
 	}
 	return false
+}
+
+// retry is Options.Retry, logging each retry of the request named what
+// at Debug.
+func (w *Worker) retry(ctx context.Context, what, pid string) retry.Policy {
+	return w.opts.Retry.Notifying(func(err error, wait time.Duration) {
+		w.log.DebugContext(ctx, "retrying a request", "request", what, "pid", pid, "wait", wait, "error", err)
+	})
 }

@@ -10,10 +10,11 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
+	clientretry "k8s.io/client-go/util/retry"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // DefaultSweepGrace is how old the Job of an unknown run must be before
@@ -82,6 +83,13 @@ type SweepReport struct {
 // Sweep attaches to a known run even if a Run of this Worker follows it.
 // An error names each namespace that could not be listed and each Job
 // that could not be deleted; the report still holds what was done.
+//
+// Every request of Sweep (the LISTs, the GETs and deletes of unknown
+// runs' Jobs) and of the attaches it starts is retried on a transient
+// failure (timeouts, 429, 5xx, dropped connections) under Options.Retry,
+// for up to its deadline (3 minutes by default) and never past ctx; a
+// delete whose answer was lost and that then finds the Job gone, or
+// being deleted, counts as deleted.
 func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts SweepOptions) (SweepReport, error) {
 	done := make(chan struct{})
 	report := SweepReport{Done: done}
@@ -187,11 +195,19 @@ func (w *Worker) deleteUnknown(ctx context.Context, job *batchv1.Job, known func
 		return false, err
 	}
 	current := job
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	p := w.retry(ctx, "delete the Job of an unknown run", job.Namespace+"/"+job.Name)
+	mayHaveDeleted := false
+	err = clientretry.RetryOnConflict(clientretry.DefaultRetry, func() error {
 		if current == nil {
-			got, err := jobs.Get(ctx, job.Name, metav1.GetOptions{})
+			got, err := retry.Value(ctx, p, func(ctx context.Context) (*batchv1.Job, error) {
+				return jobs.Get(ctx, job.Name, metav1.GetOptions{})
+			})
 			if err != nil {
 				return err
+			}
+			if mayHaveDeleted && got.UID == job.UID && got.DeletionTimestamp != nil {
+				deleted = true // our delete, whose answer was lost
+				return nil
 			}
 			if got.UID != job.UID || w.checkManaged(clusterid.PID{Namespace: got.Namespace, Name: got.Name}, got) != nil || known(got.Labels[manifest.LabelRunID]) ||
 				got.DeletionTimestamp != nil || (grace > 0 && time.Since(got.CreationTimestamp.Time) < grace) {
@@ -203,7 +219,13 @@ func (w *Worker) deleteUnknown(ctx context.Context, job *batchv1.Job, known func
 			PropagationPolicy: new(metav1.DeletePropagationForeground),
 			Preconditions:     &metav1.Preconditions{UID: &current.UID, ResourceVersion: &current.ResourceVersion},
 		}
-		err := jobs.Delete(ctx, current.Name, opts)
+		err := p.Do(ctx, func(ctx context.Context) error {
+			err := jobs.Delete(ctx, current.Name, opts)
+			if err != nil && retry.MayHaveApplied(err) {
+				mayHaveDeleted = true
+			}
+			return err
+		})
 		if apierrors.IsConflict(err) {
 			current = nil // read it again, judge it again
 			return err
@@ -213,7 +235,7 @@ func (w *Worker) deleteUnknown(ctx context.Context, job *batchv1.Job, known func
 	})
 	switch {
 	case apierrors.IsNotFound(err):
-		return false, nil
+		return mayHaveDeleted, nil
 	case err != nil:
 		return false, fmt.Errorf("worker: sweep: delete Job %s/%s: %w", job.Namespace, job.Name, err)
 	}

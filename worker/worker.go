@@ -19,6 +19,7 @@ import (
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
+	"github.com/kubeworker/kubeworker/retry"
 	"github.com/kubeworker/kubeworker/secrets"
 )
 
@@ -101,7 +102,21 @@ type Options struct {
 	// Secrets chooses how secret values are kept out of Job specs.
 	// Default: not at all.
 	Secrets SecretsOptions
-	// Create tunes the default JobCreator's retries.
+	// Retry is the one retry policy of every API call on a run's path:
+	// the Job's create and the GETs that adopt it, Attach's reads, the
+	// cluster UID read, Kill's delete, the retention patch, Secret writes,
+	// List's and Sweep's requests, and the final read of a pod's log. A
+	// call is retried on what retry.Retriable calls transient (timeouts,
+	// 429 with or without Retry-After, 5xx, dropped or refused
+	// connections); a 4xx that a retry cannot fix fails at once. Default:
+	// the zero retry.Policy, exponential back-off with jitter from 500 ms
+	// to 30 s, the server's Retry-After when longer, for up to
+	// retry.DefaultDeadline (3 minutes) and never past the call's context.
+	// The default parts take it unless given a Policy of their own
+	// (Create.Retry, Secrets.Manager.Retry).
+	Retry retry.Policy
+	// Create tunes the default JobCreator: its Retry (default
+	// Options.Retry), logger, metrics and Finder.
 	Create CreateOptions
 	// DeleteOnCancel deletes a run's Job (foreground) when Run's context
 	// ends before the Job does. Default: false, the Job is left running.
@@ -174,7 +189,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 		opts.Preparer = &templatePreparer{opts: &opts}
 	}
 	if opts.Waiter == nil {
-		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics})
+		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics, Retry: opts.Retry})
 	}
 	if opts.Creator == nil {
 		c := opts.Create
@@ -187,6 +202,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 		if c.Metrics == nil {
 			c.Metrics = opts.Metrics
 		}
+		c.Retry = c.Retry.Or(opts.Retry)
 		opts.Creator = NewCreator(client, c)
 	}
 	if opts.Store == nil {
@@ -201,13 +217,14 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 			if so.Logger == nil {
 				so.Logger = opts.Logger
 			}
+			so.Retry = so.Retry.Or(opts.Retry)
 			opts.Store = &managerStore{m: secrets.New(client, so), opts: opts.Secrets}
 		} else {
 			opts.Store = noSecrets{}
 		}
 	}
 	if opts.Identity == nil {
-		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger})
+		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger, Retry: opts.Retry})
 	}
 	if opts.Jobs == nil && client != nil {
 		opts.Jobs = client.BatchV1()
@@ -226,6 +243,17 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 // A Run with the ID of a run whose Job exists adopts that Job, if it was
 // made from the same spec (see Creator.Create), and follows it; Attach
 // follows a Job by PID without preparing anything.
+//
+// What is retried, and for how long: no transient failure (timeouts, 429
+// with or without Retry-After, 5xx, dropped connections, an API server
+// restart) fails a Run while Options.Retry's deadline lasts (3 minutes by
+// default, never past ctx), on any request of its path: the Secret
+// writes, the Job's create and the GETs that adopt it after a lost
+// answer, the cluster UID read, the retention patch and, when ctx ends
+// under Options.DeleteOnCancel, the delete. Following the Job (the
+// shared watch streams, its GETs and pod lists, the log stream) retries
+// for as long as the run lasts. A 4xx that a retry cannot fix fails at
+// once.
 func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
 	if !w.enter() {
 		return Result{}, ErrClosed
@@ -269,9 +297,9 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
 	if err != nil {
 		if ctx.Err() != nil && w.opts.DeleteOnCancel {
-			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			kerr := w.opts.Identity.Kill(kctx, res.PID, 0)
-			cancel()
+			// Bounded by the retry policy's deadline, not by ctx, which
+			// has ended.
+			kerr := w.opts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
 			if kerr != nil && !errors.Is(kerr, clusterid.ErrNotFound) {
 				err = errors.Join(err, fmt.Errorf("delete Job %s: %w", res.PID, kerr))
 			}
@@ -317,6 +345,12 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 // Kill deletes the Job that pid names, with foreground propagation so its
 // pods go too. A PID of another cluster is refused (clusterid.ErrWrongCluster);
 // a missing Job is clusterid.ErrNotFound.
+//
+// With the default Identity, the cluster UID read and the delete are
+// retried on a transient failure (timeouts, 429, 5xx, dropped
+// connections) under Options.Retry, for up to its deadline (3 minutes by
+// default) and never past ctx; a delete whose answer was lost and that
+// then finds the Job gone returns nil.
 func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duration) error {
 	return w.opts.Identity.Kill(ctx, pid, grace)
 }

@@ -40,7 +40,7 @@ func newTestWorker(t *testing.T, ns string, ann map[string]string, opts Options)
 	t.Helper()
 	opts.Namespace = ns
 	opts.Prepare.Customizations = podAnnotations(ann)
-	opts.Create.Delay, opts.Create.Jitter = 10*time.Millisecond, -1
+	opts.Retry = fastRetry
 	w, err := New(adminClient(t), opts)
 	if err != nil {
 		t.Fatal(err)
