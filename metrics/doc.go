@@ -6,7 +6,7 @@
 //
 //	reg := prometheus.NewRegistry()
 //	rec, err := prom.New(reg)                     // kubeworker_* collectors
-//	cfg, err := worker.Config(worker.ConfigOptions{Metrics: rec})
+//	cfg, err := kubeconfig.Load(kubeconfig.Options{Metrics: rec})
 //	w, err := worker.New(kubernetes.NewForConfigOrDie(cfg), worker.Options{Metrics: rec})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //

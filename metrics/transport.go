@@ -14,7 +14,7 @@ import "net/http"
 // it fails without an answer; each retry client-go makes is a request of
 // its own. A nil rec counts in RequestCounts only. Wrapping a transport
 // that WrapTransport made adds rec to it instead, so a request is still
-// counted once per Recorder and once in its RequestCount (worker.Config
+// counted once per Recorder and once in its RequestCount (kubeconfig.Load
 // wraps its config already).
 func WrapTransport(rec Recorder) func(http.RoundTripper) http.RoundTripper {
 	return func(rt http.RoundTripper) http.RoundTripper {

@@ -135,7 +135,7 @@ func TestWrappingTwiceCountsOncePerRecorderAndOncePerRun(t *testing.T) {
 	srv := newServer(t)
 	first, second := &requestLog{}, &requestLog{}
 	rt := metrics.WrapTransport(second)(metrics.WrapTransport(first)(srv.Client().Transport))
-	rt = metrics.WrapTransport(nil)(rt) // as worker.Config and then a caller
+	rt = metrics.WrapTransport(nil)(rt) // as kubeconfig.Load and then a caller
 	client := &http.Client{Transport: rt}
 	var run metrics.RequestCount
 	srv.get(t, metrics.WithRequestCount(t.Context(), &run), client, "/api/v1/namespaces/ns/pods/p")

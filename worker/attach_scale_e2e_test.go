@@ -23,6 +23,7 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 )
 
 // BenchmarkE2EAttach1000RunningRuns starts 1,000 runs whose pods run for
@@ -136,7 +137,7 @@ func measureAttach(b testing.TB, ns string, pids []clusterid.PID, mode string) a
 	b.Helper()
 	counted := &countingTransport{}
 	conf := cluster.Config()
-	conf.QPS, conf.Burst = DefaultQPS, DefaultBurst
+	conf.QPS, conf.Burst = kubeconfig.DefaultQPS, kubeconfig.DefaultBurst
 	conf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
 	client, err := kubernetes.NewForConfig(conf)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/metrics/prom"
 )
 
@@ -25,11 +26,11 @@ func TestRunsAreCountedInTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kubeconfig, err := os.ReadFile(cluster.Kubeconfig())
+	kc, err := os.ReadFile(cluster.Kubeconfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf, err := Config(ConfigOptions{Kubeconfig: kubeconfig, Metrics: rec})
+	conf, err := kubeconfig.Load(kubeconfig.Options{Kubeconfig: kc, Metrics: rec})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/metrics"
 )
 
@@ -86,7 +87,7 @@ func TestConfigCountsRequestsInTheRecorderAndTheRun(t *testing.T) {
 		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`)
 	}))
 	defer srv.Close()
-	kubeconfig := fmt.Sprintf(`apiVersion: v1
+	kc := fmt.Sprintf(`apiVersion: v1
 kind: Config
 current-context: a
 clusters: [{name: a, cluster: {server: %q}}]
@@ -96,7 +97,7 @@ contexts: [{name: a, context: {cluster: a, user: u}}]
 	for _, withRecorder := range []bool{true, false} {
 		t.Run(fmt.Sprintf("recorder %v", withRecorder), func(t *testing.T) {
 			rec := &runTally{}
-			opts := ConfigOptions{Kubeconfig: []byte(kubeconfig)}
+			opts := kubeconfig.Options{Kubeconfig: []byte(kc)}
 			if withRecorder {
 				opts.Metrics = rec
 			}

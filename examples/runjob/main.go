@@ -29,28 +29,29 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
 func main() {
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file of a real cluster; default: start the local one")
+	kubeconfigPath := flag.String("kubeconfig", "", "kubeconfig file of a real cluster; default: start the local one")
 	kubeContext := flag.String("context", "", "kubeconfig context")
 	namespace := flag.String("namespace", "default", "namespace of the Job")
 	exitCode := flag.String("exit-code", "0", "on the local cluster: the exit code the run ends with")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, *kubeconfig, *kubeContext, *namespace, *exitCode); err != nil {
+	if err := run(ctx, *kubeconfigPath, *kubeContext, *namespace, *exitCode); err != nil {
 		fmt.Fprintln(os.Stderr, "runjob:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, kubeconfig, kubeContext, namespace, exitCode string) error {
+func run(ctx context.Context, kubeconfigPath, kubeContext, namespace, exitCode string) error {
 	opts := worker.Options{Name: "runjob", Namespace: namespace}
 	var cfg *rest.Config
 	values := map[string]any{"image": "docker.io/library/busybox:stable"}
-	if kubeconfig == "" {
+	if kubeconfigPath == "" {
 		fmt.Fprintln(os.Stderr, "runjob: starting the local control plane (the first run builds it: ~15 min on 2 cores)")
 		c, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr})
 		if err != nil {
@@ -61,11 +62,11 @@ func run(ctx context.Context, kubeconfig, kubeContext, namespace, exitCode strin
 		opts.Prepare.Customizations = []byte(fmt.Sprintf(`[{"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {%q: "hello from kubeworker\nthe run is done", %q: %q, %q: "1s"}}}]`,
 			testcluster.AnnotationLog, testcluster.AnnotationExitCode, exitCode, testcluster.AnnotationDelay))
 	} else {
-		data, err := os.ReadFile(kubeconfig)
+		data, err := os.ReadFile(kubeconfigPath)
 		if err != nil {
 			return err
 		}
-		if cfg, err = worker.Config(worker.ConfigOptions{Kubeconfig: data, Context: kubeContext}); err != nil {
+		if cfg, err = kubeconfig.Load(kubeconfig.Options{Kubeconfig: data, Context: kubeContext}); err != nil {
 			return err
 		}
 		values["command"] = `sh -c 'echo hello from kubeworker; sleep 1; echo the run is done'`

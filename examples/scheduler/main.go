@@ -47,6 +47,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/metrics/prom"
@@ -55,20 +56,20 @@ import (
 
 func main() {
 	queue := flag.String("queue", "", "directory of run files; default: a sample queue")
-	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of a real cluster; default: start the local one")
+	kubeconfigPath := flag.String("kubeconfig", "", "kubeconfig of a real cluster; default: start the local one")
 	kubeContext := flag.String("context", "", "kubeconfig context")
 	concurrency := flag.Int("concurrency", 3, "runs at once")
 	listen := flag.String("listen", "127.0.0.1:8080", "address serving /metrics, /healthz and /readyz")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := mainErr(ctx, *queue, *kubeconfig, *kubeContext, *concurrency, *listen); err != nil {
+	if err := mainErr(ctx, *queue, *kubeconfigPath, *kubeContext, *concurrency, *listen); err != nil {
 		fmt.Fprintln(os.Stderr, "scheduler:", err)
 		os.Exit(1)
 	}
 }
 
-func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurrency int, listen string) error {
+func mainErr(ctx context.Context, queue, kubeconfigPath, kubeContext string, concurrency int, listen string) error {
 	if queue == "" {
 		dir, err := os.MkdirTemp("", "kubeworker-queue-")
 		if err != nil {
@@ -81,7 +82,7 @@ func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurr
 		queue = dir
 	}
 	var cfg *rest.Config
-	if kubeconfig == "" {
+	if kubeconfigPath == "" {
 		c, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr})
 		if err != nil {
 			return err
@@ -89,11 +90,11 @@ func mainErr(ctx context.Context, queue, kubeconfig, kubeContext string, concurr
 		defer c.Stop()
 		cfg = c.Config()
 	} else {
-		data, err := os.ReadFile(kubeconfig)
+		data, err := os.ReadFile(kubeconfigPath)
 		if err != nil {
 			return err
 		}
-		if cfg, err = worker.Config(worker.ConfigOptions{Kubeconfig: data, Context: kubeContext}); err != nil {
+		if cfg, err = kubeconfig.Load(kubeconfig.Options{Kubeconfig: data, Context: kubeContext}); err != nil {
 			return err
 		}
 	}
@@ -158,7 +159,7 @@ func newScheduler(cfg *rest.Config, queue, namespace string, concurrency int, ou
 		return nil, err
 	}
 	cfg = rest.CopyConfig(cfg)
-	cfg.Wrap(metrics.WrapTransport(rec)) // counts every API request; worker.Config's transport is merged, not doubled
+	cfg.Wrap(metrics.WrapTransport(rec)) // counts every API request; kubeconfig.Load's transport is merged, not doubled
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err

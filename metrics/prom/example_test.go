@@ -14,7 +14,7 @@ import (
 )
 
 // A Recorder on a registry of one's own, served for scraping. Give the
-// Recorder to worker.Options, worker.ConfigOptions (or
+// Recorder to worker.Options, kubeconfig.Options (or
 // metrics.WrapTransport) and jobwatch.Options.
 func ExampleNew() {
 	reg := prometheus.NewRegistry()

@@ -8,7 +8,7 @@
 //	if err != nil {
 //		return err
 //	}
-//	cfg, err := worker.Config(worker.ConfigOptions{Metrics: rec}) // counts API requests
+//	cfg, err := kubeconfig.Load(kubeconfig.Options{Metrics: rec}) // counts API requests
 //	w, err := worker.New(kubernetes.NewForConfigOrDie(cfg), worker.Options{Metrics: rec})
 //	http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //

@@ -1,4 +1,8 @@
-package worker
+// Package kubeconfig makes the *rest.Config a worker talks to a cluster
+// with: from kubeconfig bytes or an object with a context, in-cluster, or
+// client-go's default loading rules, with rates that do not throttle a
+// busy worker and a transport that counts every request.
+package kubeconfig
 
 import (
 	"errors"
@@ -12,17 +16,17 @@ import (
 	"github.com/kubeworker/kubeworker/metrics"
 )
 
-// Defaults for ConfigOptions: client-go's own (5 QPS, burst 10) would make
+// Defaults for Options: client-go's own (5 QPS, burst 10) would make
 // a worker that creates many Jobs wait on itself.
 const (
 	DefaultQPS   = 100
 	DefaultBurst = 200
 )
 
-// ConfigOptions say how to reach the cluster. The zero value uses
+// Options say how to reach the cluster. The zero value uses
 // in-cluster config when running in a pod, else client-go's default
 // loading rules ($KUBECONFIG, then ~/.kube/config).
-type ConfigOptions struct {
+type Options struct {
 	// Kubeconfig is a kubeconfig file's contents. Default: none.
 	Kubeconfig []byte
 	// KubeconfigMap is a kubeconfig as an object, as a template's
@@ -38,35 +42,35 @@ type ConfigOptions struct {
 	UserAgent string
 	// Metrics receives every API request made through the config's
 	// transport, by verb, resource and status code (see
-	// metrics.WrapTransport). Config always counts requests in the run
+	// metrics.WrapTransport). Load always counts requests in the run
 	// contexts that carry a count, so that Result.Requests is filled;
 	// do not wrap its transport with metrics.WrapTransport again.
 	// Default: none (metrics.Discard).
 	Metrics metrics.Recorder
 }
 
-// ConfigFor returns the options for a template's cluster_config, or the
-// zero options when it has none.
-func ConfigFor(cc *manifest.ClusterConfig) ConfigOptions {
+// For returns the options for a template's cluster_config, or the zero
+// options when it has none.
+func For(cc *manifest.ClusterConfig) Options {
 	if cc == nil {
-		return ConfigOptions{}
+		return Options{}
 	}
-	return ConfigOptions{KubeconfigMap: cc.Config, Context: cc.Context}
+	return Options{KubeconfigMap: cc.Config, Context: cc.Context}
 }
 
-// Config returns a rest.Config from, in order: Kubeconfig or
+// Load returns a rest.Config from, in order: Kubeconfig or
 // KubeconfigMap with Context; in-cluster config; client-go's default
 // loading rules with Context. Only the first that applies is tried, so a
 // given kubeconfig that is wrong is an error, never a silent fallback.
-func Config(opts ConfigOptions) (*rest.Config, error) {
+func Load(opts Options) (*rest.Config, error) {
 	if opts.Kubeconfig != nil && opts.KubeconfigMap != nil {
-		return nil, errors.New("worker: give Kubeconfig or KubeconfigMap, not both")
+		return nil, errors.New("kubeconfig: give Kubeconfig or KubeconfigMap, not both")
 	}
 	data := opts.Kubeconfig
 	if opts.KubeconfigMap != nil {
 		var err error
 		if data, err = yaml.Marshal(opts.KubeconfigMap); err != nil {
-			return nil, fmt.Errorf("worker: kubeconfig map: %w", err)
+			return nil, fmt.Errorf("kubeconfig: map: %w", err)
 		}
 	}
 	var cfg *rest.Config
@@ -75,7 +79,7 @@ func Config(opts ConfigOptions) (*rest.Config, error) {
 	case data != nil:
 		raw, lerr := clientcmd.Load(data)
 		if lerr != nil {
-			return nil, fmt.Errorf("worker: kubeconfig: %w", lerr)
+			return nil, fmt.Errorf("kubeconfig: %w", lerr)
 		}
 		cfg, err = clientcmd.NewNonInteractiveClientConfig(*raw, opts.Context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
 	default:
@@ -86,7 +90,7 @@ func Config(opts ConfigOptions) (*rest.Config, error) {
 		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("worker: client config: %w", err)
+		return nil, fmt.Errorf("kubeconfig: client config: %w", err)
 	}
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	if cfg.QPS == 0 {

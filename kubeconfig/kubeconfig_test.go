@@ -1,4 +1,4 @@
-package worker
+package kubeconfig
 
 import (
 	"os"
@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubeworker/kubeworker/manifest"
 )
 
 const twoContexts = `apiVersion: v1
@@ -27,30 +29,30 @@ contexts:
   context: {cluster: b, user: u}
 `
 
-func TestConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	var asMap map[string]any
 	if err := yaml.Unmarshal([]byte(twoContexts), &asMap); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name      string
-		opts      ConfigOptions
+		opts      Options
 		wantHost  string
 		wantErr   string
 		wantQPS   float32
 		wantBurst int
 	}{
-		{"kubeconfig bytes use the current context", ConfigOptions{Kubeconfig: []byte(twoContexts)}, "https://127.0.0.1:6443", "", DefaultQPS, DefaultBurst},
-		{"a context name picks another", ConfigOptions{Kubeconfig: []byte(twoContexts), Context: "b"}, "https://127.0.0.1:7443", "", DefaultQPS, DefaultBurst},
-		{"a kubeconfig map works the same", ConfigOptions{KubeconfigMap: asMap, Context: "b"}, "https://127.0.0.1:7443", "", DefaultQPS, DefaultBurst},
-		{"QPS and burst are settable", ConfigOptions{Kubeconfig: []byte(twoContexts), QPS: 7, Burst: 9}, "https://127.0.0.1:6443", "", 7, 9},
-		{"an unknown context is an error, not a fallback", ConfigOptions{Kubeconfig: []byte(twoContexts), Context: "c"}, "", "context was not found", 0, 0},
-		{"a malformed kubeconfig is an error", ConfigOptions{Kubeconfig: []byte("clusters: [")}, "", "kubeconfig", 0, 0},
-		{"both forms at once are an error", ConfigOptions{Kubeconfig: []byte(twoContexts), KubeconfigMap: asMap}, "", "not both", 0, 0},
+		{"kubeconfig bytes use the current context", Options{Kubeconfig: []byte(twoContexts)}, "https://127.0.0.1:6443", "", DefaultQPS, DefaultBurst},
+		{"a context name picks another", Options{Kubeconfig: []byte(twoContexts), Context: "b"}, "https://127.0.0.1:7443", "", DefaultQPS, DefaultBurst},
+		{"a kubeconfig map works the same", Options{KubeconfigMap: asMap, Context: "b"}, "https://127.0.0.1:7443", "", DefaultQPS, DefaultBurst},
+		{"QPS and burst are settable", Options{Kubeconfig: []byte(twoContexts), QPS: 7, Burst: 9}, "https://127.0.0.1:6443", "", 7, 9},
+		{"an unknown context is an error, not a fallback", Options{Kubeconfig: []byte(twoContexts), Context: "c"}, "", "context was not found", 0, 0},
+		{"a malformed kubeconfig is an error", Options{Kubeconfig: []byte("clusters: [")}, "", "kubeconfig", 0, 0},
+		{"both forms at once are an error", Options{Kubeconfig: []byte(twoContexts), KubeconfigMap: asMap}, "", "not both", 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := Config(tt.opts)
+			cfg, err := Load(tt.opts)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
@@ -67,18 +69,28 @@ func TestConfig(t *testing.T) {
 	}
 }
 
-func TestConfigFallsBackToTheDefaultLoadingRules(t *testing.T) {
+func TestLoadFallsBackToTheDefaultLoadingRules(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "config")
 	if err := os.WriteFile(path, []byte(twoContexts), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("KUBECONFIG", path)
 	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a pod
-	cfg, err := Config(ConfigOptions{Context: "b"})
+	cfg, err := Load(Options{Context: "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Host != "https://127.0.0.1:7443" {
 		t.Errorf("host %q, want context b's from $KUBECONFIG", cfg.Host)
+	}
+}
+
+func TestFor(t *testing.T) {
+	if got := For(nil); got.KubeconfigMap != nil || got.Context != "" {
+		t.Errorf("For(nil) = %+v, want the zero options", got)
+	}
+	cc := &manifest.ClusterConfig{Config: map[string]any{"apiVersion": "v1"}, Context: "b"}
+	if got := For(cc); got.Context != "b" || got.KubeconfigMap["apiVersion"] != "v1" {
+		t.Errorf("For(%+v) = %+v", cc, got)
 	}
 }
