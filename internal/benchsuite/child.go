@@ -90,7 +90,6 @@ func child(in io.Reader, out io.Writer) error {
 	w, err := worker.New(client, worker.Options{
 		Name: workerName, Namespace: p.Namespace,
 		Prepare: manifest.PrepareOptions{Customizations: []byte(ann)},
-		Create:  worker.CreateOptions{Delay: 100 * time.Millisecond},
 	})
 	if err != nil {
 		return err
@@ -103,6 +102,9 @@ func child(in io.Reader, out io.Writer) error {
 	for i := range p.Runs {
 		wg.Go(func() {
 			var name string
+			// Every wait is bounded: a run that takes longer is wrong.
+			ctx, cancel := context.WithTimeout(ctx, p.RunTimeout)
+			defer cancel()
 			r, err := w.Run(ctx, worker.Run{
 				ID: fmt.Sprintf("scale-%d", i),
 				// Thousands of pods wait their turn with the scheduler
@@ -137,9 +139,7 @@ func child(in io.Reader, out io.Writer) error {
 	res.HeapPerRun = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(p.Runs)
 	res.StackPerRun = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(p.Runs)
 	res.WatchesOpen = counted.open.Load()
-	if got := tracked.Load(); got != int64(p.Runs) {
-		return fmt.Errorf("%d of %d runs created at the measure", got, p.Runs)
-	}
+	res.Tracked = tracked.Load() // the runs that failed before their Job was made are Wrong
 	wg.Wait()
 	if err := w.Close(ctx); err != nil {
 		return err

@@ -61,6 +61,9 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 		fmt.Fprintf(&b, "| API requests per run, %d runs (API server's apiserver_request_total) | ≤ 3 | **%.3f** (client's own count: %.3f%s) |\n", s.Runs, s.APIServerRequestsPerRun, s.ClientRequestsPerRun, otherKinds(s))
 	}
 	for _, s := range rep.Scale {
+		fmt.Fprintf(&b, "| LIST requests of Jobs, %d runs (API server's namespaced LISTs) | O(1), never per run | **%.0f** (the client's own: %d) |\n", s.Runs, s.APIServerJobLists, s.ClientRequestKinds["list jobs 200"])
+	}
+	for _, s := range rep.Scale {
 		fmt.Fprintf(&b, "| completion detection, pod's terminal status → Run returns, %d runs | p99 ≤ 250 ms | p50 **%s**, p99 **%s** (%d of %d decided by the pod); a raw watch of the Job's condition: p50 %s, p99 %s |\n",
 			s.Runs, ms(s.DetectP50), ms(s.DetectP99), s.FromPod, s.Runs, ms(s.JobControllerP50), ms(s.JobControllerP99))
 	}
@@ -78,6 +81,19 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 			lo.Runs, hi.Runs, float64(hi.Runs)/float64(lo.Runs),
 			ratio(hi.APIServerRequestsPerRun, lo.APIServerRequestsPerRun), ratio(hi.HeapPerRun, lo.HeapPerRun), ratio(hi.ClientRequestsPerRun, lo.ClientRequestsPerRun),
 			lo.WatchesOpen, hi.WatchesOpen, ms(lo.DetectP99), ms(hi.DetectP99))
+	}
+	if o := rep.Overload; o != nil {
+		fmt.Fprintf(&b, "\nOverload: %d runs submitted at once while API Priority and Fairness held the Worker's user to %.0f seats of the API server (no borrowing; %d queues of %d): %d of %d ended as scripted (%s) in %s. The API server served %.0f of the user's requests and refused %s with 429; of the requests a Worker makes it counted %.0f (%.2f per run, %.0f answered 429) and %.0f namespaced LISTs of Jobs. The client sent %d requests (%.2f per run; client-go repeats a 429 with Retry-After itself), and the Creator retried %d creates.\n",
+			o.Runs, o.Seats, o.Queues, o.QueueLength, o.Runs-wrongRuns(o), o.Runs, outcomesString(o.Outcomes), o.Elapsed.Round(time.Second),
+			o.Dispatched, rejectedString(o.Rejected), o.APIServerRequests, o.APIServerRequests/float64(o.Runs), o.APIServer429, o.APIServerJobLists,
+			o.ClientRequests, float64(o.ClientRequests)/float64(o.Runs), o.CreateRetries)
+		if len(o.Wrong) > 0 {
+			fmt.Fprintf(&b, "\n%d problems in the overload burst; the first:\n", len(o.Wrong))
+			for _, wrong := range o.Wrong[:min(len(o.Wrong), maxWrong)] {
+				fmt.Fprintf(&b, "\n- %s", wrong)
+			}
+			b.WriteString("\n")
+		}
 	}
 	for _, s := range rep.Scale {
 		if len(s.Wrong) == 0 {
@@ -173,4 +189,35 @@ func otherKinds(s Scale) string {
 		parts[i] = fmt.Sprintf("%s ×%d", k.name, k.n)
 	}
 	return "; besides a create per run: " + strings.Join(parts, ", ")
+}
+
+// wrongRuns is how many runs of the burst did not end as scripted.
+func wrongRuns(o *Overload) int {
+	bad := map[string]bool{}
+	for _, w := range o.Wrong {
+		run, _, _ := strings.Cut(w, ":")
+		if f := strings.Fields(run); len(f) >= 2 {
+			run = f[0] + " " + f[1]
+		}
+		bad[run] = true
+	}
+	return len(bad)
+}
+
+// outcomesString writes outcome counts, most first.
+func outcomesString(m map[string]int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var kvs []kv
+	for k, v := range m {
+		kvs = append(kvs, kv{k, v})
+	}
+	slices.SortFunc(kvs, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), cmp.Compare(a.k, b.k)) })
+	parts := make([]string, len(kvs))
+	for i, p := range kvs {
+		parts[i] = fmt.Sprintf("%d %s", p.v, p.k)
+	}
+	return strings.Join(parts, ", ")
 }

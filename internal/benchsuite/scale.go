@@ -61,10 +61,18 @@ type Scale struct {
 	// FromPod how many of all runs the pod decided, before the Job
 	// controller did (jobwatch.Result.FromPod).
 	Timed, FromPod int
-	// Wrong lists runs that did not end Succeeded; Elapsed is the whole
-	// measurement.
+	// Wrong lists runs that did not end Succeeded (failed runs, pods that
+	// never started, runs past their time), each counted, never waited
+	// for without bound; Elapsed is the whole measurement.
 	Wrong   []string
 	Elapsed time.Duration
+	// Tracked is how many runs had their Job when the heap was measured
+	// (all of them, unless some failed or stalled).
+	Tracked int64
+	// APIServerJobLists is the rise in the API server's namespaced LISTs
+	// of Jobs (apiserver_request_total): only the Worker's shared stream
+	// lists them, once and again after a watch is lost, never per run.
+	APIServerJobLists float64
 }
 
 // childParams is what the parent tells the child.
@@ -76,6 +84,8 @@ type childParams struct {
 	Jitter     string
 	// PodStartTimeout is each run's pod_watch_timeout_seconds.
 	PodStartTimeout int
+	// RunTimeout bounds each Run; one that takes longer is wrong.
+	RunTimeout time.Duration
 }
 
 // childResult is what the child reports.
@@ -90,6 +100,8 @@ type childResult struct {
 	// FromPod counts the Results the pod decided (jobwatch.Result.FromPod).
 	FromPod int
 	Wrong   []string
+	// Tracked is how many runs had their Job at the measure.
+	Tracked int64
 }
 
 func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, n int) (Scale, error) {
@@ -106,9 +118,17 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 	}
 
 	run := opts.runTime(n)
+	podStart := max(time.Minute, 3*run)
+	// A run takes its pod's start, its run time and a margin; the child
+	// as a whole gets that and more, and is killed after it.
+	runTimeout := podStart + 2*run + 5*time.Minute
 	params, _ := json.Marshal(childParams{Kubeconfig: cluster.Kubeconfig(), Namespace: ns, Runs: n, Delay: run.String(), Jitter: (2 * run).String(),
-		PodStartTimeout: int(max(time.Minute, 3*run).Seconds())})
+		PodStartTimeout: int(podStart.Seconds()), RunTimeout: runTimeout})
 	reqBefore, err := apiserverRequests(ctx, admin)
+	if err != nil {
+		return s, err
+	}
+	listsBefore, err := apiserverJobLists(ctx, admin)
 	if err != nil {
 		return s, err
 	}
@@ -116,7 +136,9 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 	if err != nil {
 		return s, err
 	}
-	cmd := exec.CommandContext(ctx, os.Args[0], childArgs()...)
+	cctx, cancel := context.WithTimeout(ctx, runTimeout+5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, os.Args[0], childArgs()...)
 	cmd.Env = append(os.Environ(), ChildEnv+"=1")
 	cmd.Stderr = opts.Progress
 	stdin, err := cmd.StdinPipe()
@@ -129,8 +151,10 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 		return s, fmt.Errorf("start the child: %w", err)
 	}
 	fmt.Fprintf(stdin, "%s\n", params)
-	// Measure once every pod runs (or has run), so every run is tracked.
-	if err := ends.waitStarted(ctx, n); err != nil {
+	// Measure once every pod runs (or has run), so every run is tracked;
+	// or once no pod has started for a while: runs that failed, or pods
+	// that never start, are the child's wrong runs, not a hang.
+	if err := ends.waitStarted(ctx, n, podStart); err != nil {
 		stdin.Close()
 		cmd.Wait()
 		return s, err
@@ -155,6 +179,11 @@ func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kuber
 	if err != nil {
 		return s, err
 	}
+	listsAfter, err := apiserverJobLists(ctx, admin)
+	if err != nil {
+		return s, err
+	}
+	s.APIServerJobLists, s.Tracked = listsAfter-listsBefore, res.Tracked
 	s.WatchesOpen, s.HeapPerRun, s.StackPerRun, s.Wrong, s.FromPod = res.WatchesOpen, res.HeapPerRun, res.StackPerRun, res.Wrong, res.FromPod
 	s.ClientRequests, s.APIServerRequests = res.Requests, reqAfter-reqBefore
 	s.ClientRequestKinds = res.RequestKinds
@@ -263,7 +292,9 @@ func (e *endWatch) start(ctx context.Context) error {
 		return err
 	}
 	e.factory.Start(e.stopCh)
-	for typ, ok := range e.factory.WaitForCacheSync(ctx.Done()) {
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for typ, ok := range e.factory.WaitForCacheSync(sctx.Done()) {
 		if !ok {
 			return fmt.Errorf("the independent watch of %v did not sync", typ)
 		}
@@ -278,8 +309,13 @@ func (e *endWatch) notify() {
 	}
 }
 
-// waitStarted waits until n pods have run.
-func (e *endWatch) waitStarted(ctx context.Context, n int) error {
+// waitStarted waits until n pods have run, or until none has started
+// for stall: the caller goes on, and the runs whose pods never started
+// are counted wrong.
+func (e *endWatch) waitStarted(ctx context.Context, n int, stall time.Duration) error {
+	t := time.NewTimer(stall)
+	defer t.Stop()
+	last := -1
 	for {
 		e.mu.Lock()
 		got := len(e.started)
@@ -287,9 +323,15 @@ func (e *endWatch) waitStarted(ctx context.Context, n int) error {
 		if got >= n {
 			return nil
 		}
+		if got != last {
+			last = got
+			t.Reset(stall)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%d of %d pods started: %w", got, n, ctx.Err())
+		case <-t.C:
+			return nil
 		case <-e.changed:
 		}
 	}
@@ -352,6 +394,15 @@ func apiserverRequests(ctx context.Context, admin kubernetes.Interface) (float64
 			return l["verb"] == "LIST"
 		}
 		return false
+	})
+}
+
+// apiserverJobLists sums apiserver_request_total for namespaced LISTs of
+// Jobs, which only a Worker makes (the Job controller and the garbage
+// collector list every namespace at once).
+func apiserverJobLists(ctx context.Context, admin kubernetes.Interface) (float64, error) {
+	return sumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
+		return l["resource"] == "jobs" && l["subresource"] == "" && l["verb"] == "LIST" && l["scope"] == "namespace"
 	})
 }
 

@@ -38,6 +38,10 @@ type Options struct {
 	// every run is tracked at once; each pod runs a uniformly random time
 	// between RunTime and twice that. Default 30 ms per run, at least 20 s.
 	RunTime time.Duration
+	// Overload is how many runs the overload burst submits at once while
+	// the API server starves the Worker (see Overload). Default 0: no
+	// burst.
+	Overload int
 	// Progress gets a line per step. Default: discard.
 	Progress io.Writer
 }
@@ -80,6 +84,8 @@ type Report struct {
 	Prepare Prepare
 	Submit  []Submission
 	Scale   []Scale
+	// Overload is the overload burst, if Options.Overload asked for one.
+	Overload *Overload
 }
 
 // Run measures kubeworker on cluster and returns the figures, all but
@@ -106,6 +112,14 @@ func Run(ctx context.Context, cluster *testcluster.Cluster, opts Options) (*Repo
 			return nil, fmt.Errorf("%d runs: %w", n, err)
 		}
 		rep.Scale = append(rep.Scale, s)
+	}
+	if opts.Overload > 0 {
+		fmt.Fprintf(opts.Progress, "bench: overload burst of %d runs\n", opts.Overload)
+		o, err := measureOverload(ctx, cluster, admin, opts, opts.Overload)
+		if err != nil {
+			return nil, fmt.Errorf("overload burst of %d runs: %w", opts.Overload, err)
+		}
+		rep.Overload = &o
 	}
 	for _, m := range []struct {
 		qps      float32

@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // figure is produced and every run ends as scripted. Its times mean
 // nothing and are not checked.
 func TestSuiteSmoke(t *testing.T) {
-	rep, err := Run(t.Context(), cluster, Options{Sizes: []int{10, 20}, SubmitJobs: 10, SubmitRounds: 1, Concurrency: 4, RunTime: 3 * time.Second})
+	rep, err := Run(t.Context(), cluster, Options{Sizes: []int{10, 20}, SubmitJobs: 10, SubmitRounds: 1, Concurrency: 4, RunTime: 3 * time.Second, Overload: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,21 @@ func TestSuiteSmoke(t *testing.T) {
 		}
 		if s.Timed != s.Runs {
 			t.Errorf("%d runs: %d timed from their pod's end to Run's return", s.Runs, s.Timed)
+		}
+	}
+	if o := rep.Overload; o == nil || o.Seats <= 0 || o.Dispatched <= 0 || o.ClientRequests < int64(o.Runs) {
+		t.Errorf("no overload figures: %+v", o)
+	} else {
+		for _, w := range o.Wrong {
+			t.Errorf("overload: %s", w)
+		}
+		if o.APIServerJobLists > 3 {
+			t.Errorf("overload: %.0f namespaced LISTs of Jobs, want the shared stream's only", o.APIServerJobLists)
+		}
+	}
+	for _, s := range rep.Scale {
+		if s.APIServerJobLists > 3 {
+			t.Errorf("%d runs: %.0f namespaced LISTs of Jobs, want the shared stream's only", s.Runs, s.APIServerJobLists)
 		}
 	}
 	if rep.Prepare.Ratio <= 0 || rep.Prepare.WallRatio <= 0 || rep.Prepare.RenderPrepare <= 0 || rep.Prepare.StrictDecode <= 0 {

@@ -38,6 +38,7 @@ func run(args []string) error {
 	var opts benchsuite.Options
 	flags.IntVar(&opts.SubmitJobs, "submit", 1000, "Jobs per way of creating in a submission round")
 	flags.IntVar(&opts.SubmitRounds, "rounds", 7, "submission rounds")
+	flags.IntVar(&opts.Overload, "overload", 2000, "runs of the overload burst, submitted at once while the API server starves the Worker; 0: none")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
