@@ -75,6 +75,23 @@ type Config struct {
 	JobFile bool
 }
 
+// InNamespace moves c to namespace ns: its Namespace and the manifest's
+// metadata.namespace. The parts of the manifest it shares are copied, not
+// changed.
+func (c *Config) InNamespace(ns string) {
+	c.Namespace = ns
+	m := shallowCopy(c.JobManifest)
+	switch meta := m["metadata"].(type) {
+	case map[string]any:
+		meta = shallowCopy(meta)
+		meta["namespace"] = ns
+		m["metadata"] = meta
+	case nil:
+		m["metadata"] = map[string]any{"namespace": ns}
+	}
+	c.JobManifest = m
+}
+
 // ClusterConfig is a kubeconfig given inline, and the context to use.
 type ClusterConfig struct {
 	// Config is a kubeconfig as an object.

@@ -134,7 +134,7 @@ func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID) (*batchv1.Job, e
 	if err := pid.Validate(); err != nil {
 		return nil, err
 	}
-	here, err := w.opts.Identity.PID(ctx, pid.Namespace, pid.Name)
+	here, err := w.opts.Parts.Identity.PID(ctx, pid.Namespace, pid.Name)
 	if err != nil {
 		return nil, fmt.Errorf("read this cluster's UID: %w", err)
 	}
@@ -191,12 +191,12 @@ func (w *Worker) follow(ctx context.Context, pid clusterid.PID, job heldJob, opt
 	runID := job.runID
 	res := Result{PID: pid, RunID: runID, CreatedAt: job.created}
 	res.ExitCode = -1
-	_, cfg, err := w.opts.Preparer.Prepare(ctx, Run{ID: runID, Values: opts.Values})
+	_, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: runID, Values: opts.Values})
 	if err != nil {
 		return res, fmt.Errorf("render the watch settings (AttachOptions.Values): %w", err)
 	}
 	wo := w.waitOptions(cfg, opts.Logs, opts.LogsSince, opts.Events)
-	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
+	res.Result, err = w.opts.Parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
 	switch {
 	case errors.Is(err, jobwatch.ErrNotFound):
 		// Deleted between the GET and the Wait.

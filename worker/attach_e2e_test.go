@@ -72,7 +72,7 @@ func fateWorker(t testing.TB, client kubernetes.Interface, ns, name string, opts
 
 // abandon starts run and stops following it as soon as its Job exists,
 // as a worker process that goes away would; it returns the Job's PID.
-func abandon(t testing.TB, w *Worker, run Run) clusterid.PID {
+func abandon(t testing.TB, w *Worker, run RunSpec) clusterid.PID {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -141,7 +141,7 @@ func TestAttachToAFinishedJobGivesRunsResultAndLog(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	first := fateWorker(t, adminClient(t), ns, "attach-finished", Options{})
 	var runLog bytes.Buffer
-	ran, err := first.Run(t.Context(), Run{ID: "finished-1", Logs: &runLog,
+	ran, err := first.Run(t.Context(), RunSpec{ID: "finished-1", Logs: &runLog,
 		Values: fate(map[string]string{testcluster.AnnotationLog: "alpha\nbeta", testcluster.AnnotationExitCode: "4"})})
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestAttachToAFinishedJobGivesRunsResultAndLog(t *testing.T) {
 func TestAttachReportsAJobDeletedWhileFollowedAsDeleted(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := fateWorker(t, adminClient(t), ns, "attach-deleted", Options{})
-	pid := abandon(t, w, Run{ID: "deleted-1", Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
+	pid := abandon(t, w, RunSpec{ID: "deleted-1", Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
 	podOfJob(t, pid, "running", podRunning)
 
 	running := make(chan struct{})
@@ -214,7 +214,7 @@ func TestAttachRefusesBadInputOnTheCluster(t *testing.T) {
 	client := adminClient(t)
 	w := fateWorker(t, client, ns, "attach-mine", Options{})
 	others := fateWorker(t, client, ns, "attach-others", Options{})
-	othersPID := abandon(t, others, Run{ID: "others-1"})
+	othersPID := abandon(t, others, RunSpec{ID: "others-1"})
 	plain := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: ns},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{

@@ -51,7 +51,7 @@ func TestE2EAttachRidesOutConnectionCuts(t *testing.T) {
 		if i%3 == 0 {
 			ann[testcluster.AnnotationExitCode] = "3"
 		}
-		pids[i] = abandon(t, old, Run{ID: fmt.Sprintf("cut-attach-%02d", i), Values: fate(ann)})
+		pids[i] = abandon(t, old, RunSpec{ID: fmt.Sprintf("cut-attach-%02d", i), Values: fate(ann)})
 	}
 
 	// The new worker talks through the proxy, and attaches while it cuts.

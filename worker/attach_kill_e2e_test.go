@@ -125,7 +125,7 @@ func killedWorker(dir string) error {
 			ann[testcluster.AnnotationDelay] = "1h"
 		}
 		wg.Go(func() {
-			res, err := w.Run(context.Background(), Run{
+			res, err := w.Run(context.Background(), RunSpec{
 				ID: kr.id, Values: fate(ann),
 				Logs:    savedLog{f: f, saved: func(at time.Time) { save(killedRecord{ID: kr.id, LogSaved: at}) }},
 				Started: func(pid clusterid.PID) { save(killedRecord{ID: kr.id, PID: pid.String()}) },

@@ -86,12 +86,12 @@ func startRunning(b testing.TB, ns string, n int) []clusterid.PID {
 	for range 16 {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				job, _, err := w.opts.Preparer.Prepare(b.Context(), Run{ID: fmt.Sprintf("scale-%04d", i), Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
+				job, _, err := w.opts.Parts.Preparer.Prepare(b.Context(), RunSpec{ID: fmt.Sprintf("scale-%04d", i), Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
 				if err == nil {
-					job, err = w.opts.Creator.Create(b.Context(), job)
+					job, err = w.opts.Parts.Creator.Create(b.Context(), job)
 				}
 				if err == nil {
-					pids[i], err = w.opts.Identity.PID(b.Context(), job.Namespace, job.Name)
+					pids[i], err = w.opts.Parts.Identity.PID(b.Context(), job.Namespace, job.Name)
 				}
 				if err != nil {
 					b.Error(err)

@@ -35,7 +35,7 @@ func ourJob(name, worker, runID string) *batchv1.Job {
 func fakeJobsWorker(t *testing.T, f *fakeParts, opts Options, jobs ...runtime.Object) (*Worker, *fake.Clientset) {
 	t.Helper()
 	cs := fake.NewClientset(jobs...)
-	opts.Jobs = cs.BatchV1()
+	opts.Parts.Jobs = cs.BatchV1()
 	return fakeWorker(t, f, opts), cs
 }
 
@@ -153,7 +153,7 @@ func TestWithoutAJobClientAttachListAndSweepSaySo(t *testing.T) {
 // ttlPreparer prepares a Job whose template asks for a TTL.
 type ttlPreparer struct{ ttl int32 }
 
-func (p ttlPreparer) Prepare(_ context.Context, run Run) (*batchv1.Job, *manifest.Config, error) {
+func (p ttlPreparer) Prepare(_ context.Context, run RunSpec) (*batchv1.Job, *manifest.Config, error) {
 	job := testJob(run.ID)
 	job.Labels[LabelWorker] = "kubeworker"
 	job.Labels[manifest.LabelManagedBy] = manifest.ManagedBy
@@ -166,15 +166,15 @@ func TestRetainUntilRecordedStripsTheTTLAndSetsItBackOnceRecorded(t *testing.T) 
 		f := &fakeParts{}
 		cs := fake.NewClientset()
 		w, err := New(nil, Options{
-			RetainUntilRecorded: true, Preparer: ttlPreparer{ttl: 0}, Creator: NewCreator(cs, CreateOptions{}),
-			Store: f, Identity: f, Waiter: fakeWaiter{f}, Jobs: cs.BatchV1(),
+			RetainUntilRecorded: true, Parts: Parts{Preparer: ttlPreparer{ttl: 0}, Creator: NewCreator(cs, CreateOptions{}),
+				Store: f, Identity: f, Waiter: fakeWaiter{f}, Jobs: cs.BatchV1()},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		recordErr := errors.New("the store is down")
 		var seen *batchv1.Job
-		res, err := w.Run(t.Context(), Run{ID: "r-ttl", OnResult: func(r Result) error {
+		res, err := w.Run(t.Context(), RunSpec{ID: "r-ttl", OnResult: func(r Result) error {
 			seen, _ = cs.BatchV1().Jobs(r.PID.Namespace).Get(t.Context(), r.PID.Name, metav1.GetOptions{})
 			if fail {
 				return recordErr

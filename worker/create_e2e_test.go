@@ -349,11 +349,11 @@ func TestASecondRunWithTheSameIDFollowsTheFirstRunsJob(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := fateWorker(t, adminClient(t), ns, "twice", Options{})
 	values := fate(map[string]string{"test.kubeworker.io/exit-code": "6"})
-	first, err := w.Run(t.Context(), Run{ID: "twice-1", Values: values})
+	first, err := w.Run(t.Context(), RunSpec{ID: "twice-1", Values: values})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := w.Run(t.Context(), Run{ID: "twice-1", Values: values})
+	second, err := w.Run(t.Context(), RunSpec{ID: "twice-1", Values: values})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestE2ERunsRideOutAPIServerRestarts(t *testing.T) {
 			if i%4 == 0 {
 				ann[testcluster.AnnotationExitCode] = "7"
 			}
-			results[i], errs[i] = w.Run(ctx, Run{ID: fmt.Sprintf("restart-%02d", i), Values: fate(ann)})
+			results[i], errs[i] = w.Run(ctx, RunSpec{ID: fmt.Sprintf("restart-%02d", i), Values: fate(ann)})
 		})
 	}
 	time.Sleep(time.Second)

@@ -63,31 +63,30 @@ func without(rules []rbacv1.PolicyRule, g grant) []rbacv1.PolicyRule {
 	return out
 }
 
-// deployAccount applies the manifest's ServiceAccount, Role (with rules)
-// and RoleBinding to ns as the admin, and returns a client acting as the
+// deployAccount applies a ServiceAccount, a Role with rules (default
+// Rules(true), as install.DeploymentManifest writes it) and its RoleBinding
+// to ns as the admin, and returns a client acting as the
 // account, and the account's token.
 func deployAccount(t *testing.T, ns string, rules []rbacv1.PolicyRule) (kubernetes.Interface, string) {
 	t.Helper()
 	ctx := t.Context()
-	objs, err := deployObjects(DeployOptions{Name: deployName, Namespace: ns, Image: "unused", Secrets: true, ClusterUID: "test-uid"})
-	if err != nil {
-		t.Fatal(err)
+	if rules == nil {
+		rules = Rules(true)
 	}
-	if len(objs) != 4 {
-		t.Fatalf("%d objects with a cluster UID, want ServiceAccount, Role, RoleBinding, Deployment", len(objs))
-	}
+	meta := metav1.ObjectMeta{Name: deployName, Namespace: ns}
 	admin := adminClient(t)
-	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, objs[0].(*corev1.ServiceAccount), metav1.CreateOptions{}); err != nil {
+	if _, err := admin.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: meta}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	role := objs[1].(*rbacv1.Role)
-	if rules != nil {
-		role.Rules = rules
-	}
-	if _, err := admin.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+	if _, err := admin.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: meta, Rules: rules}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, objs[2].(*rbacv1.RoleBinding), metav1.CreateOptions{}); err != nil {
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: meta,
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: deployName},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: deployName, Namespace: ns}},
+	}
+	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	token, err := cluster.ServiceAccountToken(ctx, ns, deployName)
@@ -203,7 +202,7 @@ func newAccountWorker(t *testing.T, client kubernetes.Interface, ns string, opts
 		opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationLog: "hello"})
 	}
 	opts.Retry = fastRetry
-	opts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
+	opts.Parts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
 	w, err := New(client, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +225,7 @@ func scenario(t *testing.T, client kubernetes.Interface, ns string) error {
 	err := w.Start(ctx)
 	var res Result
 	if err == nil {
-		res, err = w.Run(ctx, Run{
+		res, err = w.Run(ctx, RunSpec{
 			ID: "deploy-1", Logs: &logs, Env: map[string]string{"TOKEN": "s3cr3t"},
 		})
 	}
@@ -325,7 +324,7 @@ func refusedJobScenario(t *testing.T, client kubernetes.Interface, ns string) er
 	w := newAccountWorker(t, client, ns, opts)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	_, err := w.Run(ctx, Run{ID: "refused-1", Env: map[string]string{"TOKEN": "s3cr3t"}})
+	_, err := w.Run(ctx, RunSpec{ID: "refused-1", Env: map[string]string{"TOKEN": "s3cr3t"}})
 	cerr := w.Close(ctx)
 	switch {
 	case err == nil:
@@ -353,7 +352,7 @@ func ambiguousCreateScenario(t *testing.T, token, ns string) error {
 	})
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	res, err := w.Run(ctx, Run{ID: "ambiguous-1"})
+	res, err := w.Run(ctx, RunSpec{ID: "ambiguous-1"})
 	if err == nil && res.Outcome != jobwatch.Succeeded {
 		err = errors.New("outcome " + res.Outcome.String())
 	}
@@ -369,11 +368,11 @@ func rerunScenario(t *testing.T, client kubernetes.Interface, ns string) error {
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	first, err := w.Run(ctx, Run{ID: "rerun-1"})
+	first, err := w.Run(ctx, RunSpec{ID: "rerun-1"})
 	if err != nil {
 		return err
 	}
-	second, err := w.Run(ctx, Run{ID: "rerun-1"})
+	second, err := w.Run(ctx, RunSpec{ID: "rerun-1"})
 	switch {
 	case err != nil:
 		return fmt.Errorf("second Run of the run: %w", err)
@@ -407,7 +406,7 @@ func podWatchRefusedScenario(t *testing.T, token, ns string) error {
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	res, err := w.Run(ctx, Run{ID: "refused-watch-1"})
+	res, err := w.Run(ctx, RunSpec{ID: "refused-watch-1"})
 	if err == nil && (res.Outcome != jobwatch.Failed || res.ExitCode != 3) {
 		err = fmt.Errorf("outcome %s, exit code %d; want Failed, 3", res.Outcome, res.ExitCode)
 	}
@@ -426,7 +425,7 @@ func pendingScenario(t *testing.T, client kubernetes.Interface, ns string) error
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	res, err := w.Run(ctx, Run{ID: "pending-1", Values: map[string]any{"pod_watch_timeout_seconds": 2}})
+	res, err := w.Run(ctx, RunSpec{ID: "pending-1", Values: map[string]any{"pod_watch_timeout_seconds": 2}})
 	switch {
 	case err != nil:
 	case res.Outcome != jobwatch.ImagePullError:
@@ -449,7 +448,7 @@ func retainScenario(t *testing.T, client kubernetes.Interface, ns string) error 
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	res, err := w.Run(ctx, Run{ID: "retain-1"})
+	res, err := w.Run(ctx, RunSpec{ID: "retain-1"})
 	if err == nil && res.Outcome != jobwatch.Succeeded {
 		err = errors.New("outcome " + res.Outcome.String())
 	}

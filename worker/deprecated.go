@@ -24,3 +24,8 @@ func Config(opts ConfigOptions) (*rest.Config, error) { return kubeconfig.Load(o
 //
 // Deprecated: use kubeconfig.For.
 func ConfigFor(cc *manifest.ClusterConfig) ConfigOptions { return kubeconfig.For(cc) }
+
+// Run is one unit of work.
+//
+// Deprecated: use RunSpec (Run is also the Worker's method).
+type Run = RunSpec

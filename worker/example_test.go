@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -36,7 +35,7 @@ func ExampleWorker_Run() {
 		job.Status.Conditions = []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}
 		_, _ = jobs.UpdateStatus(ctx, job, metav1.UpdateOptions{})
 	}
-	res, err := w.Run(ctx, worker.Run{ID: "run-1", Started: finish})
+	res, err := w.Run(ctx, worker.RunSpec{ID: "run-1", Started: finish})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -48,28 +47,25 @@ func ExampleWorker_Run() {
 	// Succeeded
 }
 
-// Any part of a Worker can be replaced: here the Job is never created or
-// followed, which is how a scheduler tests its own retry logic.
-func ExampleOptions_parts() {
-	w, err := worker.New(nil, worker.Options{
-		Creator:  creatorFunc(func(_ context.Context, job *batchv1.Job) (*batchv1.Job, error) { return job, nil }),
+// Any part of a Worker can be replaced, a function at a time: here the
+// Job is never created or followed, which is how a scheduler tests its own
+// retry logic.
+func ExampleParts() {
+	w, err := worker.New(nil, worker.Options{Parts: worker.Parts{
+		Creator: worker.JobCreatorFunc(func(_ context.Context, job *batchv1.Job) (*batchv1.Job, error) { return job, nil }),
+		Waiter: worker.JobWaiterFunc(func(context.Context, jobwatch.JobRef, jobwatch.WaitOptions) (jobwatch.Result, error) {
+			return jobwatch.Result{Outcome: jobwatch.Failed, ExitCode: 3}, nil
+		}),
 		Identity: fixedIdentity{},
-		Waiter:   outcomeWaiter{jobwatch.Result{Outcome: jobwatch.Failed, ExitCode: 3}},
-	})
+	}})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer w.Close(context.Background())
-	res, err := w.Run(context.Background(), worker.Run{ID: "run-1"})
+	res, err := w.Run(context.Background(), worker.RunSpec{ID: "run-1"})
 	fmt.Println(res.Outcome, res.ExitCode, err)
 	// Output: Failed 3 <nil>
-}
-
-type creatorFunc func(context.Context, *batchv1.Job) (*batchv1.Job, error)
-
-func (f creatorFunc) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
-	return f(ctx, job)
 }
 
 type fixedIdentity struct{}
@@ -80,14 +76,6 @@ func (fixedIdentity) PID(_ context.Context, ns, name string) (clusterid.PID, err
 
 func (fixedIdentity) Kill(context.Context, clusterid.PID, time.Duration) error { return nil }
 
-type outcomeWaiter struct{ res jobwatch.Result }
-
-func (o outcomeWaiter) Wait(context.Context, jobwatch.JobRef, jobwatch.WaitOptions) (jobwatch.Result, error) {
-	return o.res, nil
-}
-
-func (outcomeWaiter) Close() {}
-
 // The Job of a run has a name made from the run ID, so the API server
 // itself refuses a second Job for the same run.
 func ExampleRunJobName() {
@@ -96,36 +84,6 @@ func ExampleRunJobName() {
 	// Output:
 	// etl-jzs5h67ivv
 	// true
-}
-
-// The install manifest for a worker process; Rules is its Role. Without
-// DeployOptions.ClusterUID, a ClusterRole lets the worker read the
-// kube-system namespace's UID, which names the cluster in PIDs.
-func ExampleDeploymentManifest() {
-	yaml, err := worker.DeploymentManifest(worker.DeployOptions{Name: "etl", Namespace: "workers", JobNamespace: "runs", Image: "example.com/etl-worker:1.4"})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	for _, line := range strings.Split(string(yaml), "\n") {
-		if strings.HasPrefix(line, "kind: ") {
-			fmt.Println(line)
-		}
-	}
-	for _, r := range worker.Rules(false) {
-		fmt.Println(r.Resources, r.Verbs)
-	}
-	// Output:
-	// kind: ServiceAccount
-	// kind: Role
-	// kind: RoleBinding
-	// kind: ClusterRole
-	// kind: ClusterRoleBinding
-	// kind: Deployment
-	// [jobs] [create get list watch delete patch]
-	// [pods] [list watch]
-	// [pods/log] [get]
-	// [events] [list]
 }
 
 // A long-lived worker readies itself before taking work, as a controller

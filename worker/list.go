@@ -158,7 +158,7 @@ func (w *Worker) listJobs(ctx context.Context) ([]batchv1.Job, error) {
 
 // runInfo describes job as listed at now.
 func (w *Worker) runInfo(ctx context.Context, job *batchv1.Job, now time.Time) (RunInfo, error) {
-	pid, err := w.opts.Identity.PID(ctx, job.Namespace, job.Name)
+	pid, err := w.opts.Parts.Identity.PID(ctx, job.Namespace, job.Name)
 	if err != nil {
 		return RunInfo{}, fmt.Errorf("worker: PID of Job %s/%s: %w", job.Namespace, job.Name, err)
 	}

@@ -381,7 +381,6 @@ func TestE2EReadinessReflectsTheWatchStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	idle := RunSourceFunc(func(context.Context) (Run, bool, error) { return Run{}, false, nil })
 	for _, c := range []struct {
 		name  string
 		conf  *rest.Config
@@ -393,14 +392,13 @@ func TestE2EReadinessReflectsTheWatchStreams(t *testing.T) {
 				t.Fatal(err)
 			}
 			watcher := jobwatch.New(watchClient, jobwatch.Options{})
-			w, err := New(adminClient(t), Options{Waiter: watcher})
+			w, err := New(adminClient(t), Options{Parts: Parts{Waiter: watcher}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { w.Close(context.Background()) })
-			h := NewAgent(w, idle, AgentOptions{}).HealthHandler(nil)
-			if code, st := probe(t, h, ReadinessPath); code != http.StatusOK || st.Checks["watch"] != "ok" {
-				t.Errorf("before any Wait: /readyz %d %+v, want 200 with watch ok", code, st)
+			if err := w.Ready(); err != nil {
+				t.Errorf("before any Wait: Ready() = %v, want nil", err)
 			}
 			job := preparedJob(t, ns, "readiness-"+strconv.FormatBool(c.ready), nil)
 			created, err := NewCreator(adminClient(t), CreateOptions{}).Create(t.Context(), job)
@@ -410,15 +408,12 @@ func TestE2EReadinessReflectsTheWatchStreams(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 			defer cancel()
 			_, werr := watcher.Wait(ctx, jobwatch.JobRef{Namespace: ns, Name: created.Name}, jobwatch.WaitOptions{PodStartTimeout: 2 * time.Second})
-			code, st := probe(t, h, ReadinessPath)
+			err = w.Ready()
 			switch {
-			case c.ready && (code != http.StatusOK || st.Checks["watch"] != "ok"):
-				t.Errorf("/readyz %d %+v, want 200 with watch ok (Wait: %v)", code, st, werr)
-			case !c.ready && (code != http.StatusServiceUnavailable || !strings.Contains(st.Checks["watch"], "forbidden") || !strings.Contains(st.Checks["watch"], ns)):
-				t.Errorf("/readyz %d %+v, want 503 with a watch check naming %s and the Forbidden", code, st, ns)
-			}
-			if code, st := probe(t, h, LivenessPath); code != http.StatusOK || len(st.Checks) != 1 {
-				t.Errorf("/healthz %d %+v: liveness must not depend on the watch", code, st)
+			case c.ready && err != nil:
+				t.Errorf("Ready() = %v, want nil (Wait: %v)", err, werr)
+			case !c.ready && (err == nil || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), ns)):
+				t.Errorf("Ready() = %v, want an error naming %s and the Forbidden", err, ns)
 			}
 		})
 	}

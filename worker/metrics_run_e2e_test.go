@@ -46,7 +46,7 @@ func TestRunsAreCountedInTheRegistry(t *testing.T) {
 	}
 	defer w.Close(t.Context())
 	for _, id := range []string{"metrics-1", "metrics-2"} {
-		res, err := w.Run(t.Context(), Run{ID: id})
+		res, err := w.Run(t.Context(), RunSpec{ID: id})
 		if err != nil {
 			t.Fatal(err)
 		}

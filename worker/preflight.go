@@ -163,14 +163,12 @@ func (r *PreflightReport) Err() error {
 func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*PreflightReport, error) {
 	client := opts.Client
 	if client == nil {
-		if c, ok := w.opts.Creator.(*Creator); ok {
-			client = c.client
-		}
+		client = w.client
 	}
 	if client == nil {
 		return nil, errors.New("worker: preflight: no client; set PreflightOptions.Client")
 	}
-	job, _, err := w.opts.Preparer.Prepare(ctx, Run{ID: PreflightRunID, Name: "preflight", Values: opts.Values})
+	job, _, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: PreflightRunID, Name: "preflight", Values: opts.Values})
 	if err != nil {
 		return nil, fmt.Errorf("worker: preflight: prepare the probe Job: %w", err)
 	}
@@ -196,7 +194,7 @@ func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*Preflig
 			return rep, fmt.Errorf("worker: preflight: %w", err)
 		}
 	}
-	if _, err := w.opts.Identity.PID(ctx, job.Namespace, "preflight"); err != nil {
+	if _, err := w.opts.Parts.Identity.PID(ctx, job.Namespace, "preflight"); err != nil {
 		rep.ClusterUID = err
 	}
 	return rep, nil

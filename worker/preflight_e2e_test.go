@@ -58,7 +58,7 @@ func preflightIdentity(t *testing.T, ns string, rules []rbacv1.PolicyRule) kuber
 func preflightWorker(t *testing.T, client kubernetes.Interface, ns string, opts Options) *Worker {
 	t.Helper()
 	opts.Namespace = ns
-	opts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
+	opts.Parts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
 	w, err := New(client, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 // The checks against the API server are in preflight_e2e_test.go.
 
 func TestPreflightNeedsAClientWithACustomCreator(t *testing.T) {
-	w, err := New(nil, Options{Creator: preflightNopCreator{}, Identity: clusterid.New(nil, clusterid.Options{UID: "u"}), Waiter: preflightNopWaiter{}})
+	w, err := New(nil, Options{Parts: Parts{Creator: preflightNopCreator{}, Identity: clusterid.New(nil, clusterid.Options{UID: "u"}), Waiter: preflightNopWaiter{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestRetainUntilRecordedKeepsATTL0JobUntilItsResultIsRecorded(t *testing.T) 
 	ns := cluster.NewNamespace(t)
 	w := fateWorker(t, adminClient(t), ns, "retain", Options{RetainUntilRecorded: true})
 	recorded := false
-	res, err := w.Run(t.Context(), Run{
+	res, err := w.Run(t.Context(), RunSpec{
 		ID:     "ttl0-fails",
 		Values: fate(map[string]string{testcluster.AnnotationExitCode: "3"}, "finished_job_ttl", 0),
 		OnResult: func(res Result) error {
@@ -83,7 +83,7 @@ func TestAResultNotRecordedKeepsTheJobUntilAnAttachRecordsIt(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	first := fateWorker(t, adminClient(t), ns, "retain", Options{RetainUntilRecorded: true})
 	storeDown := errors.New("the scheduler's store is down")
-	res, err := first.Run(t.Context(), Run{
+	res, err := first.Run(t.Context(), RunSpec{
 		ID:       "ttl0-unrecorded",
 		Values:   fate(map[string]string{testcluster.AnnotationExitCode: "7"}, "finished_job_ttl", 0),
 		OnResult: func(Result) error { return storeDown },
@@ -105,7 +105,7 @@ func TestAResultNotRecordedKeepsTheJobUntilAnAttachRecordsIt(t *testing.T) {
 func TestReleaseDoesNotTouchANewJobOfTheSameName(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := fateWorker(t, adminClient(t), ns, "retain", Options{RetainUntilRecorded: true})
-	pid := abandon(t, w, Run{ID: "renamed", Values: fate(nil, "finished_job_ttl", 30)})
+	pid := abandon(t, w, RunSpec{ID: "renamed", Values: fate(nil, "finished_job_ttl", 30)})
 	client := adminClient(t)
 	old, err := client.BatchV1().Jobs(ns).Get(t.Context(), pid.Name, metav1.GetOptions{})
 	if err != nil {

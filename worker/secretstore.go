@@ -58,7 +58,7 @@ func (s *managerStore) Close(ctx context.Context) error { return s.m.Close(ctx) 
 type noSecrets struct{}
 
 func (noSecrets) Apply(context.Context, *batchv1.Job) (func(context.Context, *batchv1.Job, error) error, error) {
-	return func(_ context.Context, _ *batchv1.Job, err error) error { return err }, nil
+	return func(context.Context, *batchv1.Job, error) error { return nil }, nil
 }
 
 func (noSecrets) Close(context.Context) error { return nil }

@@ -16,22 +16,18 @@ import (
 // shows as Start's error before any work is taken. It returns early when
 // the API server refuses a watch (Forbidden, Unauthorized) and when ctx
 // ends; give it a deadline. A custom Identity or Waiter is readied when it
-// has the default's method (UID, WaitForSync), and skipped otherwise.
+// is a UIDReader or a Syncer, and skipped otherwise.
 func (w *Worker) Start(ctx context.Context) error {
 	if !w.enter() {
 		return ErrClosed
 	}
 	defer w.running.Done()
-	if id, ok := w.opts.Identity.(interface {
-		UID(context.Context) (string, error)
-	}); ok {
+	if id, ok := w.opts.Parts.Identity.(UIDReader); ok {
 		if _, err := id.UID(ctx); err != nil {
 			return fmt.Errorf("worker: start: %w", err)
 		}
 	}
-	s, ok := w.opts.Waiter.(interface {
-		WaitForSync(context.Context, ...string) error
-	})
+	s, ok := w.opts.Parts.Waiter.(Syncer)
 	if !ok {
 		return nil
 	}
@@ -44,6 +40,18 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	if err := s.WaitForSync(ctx, nss...); err != nil {
 		return fmt.Errorf("worker: start: %w", err)
+	}
+	return nil
+}
+
+// Ready reports whether the Worker is ready to follow runs at once: nil
+// when its Waiter's shared watch streams are synced, or when the Waiter
+// is not a Syncer; else why not (a namespace's stream has not filled its
+// cache, or its last list or watch failed). A health handler's readiness
+// check calls it.
+func (w *Worker) Ready() error {
+	if s, ok := w.opts.Parts.Waiter.(Syncer); ok {
+		return s.Synced()
 	}
 	return nil
 }

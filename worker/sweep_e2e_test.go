@@ -50,7 +50,7 @@ func newSweepScene(t *testing.T) *sweepScene {
 		{s.w, "unknown-done", nil},
 		{bystander, "bystander-running", long},
 	} {
-		s.pids[r.id] = abandon(t, r.w, Run{ID: r.id, Values: r.values})
+		s.pids[r.id] = abandon(t, r.w, RunSpec{ID: r.id, Values: r.values})
 	}
 	noWorker := preparedJob(t, s.ns, "no-worker", map[string]any{"name": "no-worker"})
 	created, err := client.BatchV1().Jobs(s.ns).Create(t.Context(), noWorker, metav1.CreateOptions{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +27,13 @@ import (
 // LabelWorker names, on every Job a Worker creates, the Worker that made it.
 const LabelWorker = "kubeworker.io/worker"
 
-// ErrClosed is returned by Run after Close.
+// ErrClosed is the error of Run, Attach and Start once Close has begun,
+// whichever part noticed it (the Waiter's jobwatch.ErrClosed and the
+// secret store's secrets.ErrClosed are wrapped with it).
 var ErrClosed = errors.New("worker: closed")
 
-// Run is one unit of work.
-type Run struct {
+// RunSpec is one unit of work, what Worker.Run runs.
+type RunSpec struct {
 	// ID identifies the run; required, a valid label value (a UUID is).
 	ID string
 	// Name is a readable name for labels and the Job's generateName.
@@ -76,31 +79,41 @@ type Result struct {
 	Requests metrics.Requests
 }
 
-// Options configure a Worker. The zero value works with a client.
+// Options configure a Worker. The zero value works with a client. The
+// settings below tune the default parts; a setting for a part given in
+// Parts is an error from New, never silently ignored.
 type Options struct {
 	// Name names the worker: it is set as LabelWorker on every Job and
 	// names the API-key Secret. Default: "kubeworker".
 	Name string
 	// Template is the job template. Default: manifest.Default().
 	Template *manifest.Template
-	// Namespace is the namespace value of runs that give none. Default:
-	// the template's default.
+	// Namespace is where Jobs are created: it replaces the namespace the
+	// template renders to, unless the run's values give a "namespace".
+	// Start, List and Sweep look there. It is never passed to the template
+	// as a value, so any template works with it. Default: the namespace
+	// the template renders to.
 	Namespace string
 	// Namespaces are the namespaces that List and Sweep look for this
 	// worker's Jobs in. Default: Namespace, else the namespace the
 	// template renders to with no values ("default" for
 	// manifest.Default()).
 	Namespaces []string
-	// Prepare holds the worker-wide preparation settings: env and labels
-	// added to every Job, the default image and command, the run
-	// container's name.
+	// Render says how the default Preparer renders the template: the
+	// environment lookup of "{{ $NAME }}", the opt-outs for unknown values
+	// and placeholders (see manifest.RenderOptions). Default: strict, no
+	// environment.
+	Render manifest.RenderOptions
+	// Prepare holds the default Preparer's worker-wide settings: env and
+	// labels added to every Job, the default image and command, the run
+	// container's name (which the default Waiter follows too).
 	Prepare manifest.PrepareOptions
-	// ServiceAccount and ImagePullSecrets are set on every Job's pod spec
-	// when not empty.
+	// ServiceAccount and ImagePullSecrets are set by the default Preparer
+	// on every Job's pod spec when not empty.
 	ServiceAccount   string
 	ImagePullSecrets []string
-	// Secrets chooses how secret values are kept out of Job specs.
-	// Default: not at all.
+	// Secrets chooses the default SecretStore: how secret values are kept
+	// out of Job specs. Default: not at all.
 	Secrets SecretsOptions
 	// Retry is the one retry policy of every API call on a run's path:
 	// the Job's create and the GETs that adopt it, Attach's reads, the
@@ -118,6 +131,11 @@ type Options struct {
 	// Create tunes the default JobCreator: its Retry (default
 	// Options.Retry), logger, metrics and Finder.
 	Create CreateOptions
+	// LogTailLines is how many of the run container's last log lines the
+	// default Waiter keeps in Result.LogTail, even with no Logs writer (see
+	// jobwatch.WaitOptions.LogTailLines). Default: 0, jobwatch's default;
+	// negative turns it off.
+	LogTailLines int
 	// DeleteOnCancel deletes a run's Job (foreground) when Run's context
 	// ends before the Job does. Default: false, the Job is left running.
 	DeleteOnCancel bool
@@ -143,21 +161,18 @@ type Options struct {
 	// package metrics/prom. Default: none (metrics.Discard).
 	Metrics metrics.Recorder
 
-	// The parts; nil means the default built from the client.
-	Preparer Preparer
-	Creator  JobCreator
-	Store    SecretStore
-	Identity Identity
-	Waiter   JobWaiter
-	Jobs     JobClient
+	// Parts replaces default parts; nil ones are built from the client.
+	Parts Parts
 }
 
-// Worker runs units of work as Kubernetes Jobs (Run), and picks up the
+// Worker runs units of work as Kubernetes Jobs (RunSpec), and picks up the
 // runs an earlier process started (Attach, List, Sweep). It is safe for
 // concurrent use; Close it when done.
 type Worker struct {
 	opts Options
 	log  *slog.Logger
+	// client is New's, for Preflight; nil when every part was given.
+	client kubernetes.Interface
 
 	mu      sync.Mutex
 	closed  bool
@@ -173,27 +188,31 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if msgs := validation.IsValidLabelValue(opts.Name); len(msgs) > 0 {
 		return nil, fmt.Errorf("worker: name %q must be a valid label value: %s", opts.Name, strings.Join(msgs, "; "))
 	}
+	if err := opts.checkParts(); err != nil {
+		return nil, err
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Template == nil {
 		opts.Template = manifest.Default()
 	}
-	needsClient := opts.Creator == nil || opts.Identity == nil || opts.Waiter == nil ||
-		(opts.Store == nil && (opts.Secrets.APIKey || opts.Secrets.Env))
+	p := &opts.Parts
+	needsClient := p.Creator == nil || p.Identity == nil || p.Waiter == nil ||
+		(p.Store == nil && (opts.Secrets.APIKey || opts.Secrets.Env))
 	if needsClient && client == nil {
-		return nil, errors.New("worker: a client is needed for the parts not given in Options")
+		return nil, errors.New("worker: a client is needed for the parts not given in Options.Parts")
 	}
 	opts.Metrics = metrics.OrDiscard(opts.Metrics)
-	if opts.Preparer == nil {
-		opts.Preparer = &templatePreparer{opts: &opts}
+	if p.Preparer == nil {
+		p.Preparer = &templatePreparer{opts: &opts}
 	}
-	if opts.Waiter == nil {
-		opts.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics, Retry: opts.Retry})
+	if p.Waiter == nil {
+		p.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics, Retry: opts.Retry})
 	}
-	if opts.Creator == nil {
+	if p.Creator == nil {
 		c := opts.Create
-		if f, ok := opts.Waiter.(RunFinder); ok && c.Finder == nil {
+		if f, ok := p.Waiter.(RunFinder); ok && c.Finder == nil {
 			c.Finder = f
 		}
 		if c.Logger == nil {
@@ -203,9 +222,9 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 			c.Metrics = opts.Metrics
 		}
 		c.Retry = c.Retry.Or(opts.Retry)
-		opts.Creator = NewCreator(client, c)
+		p.Creator = NewCreator(client, c)
 	}
-	if opts.Store == nil {
+	if p.Store == nil {
 		if opts.Secrets.APIKey || opts.Secrets.Env {
 			so := opts.Secrets.Manager
 			if so.WorkerName == "" {
@@ -218,18 +237,57 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 				so.Logger = opts.Logger
 			}
 			so.Retry = so.Retry.Or(opts.Retry)
-			opts.Store = &managerStore{m: secrets.New(client, so), opts: opts.Secrets}
+			p.Store = &managerStore{m: secrets.New(client, so), opts: opts.Secrets}
 		} else {
-			opts.Store = noSecrets{}
+			p.Store = noSecrets{}
 		}
 	}
-	if opts.Identity == nil {
-		opts.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger, Retry: opts.Retry})
+	if p.Identity == nil {
+		p.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger, Retry: opts.Retry})
 	}
-	if opts.Jobs == nil && client != nil {
-		opts.Jobs = client.BatchV1()
+	if p.Jobs == nil && client != nil {
+		p.Jobs = client.BatchV1()
 	}
-	return &Worker{opts: opts, log: opts.Logger}, nil
+	return &Worker{opts: opts, log: opts.Logger, client: client}, nil
+}
+
+// checkParts refuses a setting of a default part that opts.Parts replaces.
+func (o *Options) checkParts() error {
+	var errs []error
+	bad := func(part, setting string) {
+		errs = append(errs, fmt.Errorf("Options.%s tunes the default %s, which Options.Parts.%s replaces", setting, part, part))
+	}
+	p := o.Parts
+	if p.Preparer != nil {
+		zero := manifest.PrepareOptions{}
+		if o.Prepare.Container != "" || o.Prepare.Image != "" || o.Prepare.Command != nil || o.Prepare.Env != nil ||
+			o.Prepare.Labels != nil || o.Prepare.Annotations != nil || o.Prepare.APIURLEnv != "" || o.Prepare.Customizations != nil ||
+			o.Prepare.FailurePolicy != nil || o.Prepare.APIHost != zero.APIHost {
+			bad("Preparer", "Prepare")
+		}
+		if o.Template != nil {
+			bad("Preparer", "Template")
+		}
+		if o.Render.LookupEnv != nil || o.Render.AllowUnknown || o.Render.AllowUnknownPlaceholders || o.Render.AllowMissingEnv {
+			bad("Preparer", "Render")
+		}
+		if o.ServiceAccount != "" || len(o.ImagePullSecrets) > 0 {
+			bad("Preparer", "ServiceAccount and ImagePullSecrets")
+		}
+	}
+	if p.Creator != nil && !reflect.ValueOf(o.Create).IsZero() {
+		bad("Creator", "Create")
+	}
+	if p.Store != nil && (o.Secrets.APIKey || o.Secrets.Env) {
+		bad("Store", "Secrets")
+	}
+	if p.Waiter != nil && o.LogTailLines != 0 {
+		bad("Waiter", "LogTailLines")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	return nil
 }
 
 // Run creates the run's Job and follows it to its end. The Job's PID goes
@@ -254,7 +312,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 // shared watch streams, its GETs and pod lists, the log stream) retries
 // for as long as the run lasts. A 4xx that a retry cannot fix fails at
 // once.
-func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
+func (w *Worker) Run(ctx context.Context, run RunSpec) (Result, error) {
 	if !w.enter() {
 		return Result{}, ErrClosed
 	}
@@ -266,25 +324,25 @@ func (w *Worker) Run(ctx context.Context, run Run) (Result, error) {
 }
 
 // run is Run once the Worker has counted the run.
-func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
-	job, cfg, err := w.opts.Preparer.Prepare(ctx, run)
+func (w *Worker) run(ctx context.Context, run RunSpec) (Result, error) {
+	job, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, run)
 	if err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, err)
 	}
 	if w.opts.RetainUntilRecorded {
 		retain(job)
 	}
-	done, err := w.opts.Store.Apply(ctx, job)
+	done, err := w.opts.Parts.Store.Apply(ctx, job)
 	if err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, err)
 	}
-	created, err := w.opts.Creator.Create(ctx, job)
+	created, err := w.opts.Parts.Creator.Create(ctx, job)
 	if derr := done(ctx, created, err); derr != nil || err != nil {
-		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, errors.Join(err, derr))
+		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, closed(errors.Join(err, derr)))
 	}
 	res := Result{RunID: run.ID, CreatedAt: created.CreationTimestamp.Time}
 	held := hold(created)
-	res.PID, err = w.opts.Identity.PID(ctx, held.namespace, held.name)
+	res.PID, err = w.opts.Parts.Identity.PID(ctx, held.namespace, held.name)
 	if err != nil {
 		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, held.namespace, held.name, err)
 	}
@@ -294,17 +352,17 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 	}
 
 	wo := w.waitOptions(cfg, run.Logs, time.Time{}, run.Events)
-	res.Result, err = w.opts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
+	res.Result, err = w.opts.Parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
 	if err != nil {
 		if ctx.Err() != nil && w.opts.DeleteOnCancel {
 			// Bounded by the retry policy's deadline, not by ctx, which
 			// has ended.
-			kerr := w.opts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
+			kerr := w.opts.Parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
 			if kerr != nil && !errors.Is(kerr, clusterid.ErrNotFound) {
 				err = errors.Join(err, fmt.Errorf("delete Job %s: %w", res.PID, kerr))
 			}
 		}
-		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
+		return res, fmt.Errorf("worker: run %s: %w", run.ID, closed(err))
 	}
 	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
 	res.Requests = metrics.RequestCountFrom(ctx).Requests() // so far, for OnResult
@@ -312,6 +370,14 @@ func (w *Worker) run(ctx context.Context, run Run) (Result, error) {
 		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
 	}
 	return res, nil
+}
+
+// closed wraps err with ErrClosed when a part says it was closed.
+func closed(err error) error {
+	if errors.Is(err, jobwatch.ErrClosed) || errors.Is(err, secrets.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // enter counts a call that follows a Job, for Close to wait on; false
@@ -332,6 +398,7 @@ func (w *Worker) enter() bool {
 func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Time, events jobwatch.EventSink) jobwatch.WaitOptions {
 	wo := jobwatch.WaitOptions{
 		Container:       w.opts.Prepare.Container,
+		LogTailLines:    w.opts.LogTailLines,
 		PodStartTimeout: time.Duration(cfg.PodWatchTimeoutSeconds) * time.Second,
 		Deadline:        time.Duration(cfg.JobWatchTimeoutSeconds) * time.Second,
 		Events:          events,
@@ -352,7 +419,7 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 // default) and never past ctx; a delete whose answer was lost and that
 // then finds the Job gone returns nil.
 func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duration) error {
-	return w.opts.Identity.Kill(ctx, pid, grace)
+	return w.opts.Parts.Identity.Kill(ctx, pid, grace)
 }
 
 // Close stops following runs (their Run and Attach calls return an
@@ -362,28 +429,21 @@ func (w *Worker) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
-	w.opts.Waiter.Close()
+	w.opts.Parts.Waiter.Close()
 	w.running.Wait()
-	return w.opts.Store.Close(ctx)
+	return w.opts.Parts.Store.Close(ctx)
 }
 
 // templatePreparer is the default Preparer.
 type templatePreparer struct{ opts *Options }
 
-func (p *templatePreparer) Prepare(_ context.Context, run Run) (*batchv1.Job, *manifest.Config, error) {
-	values := run.Values
-	if p.opts.Namespace != "" {
-		if _, ok := values["namespace"]; !ok {
-			values = make(map[string]any, len(run.Values)+1)
-			for k, v := range run.Values {
-				values[k] = v
-			}
-			values["namespace"] = p.opts.Namespace
-		}
-	}
-	cfg, err := p.opts.Template.Render(values, manifest.RenderOptions{})
+func (p *templatePreparer) Prepare(_ context.Context, run RunSpec) (*batchv1.Job, *manifest.Config, error) {
+	cfg, err := p.opts.Template.Render(run.Values, p.opts.Render)
 	if err != nil {
 		return nil, nil, err
+	}
+	if _, given := run.Values["namespace"]; p.opts.Namespace != "" && !given {
+		cfg.InNamespace(p.opts.Namespace)
 	}
 	po := p.opts.Prepare
 	po.Labels = mergeLabels(po.Labels, map[string]string{LabelWorker: p.opts.Name})

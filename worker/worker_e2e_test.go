@@ -60,7 +60,7 @@ func TestRunFollowsAJobToSuccessWithItsLogs(t *testing.T) {
 	var started []clusterid.PID
 	var phases []string
 	var mu sync.Mutex
-	res, err := w.Run(t.Context(), Run{
+	res, err := w.Run(t.Context(), RunSpec{
 		ID: "ok-1", Name: "Hello run", Logs: &logs,
 		Started: func(pid clusterid.PID) { started = append(started, pid) },
 		Events:  jobwatch.EventFunc(func(e jobwatch.Event) { mu.Lock(); phases = append(phases, string(e.Phase)); mu.Unlock() }),
@@ -97,7 +97,7 @@ func TestRunFollowsAJobToSuccessWithItsLogs(t *testing.T) {
 func TestRunReportsTheExitCodeOfAFailedRun(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationExitCode: "3"}, Options{})
-	res, err := w.Run(t.Context(), Run{ID: "fail-1"})
+	res, err := w.Run(t.Context(), RunSpec{ID: "fail-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestRunReportsTheExitCodeOfAFailedRun(t *testing.T) {
 func TestRunKeepsEnvValuesOutOfTheJobSpecInSecretMode(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := newTestWorker(t, ns, nil, Options{Secrets: SecretsOptions{Env: true}})
-	res, err := w.Run(t.Context(), Run{ID: "secret-1", Env: map[string]string{"TOKEN": "s3cr3t-value"}})
+	res, err := w.Run(t.Context(), RunSpec{ID: "secret-1", Env: map[string]string{"TOKEN": "s3cr3t-value"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestCancellingRunDeletesTheJobWhenAsked(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	pids := make(chan clusterid.PID, 1)
 	go func() { pid := <-pids; time.Sleep(500 * time.Millisecond); _ = pid; cancel() }()
-	res, err := w.Run(ctx, Run{ID: "cancel-1", Started: func(p clusterid.PID) { pids <- p }})
+	res, err := w.Run(ctx, RunSpec{ID: "cancel-1", Started: func(p clusterid.PID) { pids <- p }})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
@@ -144,7 +144,7 @@ func TestKillDeletesARunningJob(t *testing.T) {
 	done := make(chan Result, 1)
 	pids := make(chan clusterid.PID, 1)
 	go func() {
-		res, _ := w.Run(t.Context(), Run{ID: "kill-1", Started: func(p clusterid.PID) { pids <- p }})
+		res, _ := w.Run(t.Context(), RunSpec{ID: "kill-1", Started: func(p clusterid.PID) { pids <- p }})
 		done <- res
 	}()
 	pid := <-pids

@@ -30,7 +30,7 @@ type fakeParts struct {
 
 func (f *fakeParts) note(s string) { f.mu.Lock(); f.calls = append(f.calls, s); f.mu.Unlock() }
 
-func (f *fakeParts) Prepare(_ context.Context, run Run) (*batchv1.Job, *manifest.Config, error) {
+func (f *fakeParts) Prepare(_ context.Context, run RunSpec) (*batchv1.Job, *manifest.Config, error) {
 	f.note("prepare")
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", GenerateName: "x-", Labels: map[string]string{manifest.LabelRunID: run.ID}}}
 	return job, &manifest.Config{PodWatchTimeoutSeconds: 7, JobWatchTimeoutSeconds: 9, StreamOutput: true}, nil
@@ -88,7 +88,7 @@ func (f fakeWaiter) Close() { f.note("close-waiter") }
 
 func fakeWorker(t *testing.T, f *fakeParts, opts Options) *Worker {
 	t.Helper()
-	opts.Preparer, opts.Creator, opts.Store, opts.Identity, opts.Waiter = f, f, f, f, fakeWaiter{f}
+	opts.Parts = Parts{Preparer: f, Creator: f, Store: f, Identity: f, Waiter: fakeWaiter{f}}
 	w, err := New(nil, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestRunCallsItsPartsInOrder(t *testing.T) {
 	f := &fakeParts{}
 	w := fakeWorker(t, f, Options{})
 	var started clusterid.PID
-	res, err := w.Run(t.Context(), Run{ID: "r", Started: func(p clusterid.PID) { started = p; f.note("started") }})
+	res, err := w.Run(t.Context(), RunSpec{ID: "r", Started: func(p clusterid.PID) { started = p; f.note("started") }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestRunCallsItsPartsInOrder(t *testing.T) {
 
 func TestRunDiscardsTheRunSecretWhenCreationFails(t *testing.T) {
 	f := &fakeParts{createErr: errors.New("refused")}
-	_, err := fakeWorker(t, f, Options{}).Run(t.Context(), Run{ID: "r"})
+	_, err := fakeWorker(t, f, Options{}).Run(t.Context(), RunSpec{ID: "r"})
 	if err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("got %v", err)
 	}
@@ -129,7 +129,7 @@ func TestRunDeletesTheJobOnCancelOnlyWhenAsked(t *testing.T) {
 		w := fakeWorker(t, f, Options{DeleteOnCancel: del})
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if _, err := w.Run(ctx, Run{ID: "r"}); !errors.Is(err, context.Canceled) {
+		if _, err := w.Run(ctx, RunSpec{ID: "r"}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v", err)
 		}
 		if killed := strings.Contains(strings.Join(f.calls, " "), "kill"); killed != del {
@@ -147,13 +147,13 @@ func TestCloseStopsTheWorker(t *testing.T) {
 	if got := strings.Join(f.calls, " "); got != "close-waiter close-secrets" {
 		t.Errorf("calls: %s", got)
 	}
-	if _, err := w.Run(t.Context(), Run{ID: "r"}); !errors.Is(err, ErrClosed) {
+	if _, err := w.Run(t.Context(), RunSpec{ID: "r"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Run after Close: %v", err)
 	}
 }
 
 func TestNewRefusesABadNameOrAMissingClient(t *testing.T) {
-	if _, err := New(nil, Options{Name: "bad name!", Preparer: &fakeParts{}}); err == nil {
+	if _, err := New(nil, Options{Name: "bad name!", Parts: Parts{Preparer: &fakeParts{}}}); err == nil {
 		t.Error("a bad name was accepted")
 	}
 	if _, err := New(nil, Options{}); err == nil {
@@ -184,7 +184,7 @@ func TestStartReadsTheClusterUIDAndSyncsTheWorkersNamespaces(t *testing.T) {
 			t.Errorf("Start did not read %s; it read %v", want, got)
 		}
 	}
-	if err := w.opts.Waiter.(*jobwatch.Watcher).Synced(); err != nil {
+	if err := w.opts.Parts.Waiter.(*jobwatch.Watcher).Synced(); err != nil {
 		t.Errorf("the streams are not synced after Start: %v", err)
 	}
 	if err := w.Close(t.Context()); err != nil {

@@ -82,7 +82,7 @@ func run(ctx context.Context, kubeconfigPath, kubeContext, namespace, exitCode s
 	defer w.Close(context.Background())
 
 	start := time.Now()
-	res, err := w.Run(ctx, worker.Run{
+	res, err := w.Run(ctx, worker.RunSpec{
 		ID:      fmt.Sprintf("runjob-%d", start.Unix()),
 		Name:    "runjob example",
 		Values:  values,

@@ -46,6 +46,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
@@ -135,7 +136,7 @@ type runFile struct {
 // metrics.
 type scheduler struct {
 	w     *worker.Worker
-	agent *worker.Agent
+	agent *agent.Agent
 	reg   *prometheus.Registry
 	queue string
 	out   io.Writer
@@ -171,7 +172,7 @@ func newScheduler(cfg *rest.Config, queue, namespace string, concurrency int, ou
 	if err != nil {
 		return nil, err
 	}
-	s.agent = worker.NewAgent(s.w, dirSource(queue), worker.AgentOptions{Concurrency: concurrency, Report: s.report})
+	s.agent = agent.New(s.w, dirSource(queue), agent.Options{Concurrency: concurrency, Report: s.report})
 	return s, nil
 }
 
@@ -244,26 +245,26 @@ func run(ctx context.Context, cfg *rest.Config, queue, namespace string, concurr
 
 // dirSource takes the oldest *.yaml file of dir, claiming it by renaming it
 // to *.taken so that two schedulers never take one run.
-func dirSource(dir string) worker.RunSource {
-	return worker.RunSourceFunc(func(ctx context.Context) (worker.Run, bool, error) {
+func dirSource(dir string) agent.Source {
+	return agent.SourceFunc(func(ctx context.Context) (worker.Run, bool, error) {
 		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		if err != nil || len(files) == 0 {
-			return worker.Run{}, false, err
+			return worker.RunSpec{}, false, err
 		}
 		sort.Strings(files)
 		taken := strings.TrimSuffix(files[0], ".yaml") + ".taken"
 		if err := os.Rename(files[0], taken); err != nil {
-			return worker.Run{}, false, nil // another scheduler took it
+			return worker.RunSpec{}, false, nil // another scheduler took it
 		}
 		data, err := os.ReadFile(taken)
 		if err != nil {
-			return worker.Run{}, false, err
+			return worker.RunSpec{}, false, err
 		}
 		var rf runFile
 		if err := yaml.UnmarshalStrict(data, &rf); err != nil {
-			return worker.Run{}, false, fmt.Errorf("%s: %w", taken, err)
+			return worker.RunSpec{}, false, fmt.Errorf("%s: %w", taken, err)
 		}
-		return worker.Run{ID: rf.ID, Name: rf.Name, Values: rf.Values}, true, nil
+		return worker.RunSpec{ID: rf.ID, Name: rf.Name, Values: rf.Values}, true, nil
 	})
 }
 

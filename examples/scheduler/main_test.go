@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/jobwatch"
-	"github.com/kubeworker/kubeworker/worker"
 )
 
 var cluster *testcluster.Cluster
@@ -98,7 +98,7 @@ func TestSchedulerServesMetricsAndHealth(t *testing.T) {
 	// The Agent has stopped, so both probes fail on "agent"; the watch
 	// streams are synced.
 	code, body = get(t, srv.URL+"/readyz")
-	var st worker.HealthStatus
+	var st agent.HealthStatus
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("/readyz: %q: %v", body, err)
 	}

@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/worker"
 )
 
 // probe gets path from h and decodes the HealthStatus.
@@ -37,7 +38,7 @@ func fakeClock(a *Agent) *atomic.Int64 {
 
 func TestHealthHandler(t *testing.T) {
 	t.Run("liveness passes before Serve and readiness runs the given checks", func(t *testing.T) {
-		a := NewAgent(newAgentWorker(t, nil), &agentScript{}, AgentOptions{})
+		a := New(newAgentWorker(t, nil), &agentScript{}, Options{})
 		h := a.HealthHandler(map[string]Checker{
 			"queue": func(context.Context) error { return errors.New("queue unreachable") },
 			"db":    func(context.Context) error { return nil },
@@ -61,7 +62,7 @@ func TestHealthHandler(t *testing.T) {
 	})
 
 	t.Run("readiness passes when every check does", func(t *testing.T) {
-		a := NewAgent(newAgentWorker(t, nil), &agentScript{}, AgentOptions{})
+		a := New(newAgentWorker(t, nil), &agentScript{}, Options{})
 		h := a.HealthHandler(map[string]Checker{"db": func(context.Context) error { return nil }})
 		if code, st := probe(t, h, ReadinessPath); code != http.StatusOK || st.Status != "ok" {
 			t.Errorf("/readyz: %d %+v, want 200", code, st)
@@ -70,12 +71,12 @@ func TestHealthHandler(t *testing.T) {
 
 	t.Run("liveness fails when a poll wedges past the stall timeout", func(t *testing.T) {
 		polling := make(chan struct{})
-		src := RunSourceFunc(func(ctx context.Context) (Run, bool, error) {
+		src := SourceFunc(func(ctx context.Context) (worker.RunSpec, bool, error) {
 			close(polling)
 			<-ctx.Done()
-			return Run{}, false, ctx.Err()
+			return worker.RunSpec{}, false, ctx.Err()
 		})
-		a := NewAgent(newAgentWorker(t, nil), src, AgentOptions{StallTimeout: time.Minute})
+		a := New(newAgentWorker(t, nil), src, Options{StallTimeout: time.Minute})
 		now := fakeClock(a)
 		h := a.HealthHandler(nil)
 		ctx, cancel := context.WithCancel(t.Context())
@@ -106,7 +107,7 @@ func TestHealthHandler(t *testing.T) {
 			<-release
 			return jobwatch.Result{Outcome: jobwatch.Succeeded}, nil
 		})
-		a := NewAgent(w, &agentScript{answers: agentWork(1)}, AgentOptions{Concurrency: 1, MaxPolls: 2, StallTimeout: time.Minute})
+		a := New(w, &agentScript{answers: agentWork(1)}, Options{Concurrency: 1, MaxPolls: 2, StallTimeout: time.Minute})
 		now := fakeClock(a)
 		recordAgentWaits(a)
 		h := a.HealthHandler(nil)

@@ -1,4 +1,7 @@
-package worker
+// Package install writes what runs a kubeworker process in a cluster: a
+// ServiceAccount, the Role of worker.Rules and its binding, and a
+// Deployment probed on the agent's health endpoints.
+package install
 
 import (
 	"bytes"
@@ -18,12 +21,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/worker"
 )
 
-// DeployOptions describe the worker process that DeploymentManifest
+// Options describe the worker process that DeploymentManifest
 // deploys. Only Image is required.
-type DeployOptions struct {
+type Options struct {
 	// Name names the ServiceAccount, Role, RoleBinding, Deployment and, if
 	// any, ClusterRole and ClusterRoleBinding. Default: "kubeworker".
 	Name string
@@ -39,9 +44,9 @@ type DeployOptions struct {
 	// Default: none.
 	Args []string
 	Env  []corev1.EnvVar
-	// HealthPort is the port the process serves Agent.HealthHandler on;
-	// the liveness probe gets LivenessPath and the readiness probe
-	// ReadinessPath there. Default: 8080.
+	// HealthPort is the port the process serves agent.Agent.HealthHandler on;
+	// the liveness probe gets agent.LivenessPath and the readiness probe
+	// agent.ReadinessPath there. Default: 8080.
 	HealthPort int32
 	// Resources of the worker container. Default: requests of 100m CPU and
 	// 128Mi memory, a limit of 256Mi memory.
@@ -67,11 +72,11 @@ type DeployOptions struct {
 // ClusterRole and ClusterRoleBinding for the cluster UID unless
 // opts.ClusterUID is given, and a Deployment of one replica that runs as
 // non-root with a read-only root filesystem, with liveness and readiness
-// probes on Agent.HealthHandler.
+// probes on agent.Agent.HealthHandler.
 //
-// The Role's rules are those of [Rules]. Apply the manifest with
+// The Role's rules are those of [worker.Rules]. Apply the manifest with
 // kubectl apply -f, or decode the documents with a universal deserializer.
-func DeploymentManifest(opts DeployOptions) ([]byte, error) {
+func DeploymentManifest(opts Options) ([]byte, error) {
 	objs, err := deployObjects(opts)
 	if err != nil {
 		return nil, err
@@ -83,34 +88,15 @@ func DeploymentManifest(opts DeployOptions) ([]byte, error) {
 		}
 		doc, err := toYAML(obj)
 		if err != nil {
-			return nil, fmt.Errorf("worker: deployment manifest: %w", err)
+			return nil, fmt.Errorf("install: deployment manifest: %w", err)
 		}
 		buf.Write(doc)
 	}
 	return buf.Bytes(), nil
 }
 
-// Rules returns the RBAC rules a worker needs in the namespace its Jobs run
-// in, and nothing more: Jobs to create, follow, find again after an
-// ambiguous create, delete (Kill) and patch (the TTL put back under
-// Options.RetainUntilRecorded); pods to follow and their logs; events
-// to explain a pod that did not start; and, if secrets, Secrets to hold
-// secret values.
-func Rules(secrets bool) []rbacv1.PolicyRule {
-	rules := []rbacv1.PolicyRule{
-		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete", "patch"}},
-		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
-		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
-	}
-	if secrets {
-		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "delete"}})
-	}
-	return rules
-}
-
 // deployObjects builds the typed objects of DeploymentManifest.
-func deployObjects(opts DeployOptions) ([]runtime.Object, error) {
+func deployObjects(opts Options) ([]runtime.Object, error) {
 	if opts.Image == "" {
 		return nil, errors.New("worker: deployment manifest: an image is required")
 	}
@@ -146,7 +132,7 @@ func deployObjects(opts DeployOptions) ([]runtime.Object, error) {
 		&rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: meta(opts.JobNamespace),
-			Rules:      Rules(opts.Secrets),
+			Rules:      worker.Rules(opts.Secrets),
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
@@ -183,7 +169,7 @@ func deployObjects(opts DeployOptions) ([]runtime.Object, error) {
 }
 
 // deployment builds the worker's Deployment.
-func deployment(opts DeployOptions, labels map[string]string, env []corev1.EnvVar) *appsv1.Deployment {
+func deployment(opts Options, labels map[string]string, env []corev1.EnvVar) *appsv1.Deployment {
 	res := corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{
 			corev1.ResourceCPU:    resource.MustParse("100m"),
@@ -227,8 +213,8 @@ func deployment(opts DeployOptions, labels map[string]string, env []corev1.EnvVa
 						Args:           slices.Clone(opts.Args),
 						Env:            env,
 						Ports:          []corev1.ContainerPort{{Name: "health", ContainerPort: opts.HealthPort, Protocol: corev1.ProtocolTCP}},
-						LivenessProbe:  probe(LivenessPath, 3),
-						ReadinessProbe: probe(ReadinessPath, 1),
+						LivenessProbe:  probe(agent.LivenessPath, 3),
+						ReadinessProbe: probe(agent.ReadinessPath, 1),
 						Resources:      res,
 						SecurityContext: &corev1.SecurityContext{
 							RunAsNonRoot:             new(true),

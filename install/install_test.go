@@ -1,4 +1,4 @@
-package worker
+package install
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
+	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/clusterid"
 )
 
@@ -35,7 +36,7 @@ func decodeManifest(t *testing.T, data []byte) []runtime.Object {
 }
 
 func TestDeploymentManifestMatchesTheGoldenFile(t *testing.T) {
-	got, err := DeploymentManifest(DeployOptions{
+	got, err := DeploymentManifest(Options{
 		Name:         "etl-worker",
 		Namespace:    "workers",
 		JobNamespace: "jobs",
@@ -87,10 +88,10 @@ func lineDiff(want, got string) string {
 func TestDeploymentManifestObjects(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		opts  DeployOptions
+		opts  Options
 		check func(t *testing.T, objs []runtime.Object)
 	}{
-		{"defaults: one namespace, no secrets, a ClusterRole for the kube-system UID only", DeployOptions{Image: "w:1"}, func(t *testing.T, objs []runtime.Object) {
+		{"defaults: one namespace, no secrets, a ClusterRole for the kube-system UID only", Options{Image: "w:1"}, func(t *testing.T, objs []runtime.Object) {
 			if len(objs) != 6 {
 				t.Fatalf("%d objects, want 6", len(objs))
 			}
@@ -100,7 +101,7 @@ func TestDeploymentManifestObjects(t *testing.T) {
 			}
 			for _, r := range role.Rules {
 				if r.Resources[0] == "secrets" {
-					t.Error("the Role grants Secrets without DeployOptions.Secrets")
+					t.Error("the Role grants Secrets without Options.Secrets")
 				}
 			}
 			cr := objs[3].(*rbacv1.ClusterRole)
@@ -113,7 +114,7 @@ func TestDeploymentManifestObjects(t *testing.T) {
 			}
 			d := objs[5].(*appsv1.Deployment)
 			c := d.Spec.Template.Spec.Containers[0]
-			if c.LivenessProbe.HTTPGet.Path != LivenessPath || c.ReadinessProbe.HTTPGet.Path != ReadinessPath || c.Ports[0].ContainerPort != 8080 {
+			if c.LivenessProbe.HTTPGet.Path != agent.LivenessPath || c.ReadinessProbe.HTTPGet.Path != agent.ReadinessPath || c.Ports[0].ContainerPort != 8080 {
 				t.Errorf("probes %+v %+v on port %d, want /healthz and /readyz on 8080", c.LivenessProbe, c.ReadinessProbe, c.Ports[0].ContainerPort)
 			}
 			if !*d.Spec.Template.Spec.SecurityContext.RunAsNonRoot || !*c.SecurityContext.RunAsNonRoot || *c.SecurityContext.AllowPrivilegeEscalation {
@@ -123,7 +124,7 @@ func TestDeploymentManifestObjects(t *testing.T) {
 				t.Errorf("service account %q", d.Spec.Template.Spec.ServiceAccountName)
 			}
 		}},
-		{"a given cluster UID replaces the ClusterRole with an env var", DeployOptions{Image: "w:1", ClusterUID: "abc"}, func(t *testing.T, objs []runtime.Object) {
+		{"a given cluster UID replaces the ClusterRole with an env var", Options{Image: "w:1", ClusterUID: "abc"}, func(t *testing.T, objs []runtime.Object) {
 			if len(objs) != 4 {
 				t.Fatalf("%d objects, want 4", len(objs))
 			}
@@ -132,7 +133,7 @@ func TestDeploymentManifestObjects(t *testing.T) {
 				t.Errorf("env %+v, want %s=abc", env, clusterid.EnvUID)
 			}
 		}},
-		{"the Role and RoleBinding go to the Job namespace", DeployOptions{Image: "w:1", Namespace: "a", JobNamespace: "b", ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {
+		{"the Role and RoleBinding go to the Job namespace", Options{Image: "w:1", Namespace: "a", JobNamespace: "b", ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {
 			rb := objs[2].(*rbacv1.RoleBinding)
 			if objs[0].(*corev1.ServiceAccount).Namespace != "a" || objs[1].(*rbacv1.Role).Namespace != "b" || rb.Namespace != "b" || rb.Subjects[0].Namespace != "a" {
 				t.Errorf("objects %v in the wrong namespaces", objs)
@@ -150,7 +151,7 @@ func TestDeploymentManifestObjects(t *testing.T) {
 }
 
 func TestDeploymentManifestNeedsAnImage(t *testing.T) {
-	if _, err := DeploymentManifest(DeployOptions{}); err == nil || !strings.Contains(err.Error(), "image") {
+	if _, err := DeploymentManifest(Options{}); err == nil || !strings.Contains(err.Error(), "image") {
 		t.Errorf("got %v, want an error about the image", err)
 	}
 }

@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"context"
@@ -9,28 +9,30 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/kubeworker/kubeworker/worker"
 )
 
-// RunSource is where an Agent finds work; the caller implements it (a
+// Source is where an Agent finds work; the caller implements it (a
 // queue, an API to poll). Next returns the next run and true, or false
 // when there is nothing to do now, in which case the Agent backs off before
 // asking again. An error is logged and backed off like an empty poll (a run
 // returned with it is dropped); it does not stop the Agent. Next is called from one goroutine at a time and
-// should return within AgentOptions.StallTimeout, or the Agent's liveness
+// should return within Options.StallTimeout, or the Agent's liveness
 // check fails.
-type RunSource interface {
-	Next(ctx context.Context) (Run, bool, error)
+type Source interface {
+	Next(ctx context.Context) (worker.RunSpec, bool, error)
 }
 
-// RunSourceFunc adapts a function to a RunSource.
-type RunSourceFunc func(ctx context.Context) (Run, bool, error)
+// SourceFunc adapts a function to a Source.
+type SourceFunc func(ctx context.Context) (worker.RunSpec, bool, error)
 
 // Next calls f.
-func (f RunSourceFunc) Next(ctx context.Context) (Run, bool, error) { return f(ctx) }
+func (f SourceFunc) Next(ctx context.Context) (worker.RunSpec, bool, error) { return f(ctx) }
 
-// AgentOptions configure an Agent. The zero value works.
-type AgentOptions struct {
-	// MaxPolls stops the Agent after that many calls to RunSource.Next,
+// Options configure an Agent. The zero value works.
+type Options struct {
+	// MaxPolls stops the Agent after that many calls to Source.Next,
 	// whether they found work or not; Serve then waits for the runs it
 	// started. Default: 0, unlimited.
 	MaxPolls int
@@ -51,29 +53,29 @@ type AgentOptions struct {
 	// Report is called, from the run's goroutine, with each run taken from
 	// the source and how Worker.Run ended it. Default: nil, the outcome is
 	// only logged.
-	Report func(Run, Result, error)
+	Report func(worker.RunSpec, worker.Result, error)
 	// StallTimeout is how long one poll, or one back-off, may last before
 	// the Agent's /healthz reports it wedged. Time spent waiting for a free
 	// run slot does not count; it should exceed MaxBackoff. Default:
 	// 6 × MaxBackoff (one minute with the default back-off).
 	StallTimeout time.Duration
-	// Logger receives the Agent's logs. Default: the Worker's logger.
+	// Logger receives the Agent's logs. Default: discard.
 	Logger *slog.Logger
 }
 
-// Agent is a polling loop that feeds a Worker, like a Prefect 1 agent: it
-// asks a RunSource for work, runs each Run through Worker.Run with at most
+// Agent is a polling loop that feeds a worker, like a Prefect 1 agent: it
+// asks a Source for work, runs each run through Worker.Run with at most
 // Concurrency in flight, and backs off while there is nothing to do. Make
-// one with NewAgent, start it with Serve, and mount HealthHandler for the
+// one with New, start it with Serve, and mount HealthHandler for the
 // liveness and readiness probes of its Deployment (see DeploymentManifest).
 //
-// An Agent is a separate type, not a Worker method, so that its state (the
+// An Agent is a separate type, not a worker method, so that its state (the
 // last poll, for /healthz) lives next to the loop; one Worker may feed
 // several Agents.
 type Agent struct {
-	w    *Worker
-	src  RunSource
-	opts AgentOptions
+	w    *worker.Worker
+	src  Source
+	opts Options
 	log  *slog.Logger
 
 	// wait sleeps d or until ctx ends; tests replace it.
@@ -94,8 +96,8 @@ const (
 	agentStopped
 )
 
-// NewAgent returns an Agent that takes runs from src and runs them on w.
-func NewAgent(w *Worker, src RunSource, opts AgentOptions) *Agent {
+// New returns an Agent that takes runs from src and runs them on w.
+func New(w *worker.Worker, src Source, opts Options) *Agent {
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = 250 * time.Millisecond
 	}
@@ -112,7 +114,7 @@ func NewAgent(w *Worker, src RunSource, opts AgentOptions) *Agent {
 		opts.StallTimeout = 6 * opts.MaxBackoff
 	}
 	if opts.Logger == nil {
-		opts.Logger = w.log
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Agent{w: w, src: src, opts: opts, log: opts.Logger, wait: sleepCtx, now: time.Now}
 }
@@ -122,7 +124,7 @@ func NewAgent(w *Worker, src RunSource, opts AgentOptions) *Agent {
 // MaxPolls polls were made, then waits for the runs in flight (cancelling
 // them first if CancelOnShutdown) and returns. A run's error goes to
 // Report and does not stop Serve, except ErrClosed: once the Worker is
-// closed Serve stops polling and returns ErrClosed. Serve returns nil after
+// closed Serve stops polling and returns worker.ErrClosed. Serve returns nil after
 // a graceful stop, whether by ctx or MaxPolls. Serve may be called once.
 func (a *Agent) Serve(ctx context.Context) error {
 	if !a.state.CompareAndSwap(int32(agentNew), int32(agentServing)) {
@@ -131,14 +133,14 @@ func (a *Agent) Serve(ctx context.Context) error {
 	defer a.state.Store(int32(agentStopped))
 	a.tick()
 	// Ready the Worker before the first poll, as a controller syncs its
-	// caches. A failure is logged, not fatal: each Run readies what it
+	// caches. A failure is logged, not fatal: each run readies what it
 	// needs again, and the readiness check names what is not synced.
 	sctx, cancel := context.WithTimeout(ctx, a.opts.StallTimeout)
 	err := a.w.Start(sctx)
 	cancel()
 	switch {
-	case errors.Is(err, ErrClosed):
-		return ErrClosed
+	case errors.Is(err, worker.ErrClosed):
+		return worker.ErrClosed
 	case err != nil && ctx.Err() == nil:
 		a.log.WarnContext(ctx, "worker not ready; polling anyway", "error", err)
 	}
@@ -211,14 +213,14 @@ func (a *Agent) Serve(ctx context.Context) error {
 
 // runOne runs one run and reports it. It returns an error only when the
 // Worker is closed, after stopping the polling loop.
-func (a *Agent) runOne(ctx context.Context, run Run, stopPolling context.CancelCauseFunc) error {
+func (a *Agent) runOne(ctx context.Context, run worker.RunSpec, stopPolling context.CancelCauseFunc) error {
 	res, err := a.w.Run(ctx, run)
 	if a.opts.Report != nil {
 		a.opts.Report(run, res, err)
 	}
 	switch {
-	case errors.Is(err, ErrClosed):
-		stopPolling(ErrClosed)
+	case errors.Is(err, worker.ErrClosed):
+		stopPolling(worker.ErrClosed)
 		return fmt.Errorf("worker: agent: run %s: %w", run.ID, err)
 	case err != nil:
 		a.log.ErrorContext(ctx, "run failed", "run", run.ID, "error", err)

@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"context"
@@ -15,15 +15,16 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/worker"
 )
 
-// agentParts are the parts of a Worker that runs no Job: Wait calls wait,
+// agentParts are the parts of a worker that runs no Job: Wait calls wait,
 // which decides how each run ends.
 type agentParts struct {
 	wait func(ctx context.Context, job jobwatch.JobRef) (jobwatch.Result, error)
 }
 
-func (f *agentParts) Prepare(_ context.Context, run Run) (*batchv1.Job, *manifest.Config, error) {
+func (f *agentParts) Prepare(_ context.Context, run worker.RunSpec) (*batchv1.Job, *manifest.Config, error) {
 	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: run.ID}}, &manifest.Config{}, nil
 }
 
@@ -56,17 +57,17 @@ type agentStore struct{ *agentParts }
 
 func (s agentStore) Close(context.Context) error { return nil }
 
-func newAgentWorker(t *testing.T, wait func(ctx context.Context, job jobwatch.JobRef) (jobwatch.Result, error)) *Worker {
+func newAgentWorker(t *testing.T, wait func(ctx context.Context, job jobwatch.JobRef) (jobwatch.Result, error)) *worker.Worker {
 	t.Helper()
 	f := &agentParts{wait: wait}
-	w, err := New(nil, Options{Preparer: f, Creator: f, Store: agentStore{f}, Identity: f, Waiter: f})
+	w, err := worker.New(nil, worker.Options{Parts: worker.Parts{Preparer: f, Creator: f, Store: agentStore{f}, Identity: f, Waiter: f}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
 }
 
-// agentScript is a RunSource that plays answers in order, then has nothing.
+// agentScript is a Source that plays answers in order, then has nothing.
 type agentScript struct {
 	mu      sync.Mutex
 	answers []agentAnswer
@@ -79,7 +80,7 @@ type agentAnswer struct {
 	err error
 }
 
-func (s *agentScript) Next(context.Context) (Run, bool, error) {
+func (s *agentScript) Next(context.Context) (worker.RunSpec, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.onNext != nil {
@@ -87,11 +88,11 @@ func (s *agentScript) Next(context.Context) (Run, bool, error) {
 	}
 	s.polls++
 	if len(s.answers) == 0 {
-		return Run{}, false, nil
+		return worker.RunSpec{}, false, nil
 	}
 	a := s.answers[0]
 	s.answers = s.answers[1:]
-	return Run{ID: a.id}, a.id != "", a.err
+	return worker.RunSpec{ID: a.id}, a.id != "", a.err
 }
 
 func (s *agentScript) count() int { s.mu.Lock(); defer s.mu.Unlock(); return s.polls }
@@ -122,14 +123,14 @@ func recordAgentWaits(a *Agent) *[]time.Duration {
 type agentReports struct {
 	mu   sync.Mutex
 	errs map[string]error
-	res  map[string]Result
+	res  map[string]worker.Result
 }
 
-func (r *agentReports) report(run Run, res Result, err error) {
+func (r *agentReports) report(run worker.RunSpec, res worker.Result, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.errs == nil {
-		r.errs, r.res = map[string]error{}, map[string]Result{}
+		r.errs, r.res = map[string]error{}, map[string]worker.Result{}
 	}
 	r.errs[run.ID], r.res[run.ID] = err, res
 }
@@ -139,7 +140,7 @@ func (r *agentReports) len() int { r.mu.Lock(); defer r.mu.Unlock(); return len(
 func TestAgentStopsAfterMaxPollsAndWaitsForItsRuns(t *testing.T) {
 	src := &agentScript{answers: append(agentWork(3), agentAnswer{}, agentAnswer{id: "run-z"})}
 	var rep agentReports
-	a := NewAgent(newAgentWorker(t, nil), src, AgentOptions{MaxPolls: 5, Report: rep.report})
+	a := New(newAgentWorker(t, nil), src, Options{MaxPolls: 5, Report: rep.report})
 	recordAgentWaits(a)
 	if err := a.Serve(t.Context()); err != nil {
 		t.Fatalf("Serve: %v", err)
@@ -173,7 +174,7 @@ func TestAgentBacksOffFromMinToMaxAndResetsOnWork(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &agentScript{answers: tc.answers}
-			a := NewAgent(newAgentWorker(t, nil), src, AgentOptions{MaxPolls: tc.polls})
+			a := New(newAgentWorker(t, nil), src, Options{MaxPolls: tc.polls})
 			waits := recordAgentWaits(a)
 			if err := a.Serve(t.Context()); err != nil {
 				t.Fatalf("Serve: %v", err)
@@ -186,7 +187,7 @@ func TestAgentBacksOffFromMinToMaxAndResetsOnWork(t *testing.T) {
 }
 
 func TestAgentBackOffHonoursCustomBounds(t *testing.T) {
-	a := NewAgent(newAgentWorker(t, nil), &agentScript{}, AgentOptions{MaxPolls: 5, MinBackoff: time.Second, MaxBackoff: 3 * time.Second})
+	a := New(newAgentWorker(t, nil), &agentScript{}, Options{MaxPolls: 5, MinBackoff: time.Second, MaxBackoff: 3 * time.Second})
 	waits := recordAgentWaits(a)
 	if err := a.Serve(t.Context()); err != nil {
 		t.Fatal(err)
@@ -219,7 +220,7 @@ func TestAgentNeverRunsMoreThanConcurrencyAndDoesNotPollWhenFull(t *testing.T) {
 		}
 	}}
 	var rep agentReports
-	a := NewAgent(w, src, AgentOptions{MaxPolls: total, Concurrency: limit, Report: rep.report})
+	a := New(w, src, Options{MaxPolls: total, Concurrency: limit, Report: rep.report})
 	recordAgentWaits(a)
 	done := make(chan error, 1)
 	go func() { done <- a.Serve(t.Context()) }()
@@ -251,7 +252,7 @@ func TestAgentShutdownWaitsForRunsInFlight(t *testing.T) {
 		return jobwatch.Result{Outcome: jobwatch.Succeeded}, nil
 	})
 	var rep agentReports
-	a := NewAgent(w, &agentScript{answers: agentWork(1)}, AgentOptions{Report: rep.report})
+	a := New(w, &agentScript{answers: agentWork(1)}, Options{Report: rep.report})
 	recordAgentWaits(a)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -278,7 +279,7 @@ func TestAgentCancelOnShutdownCancelsRunsInFlight(t *testing.T) {
 		return jobwatch.Result{}, ctx.Err()
 	})
 	var rep agentReports
-	a := NewAgent(w, &agentScript{answers: agentWork(1)}, AgentOptions{CancelOnShutdown: true, Report: rep.report})
+	a := New(w, &agentScript{answers: agentWork(1)}, Options{CancelOnShutdown: true, Report: rep.report})
 	recordAgentWaits(a)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -299,10 +300,10 @@ func TestAgentStopsWithErrClosedWhenTheWorkerIsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &agentScript{answers: agentWork(5)}
-	a := NewAgent(w, src, AgentOptions{})
+	a := New(w, src, Options{})
 	recordAgentWaits(a)
-	if err := a.Serve(t.Context()); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Serve: %v, want ErrClosed", err)
+	if err := a.Serve(t.Context()); !errors.Is(err, worker.ErrClosed) {
+		t.Fatalf("Serve: %v, want worker.ErrClosed", err)
 	}
 	if err := a.Serve(t.Context()); err == nil {
 		t.Error("a second Serve succeeded")
@@ -311,10 +312,10 @@ func TestAgentStopsWithErrClosedWhenTheWorkerIsClosed(t *testing.T) {
 
 func TestAgentRunsWhatItPollsAsJobsOnTheCluster(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, nil, Options{})
+	w := newTestWorker(t, ns, worker.Options{})
 	src := &agentScript{answers: []agentAnswer{{id: "agent-1"}, {}, {id: "agent-2"}}}
 	var rep agentReports
-	a := NewAgent(w, src, AgentOptions{MaxPolls: 3, MinBackoff: time.Millisecond, Report: rep.report})
+	a := New(w, src, Options{MaxPolls: 3, MinBackoff: time.Millisecond, Report: rep.report})
 	if err := a.Serve(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -351,12 +352,12 @@ func TestAgentStartsTheWorkerBeforeItsFirstPoll(t *testing.T) {
 			}
 			return nil
 		}}
-		w, err := New(nil, Options{Namespace: "ns", Preparer: f, Creator: f, Store: agentStore{f}, Identity: f, Waiter: waiter})
+		w, err := worker.New(nil, worker.Options{Namespace: "ns", Parts: worker.Parts{Preparer: f, Creator: f, Store: agentStore{f}, Identity: f, Waiter: waiter}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var rep agentReports
-		a := NewAgent(w, src, AgentOptions{MaxPolls: 1, Report: rep.report})
+		a := New(w, src, Options{MaxPolls: 1, Report: rep.report})
 		recordAgentWaits(a)
 		if err := a.Serve(t.Context()); err != nil {
 			t.Fatalf("Serve (start fails: %v): %v", fail, err)

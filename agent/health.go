@@ -1,4 +1,4 @@
-package worker
+package agent
 
 import (
 	"context"
@@ -39,21 +39,17 @@ type HealthStatus struct {
 //
 // /healthz runs one check, "agent": it fails once Serve has returned, or
 // when one poll or back-off of the loop has lasted longer than
-// AgentOptions.StallTimeout (a wedged RunSource); before Serve starts and
+// Options.StallTimeout (a wedged Source); before Serve starts and
 // while the loop waits for a free run slot it passes. /readyz runs the
-// "agent" check; the "watch" check when the Worker's JobWaiter says
-// whether its watch streams are synced (a Synced() error method, as the
-// default *jobwatch.Watcher has: it fails while a namespace's shared
-// Job or pod stream has not filled its cache, or its last list or watch
-// failed); and the checks given here, by name (for example, that the run
+// "agent" check; the "watch" check, Worker.Ready (it fails while a
+// namespace's shared Job or pod stream has not filled its cache, or its
+// last list or watch failed); and the checks given here, by name (for example, that the run
 // source is reachable), which replace a built-in check of the same name.
 // Other paths are 404.
 func (a *Agent) HealthHandler(ready map[string]Checker) http.Handler {
 	live := map[string]Checker{"agent": a.alive}
 	all := map[string]Checker{"agent": a.alive}
-	if s, ok := a.w.opts.Waiter.(syncer); ok {
-		all["watch"] = func(context.Context) error { return s.Synced() }
-	}
+	all["watch"] = func(context.Context) error { return a.w.Ready() }
 	for name, c := range ready {
 		all[name] = c
 	}
@@ -61,12 +57,6 @@ func (a *Agent) HealthHandler(ready map[string]Checker) http.Handler {
 	mux.Handle("GET "+LivenessPath, healthEndpoint(live))
 	mux.Handle("GET "+ReadinessPath, healthEndpoint(all))
 	return mux
-}
-
-// syncer is the part of a JobWaiter that tells whether its shared watch
-// streams are synced; *jobwatch.Watcher has it.
-type syncer interface {
-	Synced() error
 }
 
 // errStopped is the "agent" check's error once Serve has returned.
