@@ -14,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/kubeworker/kubeworker/jobcreate"
 )
 
 // ErrPreflight is wrapped by PreflightReport.Err when the report lists a
@@ -99,7 +101,7 @@ type Rejection struct {
 	Reason  metav1.StatusReason
 	Message string
 	// Hint says what to check: for a refused Job, the same hint as a
-	// CreateError for that refusal.
+	// *jobcreate.Error for that refusal.
 	Hint string
 	// Err is the dry run's error, if the refusal came as one; errors.As
 	// reaches its *apierrors.StatusError.
@@ -253,7 +255,7 @@ func dryRun(ctx context.Context, client kubernetes.Interface, job *batchv1.Job, 
 		return fmt.Errorf("dry run of the probe Job in namespace %s: %w", job.Namespace, err)
 	}
 	if err != nil {
-		ce := newCreateError(job.Namespace, jobName(job), PreflightRunID, 1, err)
+		ce := jobcreate.Explain(job, PreflightRunID, err)
 		rep.Rejections = append(rep.Rejections, Rejection{
 			Namespace: job.Namespace, Object: "Job", Reason: ce.Reason, Message: ce.Message, Hint: ce.Hint, Err: err,
 		})

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/jobcreate"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
@@ -130,7 +131,7 @@ type Options struct {
 	Retry retry.Policy
 	// Create tunes the default JobCreator: its Retry (default
 	// Options.Retry), logger, metrics and Finder.
-	Create CreateOptions
+	Create jobcreate.Options
 	// LogTailLines is how many of the run container's last log lines the
 	// default Waiter keeps in Result.LogTail, even with no Logs writer (see
 	// jobwatch.WaitOptions.LogTailLines). Default: 0, jobwatch's default;
@@ -212,7 +213,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	}
 	if p.Creator == nil {
 		c := opts.Create
-		if f, ok := p.Waiter.(RunFinder); ok && c.Finder == nil {
+		if f, ok := p.Waiter.(jobcreate.RunFinder); ok && c.Finder == nil {
 			c.Finder = f
 		}
 		if c.Logger == nil {
@@ -222,7 +223,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 			c.Metrics = opts.Metrics
 		}
 		c.Retry = c.Retry.Or(opts.Retry)
-		p.Creator = NewCreator(client, c)
+		p.Creator = jobcreate.New(client, c)
 	}
 	if p.Store == nil {
 		if opts.Secrets.APIKey || opts.Secrets.Env {

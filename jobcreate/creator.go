@@ -1,4 +1,9 @@
-package worker
+// Package jobcreate creates a run's Job exactly once, whatever the faults:
+// the Job's name comes from the run ID, a retry after an ambiguous failure
+// first looks the run's Job up and adopts it only if it was made from the
+// same spec, and transient failures are retried under one retry.Policy. A
+// refusal is an *Error with the API server's reason and a hint.
+package jobcreate
 
 import (
 	"context"
@@ -29,8 +34,8 @@ const AnnotationSpecHash = "kubeworker.io/spec-hash"
 // ErrNameTaken means the Job's name is held by a Job of another run.
 var ErrNameTaken = errors.New("the Job name is taken by another run's Job")
 
-// CreateOptions tune a Creator. The zero value works.
-type CreateOptions struct {
+// Options tune a Creator. The zero value works.
+type Options struct {
 	// Retry paces the retries of a transient failure (see Creator.Create).
 	// Default: the zero retry.Policy, exponential back-off with jitter
 	// from 500 ms to 30 s, the server's Retry-After when longer, for up to
@@ -63,11 +68,11 @@ type RunFinder interface {
 // concurrent use.
 type Creator struct {
 	client kubernetes.Interface
-	opts   CreateOptions
+	opts   Options
 }
 
-// NewCreator returns a Creator that uses client.
-func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
+// New returns a Creator that uses client.
+func New(client kubernetes.Interface, opts Options) *Creator {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -88,7 +93,7 @@ func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
 //     or was a 5xx), the next attempt first GETs the Job by that name and
 //     adopts it: one request, whatever the number of Jobs in the
 //     namespace, so a burst of retries never turns into LISTs of them all.
-//   - With CreateOptions.Finder, a Job of the run under another name
+//   - With Options.Finder, a Job of the run under another name
 //     (made from a template that names Jobs otherwise) is found in the
 //     shared stream's run-ID index, at no request, before the first
 //     attempt and after each that may have created one, and adopted or
@@ -97,17 +102,17 @@ func NewCreator(client kubernetes.Interface, opts CreateOptions) *Creator {
 // What is retried, and for how long: every request Create makes (the
 // create, the GETs of adoption) is retried on what retry.Retriable calls
 // transient (timeouts, 429 with or without Retry-After, 5xx, dropped or
-// refused connections) under CreateOptions.Retry: back-off with jitter,
+// refused connections) under Options.Retry: back-off with jitter,
 // or the server's Retry-After when longer, until the policy's deadline
 // (retry.DefaultDeadline, a few minutes, by default) and never past ctx.
 // A 4xx that a retry cannot fix (invalid, forbidden, quota, a missing
-// namespace) fails at once. Every failure is a *CreateError; one that ran
+// namespace) fails at once. Every failure is a *Error; one that ran
 // out of time also matches retry.ErrGaveUp.
 func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
 	runID := job.Labels[manifest.LabelRunID]
 	ns := job.Namespace
 	if runID == "" || ns == "" {
-		return nil, &CreateError{Namespace: ns, Name: jobName(job), RunID: runID,
+		return nil, &Error{Namespace: ns, Name: jobName(job), RunID: runID,
 			Err: fmt.Errorf("a Job to create needs metadata.namespace and the %s label; prepare it with manifest.Config.Prepare", manifest.LabelRunID)}
 	}
 	obj := job.DeepCopy()
@@ -175,7 +180,7 @@ func (c *Creator) Create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, e
 	})
 	created, err := retry.Value(ctx, p, op)
 	if err != nil {
-		return nil, newCreateError(ns, obj.Name, runID, attempts, err)
+		return nil, newError(ns, obj.Name, runID, attempts, err)
 	}
 	return created, nil
 }

@@ -1,4 +1,4 @@
-package worker
+package jobcreate
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -15,11 +16,11 @@ import (
 // from another spec.
 var ErrDuplicateRun = errors.New("the cluster already holds a different Job for this run")
 
-// CreateError is a failed Job creation. It keeps the API's reason and
+// Error is a failed Job creation. It keeps the API's reason and
 // message, adds a hint for the common causes, and wraps the last error, so
 // errors.As reaches the *apierrors.StatusError and the apierrors.Is*
 // predicates still work.
-type CreateError struct {
+type Error struct {
 	Namespace string
 	Name      string // the Job's name, or its generateName
 	RunID     string
@@ -32,7 +33,7 @@ type CreateError struct {
 	Err  error
 }
 
-func (e *CreateError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "create Job %s/%s for run %s", e.Namespace, e.Name, e.RunID)
 	if e.Attempts > 1 {
@@ -54,15 +55,15 @@ func (e *CreateError) Error() string {
 	return b.String()
 }
 
-func (e *CreateError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // rbacDenial finds the verb and resource in the API server's message for
 // a request RBAC denied: `... cannot get resource "jobs" in API group ...`.
 var rbacDenial = regexp.MustCompile(`cannot ([a-z]+) resource "([a-z/]+)"`)
 
-// newCreateError describes err, adding a hint for the causes a user can fix.
-func newCreateError(namespace, name, runID string, attempts int, err error) *CreateError {
-	ce := &CreateError{Namespace: namespace, Name: name, RunID: runID, Attempts: attempts, Err: err}
+// newError describes err, adding a hint for the causes a user can fix.
+func newError(namespace, name, runID string, attempts int, err error) *Error {
+	ce := &Error{Namespace: namespace, Name: name, RunID: runID, Attempts: attempts, Err: err}
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) {
 		return ce
@@ -83,4 +84,11 @@ func newCreateError(namespace, name, runID string, attempts int, err error) *Cre
 		ce.Hint = fmt.Sprintf("namespace %q does not exist; create it or set the template's namespace", namespace)
 	}
 	return ce
+}
+
+// Explain wraps err, the API server's refusal of job, in an *Error with
+// the hint Create would give, for a caller that sent the request itself
+// (a server-side dry run, say).
+func Explain(job *batchv1.Job, runID string, err error) *Error {
+	return newError(job.Namespace, jobName(job), runID, 1, err)
 }

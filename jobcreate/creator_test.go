@@ -1,4 +1,4 @@
-package worker
+package jobcreate
 
 import (
 	"context"
@@ -40,7 +40,7 @@ func testJob(runID string) *batchv1.Job {
 var fastRetry = retry.Policy{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 
 func newTestCreator(client *fake.Clientset) *Creator {
-	return NewCreator(client, CreateOptions{Retry: fastRetry})
+	return New(client, Options{Retry: fastRetry})
 }
 
 // failCreates makes the first n Job creates fail with err; with stored, the
@@ -137,9 +137,9 @@ func TestCreateRetries(t *testing.T) {
 				t.Errorf("%d Jobs, want %d", countJobs(t, client), want)
 			}
 			if tt.wantErr {
-				var ce *CreateError
+				var ce *Error
 				if !errors.As(err, &ce) || !errors.Is(err, tt.err) {
-					t.Errorf("got %T %v, want a *CreateError wrapping the API error", err, err)
+					t.Errorf("got %T %v, want a *Error wrapping the API error", err, err)
 				}
 			}
 		})
@@ -165,11 +165,11 @@ func requests(client *fake.Clientset) (gets, lists int) {
 func TestCreateGivesUpAtTheDeadlineWithTheLastError(t *testing.T) {
 	client := fake.NewClientset()
 	failCreates(client, 1<<30, apierrors.NewServiceUnavailable("etcd is down"), false)
-	c := NewCreator(client, CreateOptions{Retry: retry.Policy{Deadline: 100 * time.Millisecond, Initial: 10 * time.Millisecond}})
+	c := New(client, Options{Retry: retry.Policy{Deadline: 100 * time.Millisecond, Initial: 10 * time.Millisecond}})
 	_, err := c.Create(context.Background(), testJob("r"))
-	var ce *CreateError
+	var ce *Error
 	if !errors.As(err, &ce) || !errors.Is(err, retry.ErrGaveUp) || !apierrors.IsServiceUnavailable(err) || ce.Attempts < 2 {
-		t.Fatalf("got %v, want a *CreateError of several attempts matching retry.ErrGaveUp and the 503", err)
+		t.Fatalf("got %v, want a *Error of several attempts matching retry.ErrGaveUp and the 503", err)
 	}
 }
 
@@ -292,9 +292,9 @@ func TestCreateFindsTheRunsJobUnderAnotherName(t *testing.T) {
 		other.Annotations[AnnotationSpecHash] = "different"
 		client := fake.NewClientset(other)
 		_, err := creator(client, finder).Create(context.Background(), job)
-		var ce *CreateError
+		var ce *Error
 		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "run-1" {
-			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+			t.Fatalf("got %v, want a *Error matching ErrDuplicateRun", err)
 		}
 		if n := countJobs(t, client); n != 1 {
 			t.Errorf("%d Jobs, want only the renamed one", n)
@@ -341,9 +341,9 @@ func TestCreateErrorHints(t *testing.T) {
 			client := fake.NewClientset()
 			failCreates(client, 1, tt.err, false)
 			_, err := newTestCreator(client).Create(context.Background(), testJob("r"))
-			var ce *CreateError
+			var ce *Error
 			if !errors.As(err, &ce) {
-				t.Fatalf("got %T, want *CreateError", err)
+				t.Fatalf("got %T, want *Error", err)
 			}
 			if (tt.wantHint == "") != (ce.Hint == "") || !strings.Contains(ce.Hint, tt.wantHint) {
 				t.Errorf("hint %q, want one containing %q", ce.Hint, tt.wantHint)
@@ -360,7 +360,7 @@ func TestCreateStopsWhenTheContextEnds(t *testing.T) {
 	client := fake.NewClientset()
 	failCreates(client, 10, apierrors.NewInternalError(errors.New("x")), false)
 	ctx, cancel := context.WithCancel(context.Background())
-	c := NewCreator(client, CreateOptions{Retry: retry.Policy{Initial: time.Hour}})
+	c := New(client, Options{Retry: retry.Policy{Initial: time.Hour}})
 	done := make(chan error)
 	go func() { _, err := c.Create(ctx, testJob("r")); done <- err }()
 	cancel()
@@ -371,7 +371,7 @@ func TestCreateStopsWhenTheContextEnds(t *testing.T) {
 
 func TestCreateRefusesAJobWithoutRunID(t *testing.T) {
 	job := testJob("")
-	_, err := NewCreator(fake.NewClientset(), CreateOptions{}).Create(context.Background(), job)
+	_, err := New(fake.NewClientset(), Options{}).Create(context.Background(), job)
 	if err == nil || !strings.Contains(err.Error(), manifest.LabelRunID) {
 		t.Fatalf("got %v", err)
 	}

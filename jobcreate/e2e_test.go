@@ -1,4 +1,4 @@
-package worker
+package jobcreate
 
 import (
 	"errors"
@@ -82,7 +82,7 @@ func TestDefaultTemplateWithNoValuesIsAcceptedByTheAPIServer(t *testing.T) {
 func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 	const runs = 100
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(proxiedClient(t), CreateOptions{Retry: fastRetry})
+	creator := New(proxiedClient(t), Options{Retry: fastRetry})
 	before := cluster.Proxy().Stats()
 	isJobCreate := func(r *http.Request) bool {
 		return r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/namespaces/"+ns+"/jobs")
@@ -114,7 +114,7 @@ func TestCreateMakesExactlyOneJobPerRunWhenEveryAnswerIsLost(t *testing.T) {
 func TestCreateMakesExactlyOneJobPerRunWhileConnectionsAreCut(t *testing.T) {
 	const runs = 100
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(proxiedClient(t), CreateOptions{Retry: fastRetry})
+	creator := New(proxiedClient(t), Options{Retry: fastRetry})
 	before := cluster.Proxy().Stats()
 	stop := make(chan struct{})
 	var cutter sync.WaitGroup
@@ -219,19 +219,19 @@ func TestCreateErrorsCarryAHintFromTheRealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = NewCreator(client, CreateOptions{}).Create(t.Context(), preparedJob(t, ns, "rbac", nil))
+		_, err = New(client, Options{}).Create(t.Context(), preparedJob(t, ns, "rbac", nil))
 		assertHint(t, err, apierrors.IsForbidden, "kubectl auth can-i create jobs -n "+ns)
 	})
 	t.Run("missing namespace", func(t *testing.T) {
-		_, err := NewCreator(adminClient(t), CreateOptions{}).Create(t.Context(), preparedJob(t, "no-such-namespace", "ns", nil))
+		_, err := New(adminClient(t), Options{}).Create(t.Context(), preparedJob(t, "no-such-namespace", "ns", nil))
 		assertHint(t, err, apierrors.IsNotFound, `namespace "no-such-namespace" does not exist`)
 	})
 	t.Run("an invalid Job is not retried", func(t *testing.T) {
 		ns := cluster.NewNamespace(t)
 		job := preparedJob(t, ns, "invalid", nil)
 		job.Spec.Template.Spec.Containers[0].Name = "Not_A_DNS_Label"
-		_, err := NewCreator(adminClient(t), CreateOptions{Retry: retry.Policy{Initial: time.Hour}}).Create(t.Context(), job)
-		var ce *CreateError
+		_, err := New(adminClient(t), Options{Retry: retry.Policy{Initial: time.Hour}}).Create(t.Context(), job)
+		var ce *Error
 		if !errors.As(err, &ce) || !apierrors.IsInvalid(err) || ce.Attempts != 1 {
 			t.Fatalf("got %v, want one attempt ending in Invalid", err)
 		}
@@ -246,7 +246,7 @@ func createUntilSettled(t *testing.T, client kubernetes.Interface, job *batchv1.
 	for i := 0; ; i++ {
 		j := job.DeepCopy()
 		j.Labels[manifest.LabelRunID] = fmt.Sprintf("%s-%d", job.Labels[manifest.LabelRunID], i)
-		_, err := NewCreator(client, CreateOptions{Retry: retry.Policy{Attempts: 1}}).Create(t.Context(), j)
+		_, err := New(client, Options{Retry: retry.Policy{Attempts: 1}}).Create(t.Context(), j)
 		if settled(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -256,9 +256,9 @@ func createUntilSettled(t *testing.T, client kubernetes.Interface, job *batchv1.
 
 func assertHint(t *testing.T, err error, is func(error) bool, hint string) {
 	t.Helper()
-	var ce *CreateError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("got %T %v, want *CreateError", err, err)
+		t.Fatalf("got %T %v, want *Error", err, err)
 	}
 	var se *apierrors.StatusError
 	if !errors.As(err, &se) || !is(err) {
@@ -276,7 +276,7 @@ func assertHint(t *testing.T, err error, is func(error) bool, hint string) {
 // refused with ErrDuplicateRun, creating nothing, when it does not.
 func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	creator := NewCreator(adminClient(t), CreateOptions{Retry: fastRetry})
+	creator := New(adminClient(t), Options{Retry: fastRetry})
 	first, err := creator.Create(t.Context(), preparedJob(t, ns, "adopt-1", nil))
 	if err != nil {
 		t.Fatal(err)
@@ -304,9 +304,9 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	})
 	wantDuplicate := func(t *testing.T, err error) {
 		t.Helper()
-		var ce *CreateError
+		var ce *Error
 		if !errors.Is(err, ErrDuplicateRun) || !errors.As(err, &ce) || ce.RunID != "adopt-1" {
-			t.Fatalf("got %v, want a *CreateError matching ErrDuplicateRun", err)
+			t.Fatalf("got %v, want a *Error matching ErrDuplicateRun", err)
 		}
 		t.Log(err)
 	}
@@ -320,7 +320,7 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 	// shared stream, whatever their names.
 	watcher := jobwatch.New(adminClient(t), jobwatch.Options{})
 	defer watcher.Close()
-	finding := NewCreator(adminClient(t), CreateOptions{Retry: fastRetry, Finder: watcher})
+	finding := New(adminClient(t), Options{Retry: fastRetry, Finder: watcher})
 	renamed := func(values map[string]any) *batchv1.Job {
 		job := preparedJob(t, ns, "adopt-1", values)
 		job.GenerateName = "renamed-"
@@ -341,24 +341,4 @@ func TestCreateAdoptsTheRunsJobOnlyWhenMadeFromTheSameSpec(t *testing.T) {
 		}
 		onlyTheFirst(t)
 	})
-}
-
-// TestASecondRunWithTheSameIDFollowsTheFirstRunsJob: Run twice with one
-// run ID and the same values is one Job, followed twice to one Result.
-func TestASecondRunWithTheSameIDFollowsTheFirstRunsJob(t *testing.T) {
-	ns := cluster.NewNamespace(t)
-	w := fateWorker(t, adminClient(t), ns, "twice", Options{})
-	values := fate(map[string]string{"test.kubeworker.io/exit-code": "6"})
-	first, err := w.Run(t.Context(), RunSpec{ID: "twice-1", Values: values})
-	if err != nil {
-		t.Fatal(err)
-	}
-	second, err := w.Run(t.Context(), RunSpec{ID: "twice-1", Values: values})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.PID != first.PID || second.Outcome != jobwatch.Failed || second.ExitCode != 6 || !second.CreatedAt.Equal(first.CreatedAt) {
-		t.Errorf("second Run %+v, first %+v", second, first)
-	}
-	assertOneJobPerRun(t, jobsPerRun(t, ns), 1)
 }
