@@ -21,9 +21,10 @@ var ErrNotFound = errors.New("job not found")
 // ErrWrongCluster is matched by a [*WrongClusterError].
 var ErrWrongCluster = errors.New("PID belongs to another cluster")
 
-// WrongClusterError is the error of [Cluster.Kill] given a PID of another
-// cluster than the one its client talks to. Nothing was deleted: a Job of
-// the same namespace and name in this cluster is another Job.
+// WrongClusterError is the error of [Cluster.Kill], and of a worker's
+// Attach, given a PID of another cluster than the one its client talks
+// to. Nothing was read or deleted: a Job of the same namespace and name in
+// this cluster is another Job.
 type WrongClusterError struct {
 	// PID is the PID given.
 	PID PID
@@ -32,7 +33,7 @@ type WrongClusterError struct {
 }
 
 func (e *WrongClusterError) Error() string {
-	return fmt.Sprintf("clusterid: kill %s: the PID belongs to cluster %q, but this client talks to cluster %q", e.PID, e.PID.ClusterUID, e.Want)
+	return fmt.Sprintf("clusterid: PID %s belongs to cluster %q, but this client talks to cluster %q", e.PID, e.PID.ClusterUID, e.Want)
 }
 
 // Is reports whether target is ErrWrongCluster.

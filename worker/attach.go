@@ -139,8 +139,7 @@ func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID) (*batchv1.Job, e
 		return nil, fmt.Errorf("read this cluster's UID: %w", err)
 	}
 	if here.ClusterUID != pid.ClusterUID {
-		return nil, fmt.Errorf("%w: the PID names cluster %q, but this worker's client talks to cluster %q",
-			clusterid.ErrWrongCluster, pid.ClusterUID, here.ClusterUID)
+		return nil, &clusterid.WrongClusterError{PID: pid, Want: here.ClusterUID}
 	}
 	jobs, err := w.jobs(pid.Namespace)
 	if err != nil {

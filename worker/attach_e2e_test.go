@@ -245,7 +245,9 @@ func TestAttachRefusesBadInputOnTheCluster(t *testing.T) {
 		pid := othersPID
 		pid.ClusterUID = "0a1b2c3d-another-cluster"
 		_, err := w.Attach(t.Context(), pid, AttachOptions{})
-		if !errors.Is(err, clusterid.ErrWrongCluster) || !strings.Contains(err.Error(), othersPID.ClusterUID) || !strings.Contains(err.Error(), pid.ClusterUID) {
+		var wc *clusterid.WrongClusterError
+		if !errors.Is(err, clusterid.ErrWrongCluster) || !errors.As(err, &wc) || wc.PID != pid || wc.Want != othersPID.ClusterUID ||
+			!strings.Contains(err.Error(), othersPID.ClusterUID) || !strings.Contains(err.Error(), pid.ClusterUID) {
 			t.Errorf("got %v", err)
 		}
 	})

@@ -74,6 +74,15 @@ func TestAttachRefusesBadInputWithTypedErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("errors.As reaches another cluster's details, as from Kill", func(t *testing.T) {
+		w, _ := fakeJobsWorker(t, &fakeParts{}, Options{}, unlabelled)
+		pid := clusterid.PID{ClusterUID: "elsewhere", Namespace: "ns", Name: "x"}
+		_, err := w.Attach(t.Context(), pid, AttachOptions{})
+		var wc *clusterid.WrongClusterError
+		if !errors.As(err, &wc) || wc.PID != pid || wc.Want != "uid" {
+			t.Errorf("got %v, want a *clusterid.WrongClusterError", err)
+		}
+	})
 	t.Run("errors.As reaches the details", func(t *testing.T) {
 		w, _ := fakeJobsWorker(t, &fakeParts{}, Options{}, unlabelled)
 		_, err := w.Attach(t.Context(), clusterid.PID{ClusterUID: "uid", Namespace: "ns", Name: "plain"}, AttachOptions{})
