@@ -12,13 +12,15 @@
 //     check and apply values, and prepare the Job of one run. Pure; no
 //     cluster needed, so templates can be unit-tested (see
 //     examples/templatetest).
-//   - Job creation, secrets and cluster identity: create the Job exactly
-//     once, keep API keys in Secrets, and name the run by an infrastructure
-//     PID "<cluster-uid>:<namespace>:<job-name>" (packages secrets and
-//     clusterid).
+//   - jobcreate, secrets and clusterid: create the Job exactly once (with
+//     retry), keep API keys in Secrets, and name the run by an
+//     infrastructure PID "<cluster-uid>:<namespace>:<job-name>".
 //   - jobwatch: follow the Job and its pod to a typed outcome, with logs and
 //     events, surviving watch expiry and dropped connections.
 //   - worker: a thin Worker composing the above behind small interfaces.
+//   - Around it: kubeconfig (client config), retry (the one retry policy),
+//     agent (a polling loop with health endpoints), install (the manifest
+//     that runs a worker process), metrics.
 //
 // # Examples
 //

@@ -1,43 +1,61 @@
 // Package worker composes kubeworker's parts into a [Worker] that runs a
-// unit of work as a Kubernetes Job and follows it to a typed result.
+// unit of work as a Kubernetes Job and follows it to a typed result; it
+// owns the Worker, its small part interfaces, and the RBAC rules and
+// preflight of what it needs.
 //
-//	cfg, err := worker.Config(worker.ConfigOptions{}) // kubeconfig, in-cluster, or default rules
-//	client := kubernetes.NewForConfigOrDie(cfg)
+//	cfg, err := kubeconfig.Load(kubeconfig.Options{}) // kubeconfig, in-cluster, or default rules
+//	client, err := kubernetes.NewForConfig(cfg)
 //	w, err := worker.New(client, worker.Options{Name: "etl", Namespace: "runs"})
 //	defer w.Close(ctx)
 //	err = w.Start(ctx) // optional: caches synced before the first Run
-//	res, err := w.Run(ctx, worker.Run{ID: runID, Values: map[string]any{"image": "etl:1.4"}, Logs: os.Stdout})
-//	// res.Outcome, res.ExitCode, res.PID
+//	res, err := w.Run(ctx, worker.RunSpec{ID: runID, Values: map[string]any{"image": "etl:1.4"}, Logs: os.Stdout})
+//	// res.Outcome, res.ExitCode, res.PID, res.LogTail
+//
+// # Where things live
+//
+//   - A run: [RunSpec] in, [Result] out. Result embeds jobwatch.Result, so
+//     res.Outcome is a jobwatch.Outcome (jobwatch.Succeeded,
+//     jobwatch.OOMKilled, …) and res.PID a clusterid.PID.
+//   - The template and its Config: package manifest (manifest.Config is a
+//     rendered template; manifest.Run is what Prepare needs of a run).
+//   - Client config: package kubeconfig. Job creation with retry: package
+//     jobcreate (its *jobcreate.Error carries the API server's refusal and
+//     a hint). The retry policy of every call: package retry.
+//   - The polling loop and its health endpoints: package agent. The
+//     install manifest: package install.
 //
 // # Parts
 //
 // A Worker is made of small interfaces that this package owns (see
 // parts.go): a [Preparer] renders and prepares the Job (package manifest),
-// a [JobCreator] creates it exactly once per run ([Creator]), a
+// a [JobCreator] creates it exactly once per run (package jobcreate), a
 // [SecretStore] moves secret values out of its spec (package secrets), an
 // [Identity] names it by PID and kills it (package clusterid), and a
-// [JobWaiter] follows it (package jobwatch). [Options] takes any of them;
-// nil means the default built from the client. Swap one to change a
-// behaviour, or fake it to test a scheduler without a cluster.
+// [JobWaiter] follows it (package jobwatch). [Options.Parts] takes any of
+// them, a function at a time with [PreparerFunc], [JobCreatorFunc] and
+// [JobWaiterFunc]; nil means the default built from the client, which the
+// other fields of [Options] tune (a setting for a part that Parts replaces
+// is an error). Optional capabilities of a part, [Syncer] and [UIDReader],
+// are used when present. Swap a part to change a behaviour, or fake it to
+// test a scheduler without a cluster.
 //
-// # Building a worker process
+// # Errors
 //
-// An [Agent] polls a [RunSource] the caller implements, runs what it gets
-// with a concurrency limit, backs off when idle and shuts down gracefully;
-// it starts the Worker ([Worker.Start]) before its first poll;
-// [Agent.HealthHandler] serves liveness and readiness.
-// [DeploymentManifest] writes the ServiceAccount, Role, RoleBinding and
-// Deployment to run such a process in a cluster.
+// [ErrClosed] after Close, whichever part noticed; a PID of another
+// cluster is a *clusterid.WrongClusterError from Kill and Attach alike; a
+// Job that is not this worker's is a [*NotManagedError]; a refused create
+// is a *jobcreate.Error.
 //
 // # Permissions
 //
 // [Rules] lists what the library needs, and no more: on jobs create, get
-// (adopting a run's Job), list (finding it after an ambiguous create),
-// watch, delete (Kill) and patch (the TTL set back after the result is
-// recorded, Options.RetainUntilRecorded); on pods list and watch; get on pods/log; list
-// on events (diagnosing a pod that does not start); and, when secrets are
-// used, get, create, update and delete on secrets. The end-to-end tests
-// remove each rule in turn and show a scenario that then fails. Reading
-// the cluster's UID for PIDs needs get on the kube-system namespace (a
-// ClusterRole), unless the UID is given.
+// (adopting a run's Job), list and watch (the shared streams), delete
+// (Kill) and patch (the TTL set back after the result is recorded,
+// Options.RetainUntilRecorded); on pods list and watch; get on pods/log;
+// list on events (diagnosing a pod that does not start); and, when
+// secrets are used, get, create, update and delete on secrets. The
+// end-to-end tests remove each rule in turn and show a scenario that then
+// fails. Reading the cluster's UID for PIDs needs get on the kube-system
+// namespace (a ClusterRole), unless the UID is given. [Worker.Preflight]
+// checks them, and a server-side dry run of the Job, before any work.
 package worker
