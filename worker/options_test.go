@@ -158,7 +158,9 @@ func TestARefusedCreateIsReportedOnce(t *testing.T) {
 	w, err := New(nil, Options{Parts: Parts{
 		Creator:  JobCreatorFunc(func(context.Context, *batchv1.Job) (*batchv1.Job, error) { return nil, refusal }),
 		Identity: fixedPIDs{},
-		Waiter:   JobWaiterFunc(func(context.Context, jobwatch.JobRef, jobwatch.WaitOptions) (jobwatch.Result, error) { return jobwatch.Result{}, nil }),
+		Waiter: JobWaiterFunc(func(context.Context, jobwatch.JobRef, jobwatch.WaitOptions) (jobwatch.Result, error) {
+			return jobwatch.Result{}, nil
+		}),
 	}})
 	if err != nil {
 		t.Fatal(err)
