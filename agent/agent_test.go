@@ -329,7 +329,7 @@ func TestAgentRunsWhatItPollsAsJobsOnTheCluster(t *testing.T) {
 	}
 }
 
-// syncingParts are agentParts whose Waiter also has WaitForSync.
+// syncingParts are agentParts whose Waiter is also a worker.Syncer.
 type syncingParts struct {
 	*agentParts
 	sync func(ctx context.Context, namespaces ...string) error
@@ -338,6 +338,8 @@ type syncingParts struct {
 func (p syncingParts) WaitForSync(ctx context.Context, namespaces ...string) error {
 	return p.sync(ctx, namespaces...)
 }
+
+func (p syncingParts) Synced() error { return nil }
 
 func TestAgentStartsTheWorkerBeforeItsFirstPoll(t *testing.T) {
 	for _, fail := range []bool{false, true} {

@@ -88,7 +88,7 @@ func (f fakeWaiter) Close() { f.note("close-waiter") }
 
 func fakeWorker(t *testing.T, f *fakeParts, opts Options) *Worker {
 	t.Helper()
-	opts.Parts = Parts{Preparer: f, Creator: f, Store: f, Identity: f, Waiter: fakeWaiter{f}}
+	opts.Parts.Preparer, opts.Parts.Creator, opts.Parts.Store, opts.Parts.Identity, opts.Parts.Waiter = f, f, f, f, fakeWaiter{f}
 	w, err := New(nil, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,11 @@ package testcluster
 //     Pending (and its Job active) until deleted.
 //   - [AnnotationLog] "line 1\nline 2": the log every container starts with,
 //     one line per "\n"; [AnnotationLog]+"."+container for one container.
+//     "$(NAME)" in a line is expanded against the container's env as the
+//     kubelet expands a container's args (so "$(GREETING)" logs what
+//     `echo $(GREETING)` would): each env value is expanded against the
+//     entries before it in the list, a name not defined stays as written,
+//     and "$$" is a "$".
 //     Lines get increasing timestamps. More lines can be added to a running
 //     pod with [Cluster.AppendPodLog]; a follow stream sees them as they come.
 //     A follow stream never ends by itself, even when the pod has finished.

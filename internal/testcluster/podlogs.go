@@ -195,7 +195,64 @@ func (l *podLogs) create(pod *corev1.Pod, container string) error {
 	if text == "" {
 		return nil
 	}
+	text = expandEnv(text, containerEnv(pod, container))
 	return l.append(path, strings.Split(strings.TrimSuffix(text, "\n"), "\n"))
+}
+
+// containerEnv is a container's env as the kubelet resolves it: in list
+// order, each value's $(NAME) references expanded against the entries
+// before it. Entries with valueFrom are left out (nothing resolves them
+// here).
+func containerEnv(pod *corev1.Pod, container string) map[string]string {
+	env := map[string]string{}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name != container {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom == nil {
+					env[e.Name] = expandEnv(e.Value, env)
+				}
+			}
+			return env
+		}
+	}
+	return env
+}
+
+// expandEnv expands $(NAME) in s as the kubelet expands a container's
+// command, args and env values: a name not in env stays as written, and
+// "$$" is a "$".
+func expandEnv(s string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := env[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
 }
 
 // createLogsObject tells kwok where the pod's logs are. The object is
