@@ -17,6 +17,12 @@ import (
 // the API server refuses a watch (Forbidden, Unauthorized) and when ctx
 // ends; give it a deadline. A custom Identity or Waiter is readied when it
 // is a UIDReader or a Syncer, and skipped otherwise.
+//
+// What is retried, and for how long: the UID read (default Identity) on a
+// transient failure (timeouts, 429, 5xx, dropped connections) under
+// Options.Retry, for up to its deadline (3 minutes by default) and never
+// past ctx; the watch streams list and watch again after any failure but
+// Forbidden and Unauthorized, until ctx ends.
 func (w *Worker) Start(ctx context.Context) error {
 	if !w.enter() {
 		return ErrClosed
