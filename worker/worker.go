@@ -148,8 +148,10 @@ type Options struct {
 	// patch once the Result is recorded (see Run.OnResult), so a TTL of 0
 	// cannot delete a Job before its outcome is read. A Job whose Result
 	// never reaches a caller (Run's ctx ended, the process died) keeps no
-	// TTL until an Attach or Sweep delivers it. Needs the patch verb on
-	// jobs. Default: false, the template's TTL applies from the start.
+	// TTL until an Attach or Sweep delivers it. The patch is retried on a
+	// transient failure under Options.Retry, for up to its deadline, even
+	// after the run's ctx has ended. Needs the patch verb on jobs.
+	// Default: false, the template's TTL applies from the start.
 	RetainUntilRecorded bool
 	// Logger receives the worker's logs. Default: discard.
 	Logger *slog.Logger
