@@ -348,8 +348,9 @@ func (e envLayers) has(name string) bool {
 // setEnv merges env into the container's env list (step 1), which keeps
 // its order and comes after ours (before, for a JobFile template); its
 // entries that we also set are dropped, except valueFrom entries, which
-// win, and so are names unset. The list is then ordered so that a value's
-// $(NAME) references come after NAME (see orderEnv).
+// win, and so are names unset. Each name we set must be an env name as
+// Kubernetes reads it (printable ASCII, no "="). The list is then ordered
+// so that a value's $(NAME) references come after NAME (see orderEnv).
 func setEnv(container map[string]any, env envLayers, appendOurs bool, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	var tmpl []any
@@ -390,8 +391,8 @@ func setEnv(container map[string]any, env envLayers, appendOurs bool, path *fiel
 	ours := make([]any, 0, len(names))
 	for _, k := range names {
 		switch {
-		case k == "":
-			errs = append(errs, field.Invalid(path, k, "an env name must not be empty"))
+		case len(validation.IsRelaxedEnvVarName(k)) > 0:
+			errs = append(errs, field.Invalid(path.Key(k), k, "not an env name: "+strings.Join(validation.IsRelaxedEnvVarName(k), "; ")))
 		case fromRef[k]:
 		case env.from[k] != nil:
 			src, err := toTree(env.from[k])

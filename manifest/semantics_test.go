@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -282,5 +283,22 @@ func TestRunIDLabelIsTheIDAsItIs(t *testing.T) {
 	}
 	if got := job.Spec.Template.Labels[LabelRunID]; got != "run--1_A.b" {
 		t.Errorf("pod's run ID label %q", got)
+	}
+}
+
+// TestEnvNamesAreChecked: a name Kubernetes would refuse is an error with
+// its path, before anything reaches a cluster (two invalid UTF-8 names
+// would otherwise both be sent as U+FFFD).
+func TestEnvNamesAreChecked(t *testing.T) {
+	for _, name := range []string{"", "A=B", "\x94", "tab\there"} {
+		cfg := renderDefault(t, map[string]any{"env": map[string]any{name: "v"}}, PrepareOptions{})
+		_, err := cfg.Prepare(Run{ID: "r"}, PrepareOptions{})
+		if err == nil || !strings.Contains(err.Error(), "not an env name") {
+			t.Errorf("env name %q: got %v, want an error", name, err)
+		}
+	}
+	cfg := renderDefault(t, map[string]any{"env": map[string]any{"my.setting-1": "v"}}, PrepareOptions{})
+	if _, err := cfg.Prepare(Run{ID: "r"}, PrepareOptions{}); err != nil {
+		t.Errorf("a relaxed env name: %v", err)
 	}
 }
