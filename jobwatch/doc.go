@@ -15,8 +15,8 @@
 //	}
 //	switch res.Outcome {
 //	case jobwatch.Succeeded:
-//	case jobwatch.Failed:
-//		log.Printf("exit code %d: %s", res.ExitCode, res.Message)
+//	case jobwatch.Failed, jobwatch.OOMKilled:
+//		log.Printf("exit code %d: %s; log ends:\n%s", res.ExitCode, res.Message, strings.Join(res.LogTail, "\n"))
 //	case jobwatch.Unschedulable, jobwatch.ImagePullError, jobwatch.CannotCreatePod, jobwatch.NeverStarted:
 //		log.Printf("never started: %v: %s", res.Diagnosis.Cause, res.Diagnosis.Message)
 //	}
@@ -43,7 +43,10 @@
 // start with the first Wait in a namespace and run until [Watcher.Close]:
 // a warm stream already holds a Job that finished before its Wait began,
 // and a worker uses few namespaces. Log following is per run (one log
-// stream per pod), as logs cannot be shared.
+// stream per pod), as logs cannot be shared, and only for a Wait given a
+// Logs writer. Without one, the last lines that every Result carries
+// (Result.LogTail) cost one plain request for that many lines, made when
+// the run has ended: no stream is held open through the run.
 //
 // Wait is level-driven: on every wake-up it classifies the Job and its pods
 // as they are now ([Classify]), so a missed or repeated watch event cannot
@@ -125,9 +128,11 @@
 //
 // # Permissions
 //
-// The client needs get, list and watch on jobs and pods, get on pods/log,
-// and list on events, in each namespace waited on. Listing pods also
-// reads the spec of a pod that did not start (its image, its claims).
+// The client needs get, list and watch on jobs, list and watch on pods,
+// get on pods/log, and list on events, in each namespace waited on; no
+// pod is read by get (a pod's full spec, for the image or the claims of a
+// pod that did not start, comes from a list by name). Without get on
+// pods/log, Wait writes no log and Result.LogTail stays empty.
 // Optionally, list on nodes (cluster-wide) lets a Diagnosis name the
 // taints a pod does not tolerate; without it the Diagnosis counts them.
 package jobwatch

@@ -72,7 +72,7 @@ func (r *run) pin(ctx context.Context, job *batchv1.Job) error {
 	}
 	if r.opts.Logs != nil {
 		lctx, cancel := r.w.logContext(ctx)
-		f := newLogFollower(r.w, r.ref.Namespace, r.opts.Logs, r.opts.LogsSince)
+		f := newLogFollower(r.w, r.ref.Namespace, r.opts.Logs, r.opts.LogsSince, r.opts.logTailLines())
 		if r.w.goroutine(func() { f.run(lctx) }) {
 			r.logs, r.stopLogs = f, cancel
 		} else {

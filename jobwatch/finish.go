@@ -35,11 +35,16 @@ func (r *run) feedLogs(pods []*corev1.Pod, gone map[types.UID]bool) {
 	targets := make([]logTarget, 0, len(pods))
 	for _, p := range pods {
 		name := runContainer(p, r.opts.Container)
-		s := containerStatus(p, name)
-		ready := podStarted(p) || (s != nil && (s.State.Running != nil || s.State.Terminated != nil))
-		targets = append(targets, logTarget{pod: p.Name, uid: p.UID, container: name, ready: ready, done: podFinished(p) || gone[p.UID]})
+		targets = append(targets, logTarget{pod: p.Name, uid: p.UID, container: name, ready: logReadable(p, name), done: podFinished(p) || gone[p.UID]})
 	}
 	r.logs.update(targets, false)
+}
+
+// logReadable reports whether the named container of pod has a log to
+// read: the pod has left Pending, or the container runs or has run.
+func logReadable(p *corev1.Pod, name string) bool {
+	s := containerStatus(p, name)
+	return podStarted(p) || (s != nil && (s.State.Running != nil || s.State.Terminated != nil))
 }
 
 // diagnose explains a pod that has not started: from its status and the
@@ -83,32 +88,37 @@ func (r *run) diagnosis(ctx context.Context) (Outcome, *Diagnosis) {
 	return outcome, d
 }
 
-// finish lets the log follower write the rest and returns res.
+// finish lets the log follower write the rest, adds the log tail and
+// returns res.
 func (r *run) finish(ctx context.Context, res Result) Result {
 	defer r.w.observeEnd(r.job, r.pods, r.opts.Container)
 	r.w.logger.Debug("jobwatch: run ended", "job", r.ref.String(), "outcome", res.Outcome.String(), "exitCode", res.ExitCode,
 		"pod", res.Pod, "pods", len(r.pods), "listedPods", len(r.listed))
-	if r.logs == nil {
-		return res
+	if r.logs != nil {
+		r.logs.update(nil, true)
+		select {
+		case <-r.logs.done:
+		case <-ctx.Done():
+		case <-r.w.ctx.Done():
+		}
+		r.stopLogs()
+		<-r.logs.done
+		res.LastLogTime = r.logs.last
 	}
-	r.logs.update(nil, true)
-	select {
-	case <-r.logs.done:
-	case <-ctx.Done():
-	case <-r.w.ctx.Done():
-	}
-	r.stopLogs()
-	<-r.logs.done
-	res.LastLogTime = r.logs.last
+	res.LogTail = r.logTail(ctx, res)
 	return res
 }
 
-// abort stops the log follower and returns what is known.
+// abort stops the log follower and returns what is known, with the tail
+// the follower has of the newest pod's log, if any; it reads nothing.
 func (r *run) abort() Result {
 	if r.logs != nil {
 		r.stopLogs()
 		<-r.logs.done
 		r.last.LastLogTime = r.logs.last
+		if p := r.newest(); p != nil && p.UID == r.logs.tailPod && p.Name == r.last.Pod {
+			r.last.LogTail = r.logs.tail.slice()
+		}
 	}
 	res := r.last
 	res.Outcome = Unknown

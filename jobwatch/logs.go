@@ -61,15 +61,23 @@ type logFollower struct {
 	notify  chan struct{}           // capacity 1
 
 	last time.Time // newest timestamp written; read after done
+
+	// The tail of the log written, of the pod followed last: used by
+	// run's goroutine only, read after done.
+	tailLines int       // lines the tail keeps; 0: none
+	tail      *tailRing // of tailPod
+	tailPod   types.UID // the pod whose log tail holds
+	tailDone  bool      // tailPod's log was read to its end
 }
 
-func newLogFollower(w *Watcher, ns string, out io.Writer, since time.Time) *logFollower {
+func newLogFollower(w *Watcher, ns string, out io.Writer, since time.Time, tailLines int) *logFollower {
 	open := func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 		return w.client.CoreV1().Pods(ns).GetLogs(pod, opts).Stream(ctx)
 	}
 	return &logFollower{
 		open: open, ns: ns, out: out, since: since, logger: w.logger, clock: w.clock, rec: w.rec, retry: w.opts.Retry,
 		done: make(chan struct{}), targets: map[types.UID]logTarget{}, notify: make(chan struct{}, 1),
+		tailLines: tailLines,
 	}
 }
 
@@ -168,6 +176,7 @@ var errWriter = errors.New("write log")
 // reads what is left.
 func (f *logFollower) follow(ctx context.Context, t logTarget) error {
 	cur := &logCursor{since: f.since}
+	f.tail, f.tailPod, f.tailDone = newTailRing(f.tailLines), t.uid, false
 	defer func() {
 		if cur.last.After(f.last) {
 			f.last = cur.last
@@ -250,6 +259,7 @@ func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor
 	case werr != nil:
 		return werr
 	case err == nil:
+		f.tailDone = true
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -285,6 +295,7 @@ func (f *logFollower) read(ctx context.Context, t logTarget, cur *logCursor, fol
 					f.logger.Warn("jobwatch: writing the log failed; no more log lines will be written", "namespace", f.ns, "pod", t.pod, "err", werr)
 					return n, fmt.Errorf("%w: %w", errWriter, werr)
 				}
+				f.tail.add(tailLine(text, false))
 			}
 		}
 		if err != nil {

@@ -50,8 +50,9 @@ type Options struct {
 	// metrics.WrapTransport). Default: none (metrics.Discard).
 	Metrics metrics.Recorder
 
-	// Retry paces the retries of the last read of a finished pod's log
-	// on a transient failure (retry.Retriable): timeouts, 429, 5xx,
+	// Retry paces the retries of the last read of a finished pod's log,
+	// and of the read of a log's tail for Result.LogTail, on a transient
+	// failure (retry.Retriable): timeouts, 429, 5xx,
 	// dropped connections. Default: the zero retry.Policy, back-off with
 	// jitter for up to retry.DefaultDeadline. The rest of a Wait retries
 	// for as long as the Wait lasts, with no policy to set: the shared
@@ -84,8 +85,8 @@ func (o Options) clock() clock.WithTicker {
 }
 
 // WaitOptions configures one Wait. The zero value works: the pod's first
-// container, a 60 s pod start timeout, no total deadline, no logs, no
-// events.
+// container, a 60 s pod start timeout, no total deadline, no log written
+// (its last DefaultLogTailLines lines in Result.LogTail), no events.
 type WaitOptions struct {
 	// Container names the run container, whose exit code and logs count.
 	// Name it when the pod has sidecars listed before it. Default: the
@@ -119,13 +120,25 @@ type WaitOptions struct {
 	// timestamps, from each pod of the Job in turn (oldest first), while
 	// Wait runs. Wait returns only after the last line is written. A
 	// failing Logs (or log stream) is logged and never changes the
-	// Result. Default: nil, logs are not read.
+	// Result. Default: nil, no log is written (and only its tail read,
+	// see LogTailLines).
 	Logs io.Writer
 
 	// LogsSince skips log lines timestamped at or before it; pass a
 	// previous Result.LastLogTime to continue a log without repeats.
 	// Default: zero, the whole log.
 	LogsSince time.Time
+
+	// LogTailLines is how many of the last lines of the run container's
+	// log Result.LogTail keeps, so that a failed run says why without
+	// kubectl. With Logs, the tail comes from the same stream, at no
+	// extra request; without, Wait reads it once the run has ended, with
+	// one request for that many lines (no stream is followed). Default:
+	// 0, DefaultLogTailLines; negative: no tail. A template's
+	// stream_output false means no log is read at all: a caller that
+	// honours it (worker does) leaves Logs nil and sets LogTailLines
+	// negative.
+	LogTailLines int
 
 	// Events receives each new pod phase, and the Job's queueing and
 	// resumption (see Event). Default: nil, none.

@@ -53,6 +53,20 @@ type Result struct {
 	// WaitOptions.Logs, zero if none. Pass it as WaitOptions.LogsSince to
 	// continue the log later without repeating a line.
 	LastLogTime time.Time
+	// LogTail is the end of the run container's log in Pod: its last
+	// lines (WaitOptions.LogTailLines, default DefaultLogTailLines),
+	// oldest first, without timestamps or line ends, each cut to
+	// LogTailLineBytes. It is read whether or not WaitOptions.Logs is
+	// set, as soon as Wait sees the end, so that it outlives the pod:
+	// from the stream that feeds Logs, else with one plain read of the
+	// last lines. It is nil when the tail is off, when Pod's run
+	// container never started, when the log is empty, or when it could
+	// not be read (the pod deleted first, a missing right, the Watcher
+	// closed); that never changes the rest of the Result. With
+	// WaitOptions.LogsSince and a Logs writer, it holds the lines after
+	// LogsSince, read again from the start of the log only if there are
+	// fewer than LogTailLines of them.
+	LogTail []string
 }
 
 // Diagnosis says why a pod did not start: within the pod start timeout,

@@ -64,7 +64,7 @@ func (r *run) state() (*batchv1.Job, []*corev1.Pod, map[types.UID]bool) {
 func (r *run) evaluate(ctx context.Context) (Result, bool) {
 	job, pods, gone := r.state()
 	pods = mergeListed(pods, r.listed)
-	r.pods = pods
+	r.pods, r.gone = pods, gone
 	r.report(pods)
 	res, done := Classify(job, pods, r.opts.Container)
 	r.last = res

@@ -7,6 +7,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 )
 
@@ -100,6 +101,8 @@ type run struct {
 	listed         []*corev1.Pod // the Job's pods as last listed directly
 	last           Result        // the latest classification
 	pods           []*corev1.Pod // the Job's pods as last seen, oldest first
+
+	gone map[types.UID]bool // which of pods are gone (deleted), as last seen
 
 	events   *eventLog
 	logs     *logFollower
