@@ -28,13 +28,15 @@ import (
 // before Complete and Failed, while the controller still terminates
 // pods, and count the same.
 //
-// Before them, the pod decides when it leaves the Job only one way to
-// end (see podEnd), which saves the second or more the Job controller
-// takes to say so (it batches pod updates for a second): a Job of one
+// Before them, the newest pod decides when it leaves the Job only one
+// way to end, which saves the second or more the Job controller takes to
+// say so (it batches pod updates for a second). That is a Job of one
 // completion and parallelism one, with no active deadline, success
-// policy, per-index backoff limit or outside manager, succeeds once its
-// newest pod has Succeeded, and fails once that pod has Failed if its
-// backoffLimit is 0 and it has no pod failure policy. Result.FromPod
+// policy, per-index backoff limit or outside manager (spec.managedBy),
+// not suspended, neither it nor its newest pod being deleted, and whose
+// other pods have all finished or are being deleted: it succeeds once
+// its newest pod has Succeeded, and fails once that pod has Failed if
+// its backoffLimit is 0 and it has no pod failure policy. Result.FromPod
 // says so, and JobReason is then empty.
 //
 // The newest pod (by creation time, then name) gives Pod, Container and
