@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/kubeworker/kubeworker/metrics"
 )
 
@@ -149,3 +151,67 @@ func TestWrappingTwiceCountsOncePerRecorderAndOncePerRun(t *testing.T) {
 		t.Errorf("the run's count is %d, want 1", run.Total())
 	}
 }
+
+func TestWrappingTwiceWithTheSameRecorderCountsOnce(t *testing.T) {
+	srv := newServer(t)
+	rec := &requestLog{}
+	rt := metrics.WrapTransport(rec)(metrics.WrapTransport(rec)(srv.Client().Transport))
+	var run metrics.RequestCount
+	srv.get(t, metrics.WithRequestCount(t.Context(), &run), &http.Client{Transport: rt}, "/api/v1/namespaces/ns/pods/p")
+	if got := rec.get(metrics.Request{Verb: "get", Resource: "pods"}); len(got) != 1 {
+		t.Errorf("the Recorder got the request %d times, want once", len(got))
+	}
+	if run.Total() != 1 {
+		t.Errorf("the run's count is %d, want 1", run.Total())
+	}
+}
+
+func TestARestConfigWrappedTwiceCountsOnce(t *testing.T) {
+	// As kubeconfig.Load wraps a config and a caller wraps it again:
+	// rest.Config.Wrap composes the wrappers, and the second sees the
+	// first's transport.
+	srv := newServer(t)
+	first, second := &requestLog{}, &requestLog{}
+	cfg := &rest.Config{Host: srv.URL}
+	cfg.Wrap(metrics.WrapTransport(first))
+	cfg.Wrap(metrics.WrapTransport(second))
+	cfg.Wrap(metrics.WrapTransport(first))
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run metrics.RequestCount
+	srv.get(t, metrics.WithRequestCount(t.Context(), &run), &http.Client{Transport: rt}, "/apis/batch/v1/namespaces/ns/jobs")
+	list := metrics.Request{Verb: "list", Resource: "jobs"}
+	for name, rec := range map[string]*requestLog{"first": first, "second": second} {
+		if got := rec.get(list); len(got) != 1 {
+			t.Errorf("the %s Recorder got %s %d times, want once", name, list, len(got))
+		}
+	}
+	if run.Total() != 1 {
+		t.Errorf("the run's count is %d, want 1", run.Total())
+	}
+}
+
+func TestACountingTransportUnderAnotherWrapperCountsAgain(t *testing.T) {
+	// What WrapTransport's doc warns of: it cannot see through a wrapper
+	// of another kind, so both layers count.
+	srv := newServer(t)
+	rec := &requestLog{}
+	inner := metrics.WrapTransport(rec)(srv.Client().Transport)
+	other := passThrough{inner}
+	rt := metrics.WrapTransport(rec)(other)
+	var run metrics.RequestCount
+	srv.get(t, metrics.WithRequestCount(t.Context(), &run), &http.Client{Transport: rt}, "/api/v1/namespaces/ns/pods/p")
+	if got := rec.get(metrics.Request{Verb: "get", Resource: "pods"}); len(got) != 2 {
+		t.Errorf("the Recorder got the request %d times, want twice", len(got))
+	}
+	if run.Total() != 2 {
+		t.Errorf("the run's count is %d, want 2", run.Total())
+	}
+}
+
+// passThrough is a wrapper of another kind.
+type passThrough struct{ rt http.RoundTripper }
+
+func (p passThrough) RoundTrip(r *http.Request) (*http.Response, error) { return p.rt.RoundTrip(r) }

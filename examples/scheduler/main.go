@@ -43,14 +43,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/internal/testcluster"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
-	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/metrics/prom"
 	"github.com/kubeworker/kubeworker/worker"
 )
@@ -82,24 +80,21 @@ func mainErr(ctx context.Context, queue, kubeconfigPath, kubeContext string, con
 		}
 		queue = dir
 	}
-	var cfg *rest.Config
+	conn := kubeconfig.Options{Context: kubeContext}
 	if kubeconfigPath == "" {
 		c, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr})
 		if err != nil {
 			return err
 		}
 		defer c.Stop()
-		cfg = c.Config()
-	} else {
-		data, err := os.ReadFile(kubeconfigPath)
-		if err != nil {
-			return err
-		}
-		if cfg, err = kubeconfig.Load(kubeconfig.Options{Kubeconfig: data, Context: kubeContext}); err != nil {
-			return err
-		}
+		kubeconfigPath, conn.Context = c.Kubeconfig(), ""
 	}
-	s, err := newScheduler(cfg, queue, "default", concurrency, os.Stdout)
+	data, err := os.ReadFile(kubeconfigPath)
+	if err != nil {
+		return err
+	}
+	conn.Kubeconfig = data
+	s, err := newScheduler(conn, queue, "default", concurrency, os.Stdout)
 	if err != nil {
 		return err
 	}
@@ -150,17 +145,22 @@ type scheduler struct {
 }
 
 // newScheduler returns a scheduler of runs from queue, concurrency at a
-// time in namespace, through a client of cfg whose requests it counts.
-// Close it when done.
-func newScheduler(cfg *rest.Config, queue, namespace string, concurrency int, out io.Writer) (*scheduler, error) {
+// time in namespace, through a client loaded from conn whose requests it
+// counts. Close it when done.
+func newScheduler(conn kubeconfig.Options, queue, namespace string, concurrency int, out io.Writer) (*scheduler, error) {
 	s := &scheduler{reg: prometheus.NewRegistry(), queue: queue, out: out, results: map[string]worker.Result{}}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rec, err := prom.New(s.reg)
 	if err != nil {
 		return nil, err
 	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.Wrap(metrics.WrapTransport(rec)) // counts every API request; kubeconfig.Load's transport is merged, not doubled
+	// Load wraps the client's transport once, with metrics.WrapTransport:
+	// it counts every API request in rec, and each run's in its Result.
+	conn.Metrics = rec
+	cfg, err := kubeconfig.Load(conn)
+	if err != nil {
+		return nil, err
+	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -233,9 +233,10 @@ func (s *scheduler) report(r worker.Run, res worker.Result, err error) {
 func (s *scheduler) close() { s.w.Close(context.Background()) }
 
 // run takes every run in queue, runs them concurrency at a time in
-// namespace, prints each Result to out and returns them by run ID.
-func run(ctx context.Context, cfg *rest.Config, queue, namespace string, concurrency int, out io.Writer) (map[string]worker.Result, error) {
-	s, err := newScheduler(cfg, queue, namespace, concurrency, out)
+// namespace through a client loaded from conn, prints each Result to out
+// and returns them by run ID.
+func run(ctx context.Context, conn kubeconfig.Options, queue, namespace string, concurrency int, out io.Writer) (map[string]worker.Result, error) {
+	s, err := newScheduler(conn, queue, namespace, concurrency, out)
 	if err != nil {
 		return nil, err
 	}
