@@ -59,7 +59,10 @@ package testcluster
 // Unschedulable, plus a Warning event FailedScheduling.
 //
 // A pod whose deletion has begun is deleted at once, as kubelet would after
-// its containers stop.
+// its containers stop, unless it has [AnnotationStuckTerminating] (any
+// value): then it stays Terminating, Running, until a delete with a grace
+// period of 0 (kubectl delete --force) removes it, as with a node that
+// never answers.
 const (
 	// AnnotationPrefix starts every annotation this package reads or writes.
 	AnnotationPrefix = "test.kubeworker.io/"
@@ -76,6 +79,9 @@ const (
 	AnnotationEvict = AnnotationPrefix + "evict"
 	// AnnotationImagePull makes image pulls fail with the value as reason.
 	AnnotationImagePull = AnnotationPrefix + "image-pull"
+	// AnnotationStuckTerminating keeps a pod Terminating once its deletion
+	// begins, as with a kubelet that never confirms it.
+	AnnotationStuckTerminating = AnnotationPrefix + "stuck-terminating"
 	// AnnotationLog sets the lines a container's log starts with.
 	AnnotationLog = AnnotationPrefix + "log"
 

@@ -115,6 +115,8 @@ func TestPodStagesAreMutuallyExclusive(t *testing.T) {
 			`{"metadata":{"annotations":{"test.kubeworker.io/evict":""}},"status":{"phase":"Running"}}`, "pod-evict"},
 		{"a deleted running pod goes", `{"metadata":{` + job + `,"deletionTimestamp":"2026-01-01T00:00:00Z"},"status":{"phase":"Running"}}`, "pod-delete"},
 		{"a deleted pending pod goes", `{"metadata":{"deletionTimestamp":"2026-01-01T00:00:00Z","annotations":{"test.kubeworker.io/logs-ready":"true"}},"status":{"phase":"Pending"}}`, "pod-delete"},
+		{"a deleted pod scripted to stay Terminating stays",
+			`{"metadata":{` + job + `,"deletionTimestamp":"2026-01-01T00:00:00Z","annotations":{"test.kubeworker.io/stuck-terminating":"true"}},"status":{"phase":"Running"}}`, ""},
 		{"a finished pod stays", `{"metadata":{` + job + `},"status":{"phase":"Succeeded"}}`, ""},
 	}
 	for _, tt := range tests {
