@@ -213,6 +213,7 @@ func (w *Watcher) stream(ns string) (*stream, error) {
 // followed, including one this process did not create (for example one
 // found again by its infrastructure PID after a restart).
 type JobRef struct {
+	// Namespace and Name are the Job's; both are required.
 	Namespace, Name string
 }
 

@@ -25,9 +25,10 @@
 // the count found in the request's context. The shared watch streams of
 // jobwatch run on the Watcher's own context, so their lists and watches
 // are counted once, in the Recorder, and charged to no run: a run costs
-// what it alone causes (its create, the log streams of its pods, a get or
-// a pod list when the shared cache cannot answer, the event lists of a
-// diagnosis), whatever the number of runs sharing the streams.
+// what it alone causes (its create, the log streams of its pods or the
+// one read of its log's tail, a get or a pod list when the shared cache
+// cannot answer, the event lists of a diagnosis), whatever the number of
+// runs sharing the streams.
 //
 // # Why an interface of methods, and not a registry
 //
