@@ -23,11 +23,11 @@ check:
 # Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
 # kwok into the cache if they are missing (about 15 minutes cold on 2 cores).
 provision:
-	$(GO) run ./internal/testcluster/cmd/testcluster provision
+	$(GO) run ./cmd/kubeworker cluster provision
 
 # Start a local cluster by hand; it prints how to point kubectl at it.
 cluster: provision
-	$(GO) run ./internal/testcluster/cmd/testcluster up
+	$(GO) run ./cmd/kubeworker cluster up
 
 # Fuzz every target for FUZZTIME each (default 1m).
 FUZZTIME ?= 1m

@@ -7,15 +7,15 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
 // cluster is the real control plane the end-to-end tests use.
-var cluster *testcluster.Cluster
+var cluster *clustertest.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{}))
 }
 
 // newTestWorker returns a Worker on the local cluster that creates its

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 // The end-to-end tests run against the real control plane of TestMain.
@@ -71,7 +71,7 @@ func runningJob(t *testing.T, client kubernetes.Interface, ns string) *batchv1.J
 		Spec: batchv1.JobSpec{
 			BackoffLimit: new(int32(0)),
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{testcluster.AnnotationDelay: "1h"}},
+				ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{clustertest.AnnotationDelay: "1h"}},
 				Spec: corev1.PodSpec{
 					RestartPolicy: corev1.RestartPolicyNever,
 					Containers:    []corev1.Container{{Name: "main", Image: "busybox"}},

@@ -4,12 +4,12 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 // cluster is the real control plane the end-to-end tests use.
-var cluster *testcluster.Cluster
+var cluster *clustertest.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{}))
 }

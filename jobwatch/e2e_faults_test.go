@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 // The fault tests are not parallel: each breaks the API server or the

@@ -5,7 +5,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 // HTTP connections are pooled by client-go's transport cache and outlive

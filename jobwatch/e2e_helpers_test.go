@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/manifest"
 )
 
@@ -52,7 +52,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // runJob returns a Job of one pod (container "main", restartPolicy
 // Never, backoffLimit 0) labelled as manifest.Prepare labels a run, whose
-// pod template carries the testcluster annotations that script its fate.
+// pod template carries the clustertest annotations that script its fate.
 func runJob(annotations map[string]string, mods ...func(*batchv1.Job)) *batchv1.Job {
 	labels := map[string]string{manifest.LabelManagedBy: manifest.ManagedBy}
 	job := &batchv1.Job{
@@ -130,7 +130,7 @@ func isRunning(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning 
 // setDelay changes the pod's delay annotation; "0s" lets it finish.
 func setDelay(t testing.TB, client kubernetes.Interface, pod *corev1.Pod, delay string) {
 	t.Helper()
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, testcluster.AnnotationDelay, delay)
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, clustertest.AnnotationDelay, delay)
 	if _, err := client.CoreV1().Pods(pod.Namespace).Patch(context.Background(), pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("patch pod %s: %v", pod.Name, err)
 	}

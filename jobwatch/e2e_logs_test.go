@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 func TestE2ELogsAreFollowedToTheEndOfThePod(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 // logRequests records the query of every pod log request made through a

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/manifest"
 )
 

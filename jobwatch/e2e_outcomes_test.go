@@ -13,11 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 // One end-to-end test per Outcome, each on the real local cluster: the
-// pod's fate is scripted by testcluster annotations, and the Job
+// pod's fate is scripted by clustertest annotations, and the Job
 // controller, scheduler and garbage collector are real.
 
 func TestE2ESucceeded(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 )
 
 // End-to-end tests of how Wait finds the run container, the Job and its

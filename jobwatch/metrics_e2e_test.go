@@ -18,7 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	tc "github.com/kubeworker/kubeworker/internal/testcluster"
+	tc "github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/metrics/prom"

@@ -4,21 +4,21 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 // cluster is the local control plane of the end-to-end tests, started once
 // for the package by TestMain.
-var cluster *testcluster.Cluster
+var cluster *clustertest.Cluster
 
-// TestMain starts the test cluster; testcluster.Main also fails the binary
+// TestMain starts the test cluster; clustertest.Main also fails the binary
 // if a goroutine outlives the tests.
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{}))
 }
 
 // needCluster returns the test cluster, failing the test if there is none.
-func needCluster(t *testing.T) *testcluster.Cluster {
+func needCluster(t *testing.T) *clustertest.Cluster {
 	t.Helper()
 	if cluster == nil {
 		t.Fatal("no test cluster: in fuzz mode none is started; fuzz with -run='^$'")

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 )
@@ -27,7 +27,7 @@ import (
 const e2eTimeout = 2 * time.Minute
 
 // fateTemplate is the default template with a pod_annotations variable,
-// so that each run scripts its own pod's fate (see testcluster's
+// so that each run scripts its own pod's fate (see clustertest's
 // annotations).
 func fateTemplate() *manifest.Template {
 	t := manifest.Default()
@@ -113,7 +113,7 @@ func podRunning(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning
 // setPodDelay changes a pod's delay annotation; "0s" lets it finish.
 func setPodDelay(t testing.TB, pod *corev1.Pod, delay string) {
 	t.Helper()
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, testcluster.AnnotationDelay, delay)
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, clustertest.AnnotationDelay, delay)
 	if _, err := adminClient(t).CoreV1().Pods(pod.Namespace).Patch(context.Background(), pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("patch pod %s: %v", pod.Name, err)
 	}
@@ -142,7 +142,7 @@ func TestAttachToAFinishedJobGivesRunsResultAndLog(t *testing.T) {
 	first := fateWorker(t, adminClient(t), ns, "attach-finished", Options{})
 	var runLog bytes.Buffer
 	ran, err := first.Run(t.Context(), RunSpec{ID: "finished-1", Logs: &runLog,
-		Values: fate(map[string]string{testcluster.AnnotationLog: "alpha\nbeta", testcluster.AnnotationExitCode: "4"})})
+		Values: fate(map[string]string{clustertest.AnnotationLog: "alpha\nbeta", clustertest.AnnotationExitCode: "4"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestAttachToAFinishedJobGivesRunsResultAndLog(t *testing.T) {
 func TestAttachReportsAJobDeletedWhileFollowedAsDeleted(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	w := fateWorker(t, adminClient(t), ns, "attach-deleted", Options{})
-	pid := abandon(t, w, RunSpec{ID: "deleted-1", Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
+	pid := abandon(t, w, RunSpec{ID: "deleted-1", Values: fate(map[string]string{clustertest.AnnotationDelay: "1h"})})
 	podOfJob(t, pid, "running", podRunning)
 
 	running := make(chan struct{})

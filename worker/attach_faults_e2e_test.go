@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -49,9 +49,9 @@ func TestE2EAttachRidesOutConnectionCuts(t *testing.T) {
 	old := fateWorker(t, adminClient(t), ns, "cut-attach", Options{})
 	pids := make([]clusterid.PID, runs)
 	for i := range runs {
-		ann := map[string]string{testcluster.AnnotationDelay: "3s", testcluster.AnnotationJitter: "8s"}
+		ann := map[string]string{clustertest.AnnotationDelay: "3s", clustertest.AnnotationJitter: "8s"}
 		if i%3 == 0 {
-			ann[testcluster.AnnotationExitCode] = "3"
+			ann[clustertest.AnnotationExitCode] = "3"
 		}
 		pids[i] = abandon(t, old, RunSpec{ID: fmt.Sprintf("cut-attach-%02d", i), Values: fate(ann)})
 	}

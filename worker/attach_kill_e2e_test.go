@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -60,13 +60,13 @@ type killedRun struct {
 
 var killedRuns = []killedRun{
 	{id: "done-ok", before: []string{"d1", "d2"}, finishes: true, outcome: jobwatch.Succeeded},
-	{id: "done-fail", ann: map[string]string{testcluster.AnnotationExitCode: "3"}, before: []string{"f1"}, finishes: true, outcome: jobwatch.Failed, exitCode: 3},
+	{id: "done-fail", ann: map[string]string{clustertest.AnnotationExitCode: "3"}, before: []string{"f1"}, finishes: true, outcome: jobwatch.Failed, exitCode: 3},
 	{id: "run-ok", before: []string{"r1", "r2", "r3"}, after: []string{"r4", "r5"}, running: true, outcome: jobwatch.Succeeded},
-	{id: "run-fail", ann: map[string]string{testcluster.AnnotationExitCode: "5"}, before: []string{"x1"}, after: []string{"x2", "x3"}, running: true, outcome: jobwatch.Failed, exitCode: 5},
-	{id: "run-oom", ann: map[string]string{testcluster.AnnotationExitCode: "137", testcluster.AnnotationReason: "OOMKilled"}, before: []string{"o1"}, after: []string{"o2"}, running: true, outcome: jobwatch.OOMKilled, exitCode: 137},
-	{id: "run-evicted", ann: map[string]string{testcluster.AnnotationEvict: "The node was low on resource: memory."}, before: []string{"e1"}, after: []string{"e2"}, running: true, outcome: jobwatch.Evicted, exitCode: 137},
+	{id: "run-fail", ann: map[string]string{clustertest.AnnotationExitCode: "5"}, before: []string{"x1"}, after: []string{"x2", "x3"}, running: true, outcome: jobwatch.Failed, exitCode: 5},
+	{id: "run-oom", ann: map[string]string{clustertest.AnnotationExitCode: "137", clustertest.AnnotationReason: "OOMKilled"}, before: []string{"o1"}, after: []string{"o2"}, running: true, outcome: jobwatch.OOMKilled, exitCode: 137},
+	{id: "run-evicted", ann: map[string]string{clustertest.AnnotationEvict: "The node was low on resource: memory."}, before: []string{"e1"}, after: []string{"e2"}, running: true, outcome: jobwatch.Evicted, exitCode: 137},
 	{id: "run-deleted", before: []string{"z1"}, running: true, deleted: true, outcome: jobwatch.Deleted, exitCode: -1},
-	{id: "pending", ann: map[string]string{testcluster.AnnotationImagePull: "ErrImagePull"}, pending: true, outcome: jobwatch.ImagePullError, exitCode: -1},
+	{id: "pending", ann: map[string]string{clustertest.AnnotationImagePull: "ErrImagePull"}, pending: true, outcome: jobwatch.ImagePullError, exitCode: -1},
 }
 
 // killedRecord is one line of the killed worker's state file: what a
@@ -117,12 +117,12 @@ func killedWorker(dir string) error {
 		if err != nil {
 			return err
 		}
-		ann := map[string]string{testcluster.AnnotationLog: strings.Join(kr.before, "\n")}
+		ann := map[string]string{clustertest.AnnotationLog: strings.Join(kr.before, "\n")}
 		for k, v := range kr.ann {
 			ann[k] = v
 		}
 		if kr.running {
-			ann[testcluster.AnnotationDelay] = "1h"
+			ann[clustertest.AnnotationDelay] = "1h"
 		}
 		wg.Go(func() {
 			res, err := w.Run(context.Background(), RunSpec{

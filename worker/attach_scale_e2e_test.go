@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 )
@@ -86,7 +86,7 @@ func startRunning(b testing.TB, ns string, n int) []clusterid.PID {
 	for range 16 {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				job, _, err := w.opts.Parts.Preparer.Prepare(b.Context(), RunSpec{ID: fmt.Sprintf("scale-%04d", i), Values: fate(map[string]string{testcluster.AnnotationDelay: "1h"})})
+				job, _, err := w.opts.Parts.Preparer.Prepare(b.Context(), RunSpec{ID: fmt.Sprintf("scale-%04d", i), Values: fate(map[string]string{clustertest.AnnotationDelay: "1h"})})
 				if err == nil {
 					job, err = w.opts.Parts.Creator.Create(b.Context(), job)
 				}

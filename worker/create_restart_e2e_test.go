@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -33,9 +33,9 @@ func TestE2ERunsRideOutAPIServerRestarts(t *testing.T) {
 			// A run every 150 ms: some are created before the first
 			// restart, some while the API server is down, some after.
 			time.Sleep(time.Duration(i) * 150 * time.Millisecond)
-			ann := map[string]string{testcluster.AnnotationDelay: "1s", testcluster.AnnotationJitter: "6s"}
+			ann := map[string]string{clustertest.AnnotationDelay: "1s", clustertest.AnnotationJitter: "6s"}
 			if i%4 == 0 {
-				ann[testcluster.AnnotationExitCode] = "7"
+				ann[clustertest.AnnotationExitCode] = "7"
 			}
 			results[i], errs[i] = w.Run(ctx, RunSpec{ID: fmt.Sprintf("restart-%02d", i), Values: fate(ann)})
 		})

@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -199,7 +199,7 @@ func newAccountWorker(t *testing.T, client kubernetes.Interface, ns string, opts
 	t.Helper()
 	opts.Namespace = ns
 	if opts.Prepare.Customizations == nil {
-		opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationLog: "hello"})
+		opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationLog: "hello"})
 	}
 	opts.Retry = fastRetry
 	opts.Parts.Identity = clusterid.New(client, clusterid.Options{UID: "test-uid"})
@@ -401,7 +401,7 @@ func podWatchRefusedScenario(t *testing.T, token, ns string) error {
 	}
 	warnings := &warnLog{}
 	opts := Options{Logger: slog.New(warnings)}
-	opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationExitCode: "3"})
+	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationExitCode: "3"})
 	w := newAccountWorker(t, client, ns, opts)
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -420,7 +420,7 @@ func pendingScenario(t *testing.T, client kubernetes.Interface, ns string) error
 	t.Helper()
 	warnings := &warnLog{}
 	opts := Options{Logger: slog.New(warnings)}
-	opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationImagePull: "ErrImagePull"})
+	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationImagePull: "ErrImagePull"})
 	w := newAccountWorker(t, client, ns, opts)
 	defer func() { _ = w.Close(context.Background()) }()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)

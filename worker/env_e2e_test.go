@@ -7,7 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -18,7 +18,7 @@ import (
 // kubelet expands a container's args).
 func TestRunEnvReferencesResolve(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationLog: "$(GREETING)"}, Options{})
+	w := newTestWorker(t, ns, map[string]string{clustertest.AnnotationLog: "$(GREETING)"}, Options{})
 	var logs bytes.Buffer
 	res, err := w.Run(t.Context(), RunSpec{
 		ID:     "env-refs",

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/metrics/prom"
@@ -197,7 +197,7 @@ func TestE2ERequestCountsAgreeWithTheAPIServersOwn(t *testing.T) {
 	ns := cluster.NewNamespace(t)
 	admin := adminClient(t)
 	done := preparedJob(t, ns, "window-followed", nil)
-	done.Spec.Template.Annotations = map[string]string{testcluster.AnnotationLog: "one\ntwo"}
+	done.Spec.Template.Annotations = map[string]string{clustertest.AnnotationLog: "one\ntwo"}
 	followed, err := NewCreator(admin, CreateOptions{}).Create(t.Context(), done)
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +210,7 @@ func TestE2ERequestCountsAgreeWithTheAPIServersOwn(t *testing.T) {
 		t.Fatalf("the Job to follow did not finish: %v", err)
 	}
 	stuckJob := preparedJob(t, ns, "window-stuck", nil)
-	stuckJob.Spec.Template.Annotations = map[string]string{testcluster.AnnotationImagePull: "ErrImagePull"}
+	stuckJob.Spec.Template.Annotations = map[string]string{clustertest.AnnotationImagePull: "ErrImagePull"}
 	stuck, err := NewCreator(admin, CreateOptions{}).Create(t.Context(), stuckJob)
 	if err != nil {
 		t.Fatal(err)

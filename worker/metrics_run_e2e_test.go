@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/metrics/prom"
@@ -39,7 +39,7 @@ func TestRunsAreCountedInTheRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := Options{Namespace: ns, Metrics: rec}
-	opts.Prepare.Customizations = podAnnotations(map[string]string{testcluster.AnnotationExitCode: "3"})
+	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationExitCode: "3"})
 	w, err := New(client, opts)
 	if err != nil {
 		t.Fatal(err)

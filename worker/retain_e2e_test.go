@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -63,7 +63,7 @@ func TestRetainUntilRecordedKeepsATTL0JobUntilItsResultIsRecorded(t *testing.T) 
 	recorded := false
 	res, err := w.Run(t.Context(), RunSpec{
 		ID:     "ttl0-fails",
-		Values: fate(map[string]string{testcluster.AnnotationExitCode: "3"}, "finished_job_ttl", 0),
+		Values: fate(map[string]string{clustertest.AnnotationExitCode: "3"}, "finished_job_ttl", 0),
 		OnResult: func(res Result) error {
 			checkRetained(t, res.PID, "0", 3) // the Job finished, and is still there
 			recorded = true
@@ -85,7 +85,7 @@ func TestAResultNotRecordedKeepsTheJobUntilAnAttachRecordsIt(t *testing.T) {
 	storeDown := errors.New("the scheduler's store is down")
 	res, err := first.Run(t.Context(), RunSpec{
 		ID:       "ttl0-unrecorded",
-		Values:   fate(map[string]string{testcluster.AnnotationExitCode: "7"}, "finished_job_ttl", 0),
+		Values:   fate(map[string]string{clustertest.AnnotationExitCode: "7"}, "finished_job_ttl", 0),
 		OnResult: func(Result) error { return storeDown },
 	})
 	if !errors.Is(err, storeDown) || res.Outcome != jobwatch.Failed || res.ExitCode != 7 {

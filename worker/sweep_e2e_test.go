@@ -16,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -38,13 +38,13 @@ func newSweepScene(t *testing.T) *sweepScene {
 	s := &sweepScene{ns: cluster.NewNamespace(t), pids: map[string]clusterid.PID{}}
 	s.w = fateWorker(t, client, s.ns, "sweeper", Options{})
 	bystander := fateWorker(t, client, s.ns, "bystander", Options{})
-	long := fate(map[string]string{testcluster.AnnotationDelay: "1h"})
+	long := fate(map[string]string{clustertest.AnnotationDelay: "1h"})
 	for _, r := range []struct {
 		w      *Worker
 		id     string
 		values map[string]any
 	}{
-		{s.w, "known-done", fate(map[string]string{testcluster.AnnotationExitCode: "2"})},
+		{s.w, "known-done", fate(map[string]string{clustertest.AnnotationExitCode: "2"})},
 		{s.w, "known-running", long},
 		{s.w, "unknown-running", long},
 		{s.w, "unknown-done", nil},
@@ -61,7 +61,7 @@ func newSweepScene(t *testing.T) *sweepScene {
 	plain := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: s.ns},
 		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
-			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{testcluster.AnnotationDelay: "1h"}},
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{clustertest.AnnotationDelay: "1h"}},
 			Spec: corev1.PodSpec{
 				RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox"}},
 			}}},

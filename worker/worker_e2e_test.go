@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 )
@@ -55,7 +55,7 @@ func newTestWorker(t *testing.T, ns string, ann map[string]string, opts Options)
 
 func TestRunFollowsAJobToSuccessWithItsLogs(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationLog: "hello\nworld"}, Options{})
+	w := newTestWorker(t, ns, map[string]string{clustertest.AnnotationLog: "hello\nworld"}, Options{})
 	var logs bytes.Buffer
 	var started []clusterid.PID
 	var phases []string
@@ -96,7 +96,7 @@ func TestRunFollowsAJobToSuccessWithItsLogs(t *testing.T) {
 
 func TestRunReportsTheExitCodeOfAFailedRun(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationExitCode: "3"}, Options{})
+	w := newTestWorker(t, ns, map[string]string{clustertest.AnnotationExitCode: "3"}, Options{})
 	res, err := w.Run(t.Context(), RunSpec{ID: "fail-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestRunKeepsEnvValuesOutOfTheJobSpecInSecretMode(t *testing.T) {
 
 func TestCancellingRunDeletesTheJobWhenAsked(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationDelay: "1h"}, Options{DeleteOnCancel: true})
+	w := newTestWorker(t, ns, map[string]string{clustertest.AnnotationDelay: "1h"}, Options{DeleteOnCancel: true})
 	ctx, cancel := context.WithCancel(t.Context())
 	pids := make(chan clusterid.PID, 1)
 	go func() { pid := <-pids; time.Sleep(500 * time.Millisecond); _ = pid; cancel() }()
@@ -140,7 +140,7 @@ func TestCancellingRunDeletesTheJobWhenAsked(t *testing.T) {
 
 func TestKillDeletesARunningJob(t *testing.T) {
 	ns := cluster.NewNamespace(t)
-	w := newTestWorker(t, ns, map[string]string{testcluster.AnnotationDelay: "1h"}, Options{})
+	w := newTestWorker(t, ns, map[string]string{clustertest.AnnotationDelay: "1h"}, Options{})
 	done := make(chan Result, 1)
 	pids := make(chan clusterid.PID, 1)
 	go func() {

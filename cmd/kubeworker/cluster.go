@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/worker"
@@ -206,15 +206,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 func cluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "provision" {
+		fs := flag.NewFlagSet("cluster provision", flag.ContinueOnError)
+		if err := parse(fs, args[1:]); err != nil {
+			return helpOr(fs, err, stdout)
+		}
+		bins, err := clustertest.Provision(ctx, clustertest.Options{Progress: stderr})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "binaries ready:\n  %s\n  %s\n  %s\n  %s\n  %s\n",
+			bins.Etcd, bins.KubeAPIServer, bins.KubeControllerManager, bins.KubeScheduler, bins.Kwok)
+		return nil
+	}
 	if len(args) == 0 || args[0] != "up" {
-		return &usageError{"cluster: want cluster up [--kubeconfig FILE]"}
+		return &usageError{"cluster: want cluster up [--kubeconfig FILE] or cluster provision"}
 	}
 	fs := flag.NewFlagSet("cluster up", flag.ContinueOnError)
 	path := fs.String("kubeconfig", "", "also write the admin kubeconfig to this file")
 	if err := parse(fs, args[1:]); err != nil {
 		return helpOr(fs, err, stdout)
 	}
-	c, err := testcluster.Start(ctx, testcluster.Options{Progress: stderr})
+	c, err := clustertest.Start(ctx, clustertest.Options{Progress: stderr})
 	if err != nil {
 		return err
 	}

@@ -8,12 +8,15 @@
 //	kubeworker preflight [-f TEMPLATE] [--values FILE] [--set ...] [--kubeconfig FILE] [--context NAME] [-n NS] [-o text|json]
 //	kubeworker run       [-f TEMPLATE] [--values FILE] [--set ...] [--kubeconfig FILE] [--context NAME] [-n NS] [--run-id ID]
 //	kubeworker cluster up [--kubeconfig FILE]
+//	kubeworker cluster provision
 //
 // render prints the Job a Worker would create for a run, validate prints
 // every problem of a template and its values at once, preflight checks a
 // cluster's permissions and a server-side dry run of the Job, run runs one
 // Job to its end with its log streamed and exits with the run's exit code,
-// and cluster up starts the local control plane of the project's tests.
+// cluster up starts the local control plane of package clustertest (the
+// one kubeworker's own tests use) and cluster provision builds its
+// binaries into the cache ahead of go test.
 //
 // Without -f, the built-in default template is used; --job-file reads -f
 // as a complete Job manifest. A --set value is read as YAML (--set
@@ -57,7 +60,7 @@ commands:
   validate   print every problem of a template and its values
   preflight  check a cluster's permissions and a dry run of the Job
   run        run one Job to its end, log streamed, Result printed
-  cluster up start the local test cluster
+  cluster up start the local test cluster (cluster provision: build it)
 
 kubeworker <command> -h shows the command's flags.`
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 // control plane.
 var (
 	bin          string
-	localCluster *testcluster.Cluster
+	localCluster *clustertest.Cluster
 )
 
 func TestMain(m *testing.M) {
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.Stderr.Write(out)
 		os.Exit(1)
 	}
-	code := testcluster.Main(m, &localCluster, testcluster.Options{})
+	code := clustertest.Main(m, &localCluster, clustertest.Options{})
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

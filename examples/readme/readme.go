@@ -7,12 +7,14 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"testing"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
@@ -95,4 +97,25 @@ func templatesOneScreen(runID string) (*batchv1.Job, error) {
 	return job, nil
 }
 
-var _ = []any{runOneScreen, fakeParts, templatesOneScreen}
+// The test kit snippet, at top level as a user's test file has it.
+
+var cluster *clustertest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(clustertest.Main(m, &cluster, clustertest.Options{})) }
+
+func TestMyScheduler(t *testing.T) {
+	ns := cluster.NewNamespace(t) // deleted when the test ends
+	w, err := worker.New(kubernetes.NewForConfigOrDie(cluster.Config()), worker.Options{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(t.Context())
+	res, err := w.Run(t.Context(), worker.RunSpec{ID: "r-1"})
+	if err != nil || res.Outcome != jobwatch.Succeeded {
+		t.Fatalf("%v, %v", res.Outcome, err)
+	}
+	// A pod template annotated with clustertest.AnnotationExitCode: "3"
+	// would fail with 3 instead.
+}
+
+var _ = []any{runOneScreen, fakeParts, templatesOneScreen, TestMain, TestMyScheduler}

@@ -27,7 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/worker"
@@ -53,14 +53,14 @@ func run(ctx context.Context, kubeconfigPath, kubeContext, namespace, exitCode s
 	values := map[string]any{"image": "docker.io/library/busybox:stable"}
 	if kubeconfigPath == "" {
 		fmt.Fprintln(os.Stderr, "runjob: starting the local control plane (the first run builds it: ~15 min on 2 cores)")
-		c, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr})
+		c, err := clustertest.Start(ctx, clustertest.Options{Progress: os.Stderr})
 		if err != nil {
 			return err
 		}
 		defer c.Stop()
 		cfg = c.Config()
 		opts.Prepare.Customizations = []byte(fmt.Sprintf(`[{"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {%q: "hello from kubeworker\nthe run is done", %q: %q, %q: "1s"}}}]`,
-			testcluster.AnnotationLog, testcluster.AnnotationExitCode, exitCode, testcluster.AnnotationDelay))
+			clustertest.AnnotationLog, clustertest.AnnotationExitCode, exitCode, clustertest.AnnotationDelay))
 	} else {
 		data, err := os.ReadFile(kubeconfigPath)
 		if err != nil {

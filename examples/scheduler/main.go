@@ -46,7 +46,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubeworker/kubeworker/agent"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics/prom"
@@ -82,7 +82,7 @@ func mainErr(ctx context.Context, queue, kubeconfigPath, kubeContext string, con
 	}
 	conn := kubeconfig.Options{Context: kubeContext}
 	if kubeconfigPath == "" {
-		c, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr})
+		c, err := clustertest.Start(ctx, clustertest.Options{Progress: os.Stderr})
 		if err != nil {
 			return err
 		}

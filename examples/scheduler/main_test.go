@@ -12,15 +12,15 @@ import (
 	"testing"
 
 	"github.com/kubeworker/kubeworker/agent"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 )
 
-var cluster *testcluster.Cluster
+var cluster *clustertest.Cluster
 
 func TestMain(m *testing.M) {
-	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{}))
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{}))
 }
 
 // TestSchedulerRunsTheSampleQueue runs the example as a user would, on the

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
@@ -84,7 +84,7 @@ func child(in io.Reader, out io.Writer) error {
 		return err
 	}
 	ann := fmt.Sprintf(`[{"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {%q: %q, %q: %q}}}]`,
-		testcluster.AnnotationDelay, p.Delay, testcluster.AnnotationJitter, p.Jitter)
+		clustertest.AnnotationDelay, p.Delay, clustertest.AnnotationJitter, p.Jitter)
 
 	before := heap()
 	w, err := worker.New(client, worker.Options{

@@ -17,7 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
@@ -71,14 +71,14 @@ type Overload struct {
 // exit code. Seven in ten succeed, two fail with exit code 3, one is
 // OOM-killed.
 func overloadFate(i int) (map[string]any, jobwatch.Outcome, int) {
-	ann := map[string]any{testcluster.AnnotationDelay: "2s", testcluster.AnnotationJitter: "20s"}
+	ann := map[string]any{clustertest.AnnotationDelay: "2s", clustertest.AnnotationJitter: "20s"}
 	switch i % 10 {
 	case 7, 8:
-		ann[testcluster.AnnotationExitCode] = "3"
+		ann[clustertest.AnnotationExitCode] = "3"
 		return ann, jobwatch.Failed, 3
 	case 9:
-		ann[testcluster.AnnotationExitCode] = "137"
-		ann[testcluster.AnnotationReason] = "OOMKilled"
+		ann[clustertest.AnnotationExitCode] = "137"
+		ann[clustertest.AnnotationReason] = "OOMKilled"
 		return ann, jobwatch.OOMKilled, 137
 	}
 	return ann, jobwatch.Succeeded, 0
@@ -100,7 +100,7 @@ func fateTemplate() *manifest.Template {
 // measureOverload starves a user of its own with APF, then has a Worker
 // of that user run n runs at once, each bounded in time; what goes wrong
 // is counted, not waited for.
-func measureOverload(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, n int) (o Overload, err error) {
+func measureOverload(ctx context.Context, cluster *clustertest.Cluster, admin kubernetes.Interface, opts Options, n int) (o Overload, err error) {
 	o = Overload{Runs: n, Queues: 8, QueueLength: 10, Outcomes: map[string]int{}, Rejected: map[string]float64{}}
 	ns, err := newNamespace(ctx, admin, fmt.Sprintf("bench-overload-%d", n))
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	kjson "sigs.k8s.io/json"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/manifest"
 )
 
@@ -89,7 +89,7 @@ func measurePrepare(rounds, batchOps int) (Prepare, error) {
 	type cost struct{ cpu, wall time.Duration }
 	batch := func(f func() error) (cost, error) {
 		runtime.GC()
-		cpu0, err := testcluster.ProcessCPUTime(0)
+		cpu0, err := clustertest.ProcessCPUTime(0)
 		if err != nil {
 			return cost{}, err
 		}
@@ -100,7 +100,7 @@ func measurePrepare(rounds, batchOps int) (Prepare, error) {
 			}
 		}
 		wall := time.Since(start)
-		cpu1, err := testcluster.ProcessCPUTime(0)
+		cpu1, err := clustertest.ProcessCPUTime(0)
 		n := time.Duration(batchOps)
 		return cost{(cpu1 - cpu0) / n, wall / n}, err
 	}

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -104,7 +104,7 @@ type childResult struct {
 	Tracked int64
 }
 
-func measureScale(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, n int) (Scale, error) {
+func measureScale(ctx context.Context, cluster *clustertest.Cluster, admin kubernetes.Interface, opts Options, n int) (Scale, error) {
 	s := Scale{Runs: n}
 	start := time.Now()
 	ns, err := newNamespace(ctx, admin, fmt.Sprintf("bench-scale-%d", n))

@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/worker"
 )
@@ -85,7 +85,7 @@ const suspendPatch = `[{"op": "add", "path": "/spec/suspend", "value": true}]`
 // one go, so that a token bucket refilled while others run does not feed
 // it. isolated binds the control plane to CPU 0 and this process to the
 // others for the time of the measurement.
-func measureSubmission(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, opts Options, qps float32, burst int, isolated bool) (s Submission, err error) {
+func measureSubmission(ctx context.Context, cluster *clustertest.Cluster, admin kubernetes.Interface, opts Options, qps float32, burst int, isolated bool) (s Submission, err error) {
 	s = Submission{QPS: qps, Burst: burst, Jobs: opts.SubmitJobs, Rounds: opts.SubmitRounds, Isolated: isolated}
 	ways := []way{rawLoop, workerRuns}
 	if isolated {
@@ -139,7 +139,7 @@ func measureSubmission(ctx context.Context, cluster *testcluster.Cluster, admin 
 // submissionRound runs one round of measureSubmission and returns, per
 // way, the time its chunks took and the CPU time this process and the
 // control plane spent meanwhile, and how long Worker.Start took.
-func submissionRound(ctx context.Context, cluster *testcluster.Cluster, admin kubernetes.Interface, conf *rest.Config, opts Options, ways []way, chunk, round int) (took, self, cp [numWays]time.Duration, started time.Duration, err error) {
+func submissionRound(ctx context.Context, cluster *clustertest.Cluster, admin kubernetes.Interface, conf *rest.Config, opts Options, ways []way, chunk, round int) (took, self, cp [numWays]time.Duration, started time.Duration, err error) {
 	subs := make([]*submitter, numWays)
 	for _, w := range ways {
 		sub, err := newSubmitter(ctx, admin, conf, w, opts.Concurrency)
@@ -153,12 +153,12 @@ func submissionRound(ctx context.Context, cluster *testcluster.Cluster, admin ku
 		n := min(chunk, opts.SubmitJobs-from)
 		for i := range ways {
 			w := ways[(i+round+c)%len(ways)]
-			self0, err0 := testcluster.ProcessCPUTime(0)
+			self0, err0 := clustertest.ProcessCPUTime(0)
 			plane0, err1 := cluster.CPUTime()
 			t0 := time.Now()
 			err2 := subs[w].create(ctx, from, n)
 			d := time.Since(t0)
-			self1, err3 := testcluster.ProcessCPUTime(0)
+			self1, err3 := clustertest.ProcessCPUTime(0)
 			plane1, err4 := cluster.CPUTime()
 			if err := errors.Join(err0, err1, err2, err3, err4); err != nil {
 				return took, self, cp, 0, err
@@ -179,17 +179,17 @@ func medianOf(fs []float64) float64 {
 
 // isolate binds the control plane to CPU 0 and this process to the other
 // CPUs, and returns what undoes it.
-func isolate(cluster *testcluster.Cluster) (undo func() error, err error) {
+func isolate(cluster *clustertest.Cluster) (undo func() error, err error) {
 	n := runtime.NumCPU()
 	if n < 2 {
 		return nil, fmt.Errorf("isolating the client from the control plane needs 2 CPUs; this machine has %d", n)
 	}
-	undo = func() error { return errors.Join(cluster.PinCPUs(), testcluster.PinProcess(0)) }
+	undo = func() error { return errors.Join(cluster.PinCPUs(), clustertest.PinProcess(0)) }
 	others := make([]int, 0, n-1)
 	for cpu := 1; cpu < n; cpu++ {
 		others = append(others, cpu)
 	}
-	if err := errors.Join(cluster.PinCPUs(0), testcluster.PinProcess(0, others...)); err != nil {
+	if err := errors.Join(cluster.PinCPUs(0), clustertest.PinProcess(0, others...)); err != nil {
 		return nil, errors.Join(err, undo())
 	}
 	return undo, nil

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 // workerName names the measured Workers; their Jobs carry it as
@@ -91,7 +91,7 @@ type Report struct {
 // Run measures kubeworker on cluster and returns the figures, all but
 // Prepare, which needs no cluster (see MeasurePrepare). It creates its own
 // namespaces and leaves them for the cluster's Stop.
-func Run(ctx context.Context, cluster *testcluster.Cluster, opts Options) (*Report, error) {
+func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	rep := &Report{
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),

@@ -9,15 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 // cluster is the real control plane the smoke test uses.
-var cluster *testcluster.Cluster
+var cluster *clustertest.Cluster
 
 func TestMain(m *testing.M) {
 	ChildMain()
-	os.Exit(testcluster.Main(m, &cluster, testcluster.Options{WatchCache: true}))
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{WatchCache: true}))
 }
 
 // TestSuiteSmoke runs the whole suite small, so that it cannot rot: every
@@ -109,7 +109,7 @@ func assertUnpinned(t *testing.T, pid int) {
 	if n := runtime.NumCPU(); n > 1 {
 		want = fmt.Sprintf("0-%d", n-1)
 	}
-	threads, err := testcluster.ThreadCPUs(pid)
+	threads, err := clustertest.ThreadCPUs(pid)
 	if err != nil {
 		t.Fatal(err)
 	}

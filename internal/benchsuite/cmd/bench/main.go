@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/kubeworker/kubeworker/internal/benchsuite"
-	"github.com/kubeworker/kubeworker/internal/testcluster"
+	"github.com/kubeworker/kubeworker/clustertest"
 )
 
 func main() {
@@ -58,7 +58,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("render+prepare: %w", err)
 	}
-	cluster, err := testcluster.Start(ctx, testcluster.Options{Progress: os.Stderr, WatchCache: true})
+	cluster, err := clustertest.Start(ctx, clustertest.Options{Progress: os.Stderr, WatchCache: true})
 	if err != nil {
 		return err
 	}

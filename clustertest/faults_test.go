@@ -1,0 +1,100 @@
+package clustertest
+
+import (
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// The tests here disrupt the whole cluster, so they do not run in
+// parallel; Go runs them before the parallel tests.
+
+func TestCompactionMakesAnOldWatchGetGone(t *testing.T) {
+	client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+	maps := client.CoreV1().ConfigMaps(ns)
+	cm, err := maps.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "old"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldRV := cm.ResourceVersion
+	for _, v := range []string{"1", "2"} {
+		cm.Data = map[string]string{"v": v}
+		if cm, err = maps.Update(t.Context(), cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cluster.CompactEtcd(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w, err := maps.Watch(t.Context(), metav1.ListOptions{ResourceVersion: oldRV})
+	if err != nil {
+		t.Fatalf("watch from %s: %v", oldRV, err)
+	}
+	defer w.Stop()
+	select {
+	case ev, ok := <-w.ResultChan():
+		if !ok {
+			t.Fatal("watch closed without an event")
+		}
+		if ev.Type != watch.Error {
+			t.Fatalf("first event %s %T, want an ERROR event", ev.Type, ev.Object)
+		}
+		status := apierrors.FromObject(ev.Object)
+		if !apierrors.IsResourceExpired(status) || status.(apierrors.APIStatus).Status().Code != http.StatusGone {
+			t.Errorf("error event %v, want 410 Expired", status)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("no event from a watch of a compacted resourceVersion")
+	}
+}
+
+func TestRestartAPIServer(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+			w, err := client.CoreV1().ConfigMaps(ns).Watch(t.Context(), metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			begin := time.Now()
+			if err := cluster.RestartAPIServer(t.Context(), sig); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("restarted with %v in %s", sig, time.Since(begin).Round(time.Millisecond))
+			waitClosed(t, w)
+			// The same client works against the new server, and the
+			// controllers and kwok still run Jobs.
+			job := createJob(t, client, ns, newJob(nil))
+			waitJobCondition(t, client, ns, job.Name, "Complete")
+		})
+	}
+}
+
+func TestRestartAPIServerRefusesOtherSignals(t *testing.T) {
+	if err := cluster.RestartAPIServer(t.Context(), syscall.SIGHUP); err == nil {
+		t.Error("restart with SIGHUP: got no error")
+	}
+}
+
+// waitClosed drains w until its channel closes.
+func waitClosed(t *testing.T, w watch.Interface) {
+	t.Helper()
+	timeout := time.After(waitTimeout)
+	for {
+		select {
+		case _, ok := <-w.ResultChan():
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("watch still open")
+		}
+	}
+}

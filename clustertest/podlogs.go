@@ -1,0 +1,334 @@
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+)
+
+// podLogs gives every scheduled pod readable logs: a CRI-format file per
+// container, a kwok Logs object pointing at the files, and then the
+// logs-ready annotation that lets kwok start the pod. So by the time a pod
+// is Running, its logs are served (never "no logs found").
+type podLogs struct {
+	dir    string
+	client kubernetes.Interface
+	dyn    dynamic.Interface
+	logger *slog.Logger
+
+	factory informers.SharedInformerFactory
+	pods    cache.SharedIndexInformer
+	queue   workqueue.TypedRateLimitingInterface[string]
+	cancel  context.CancelFunc
+	workers sync.WaitGroup
+
+	mu   sync.Mutex
+	last map[string]time.Time // per file, the timestamp of its last line
+}
+
+var logsResource = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
+
+// startPodLogs watches all pods until stop.
+func startPodLogs(ctx context.Context, dir string, client kubernetes.Interface, dyn dynamic.Interface, logger *slog.Logger) (*podLogs, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("make pod log directory: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &podLogs{
+		dir:     dir,
+		client:  client,
+		dyn:     dyn,
+		logger:  logger,
+		factory: informers.NewSharedInformerFactory(client, 0),
+		queue: workqueue.NewTypedRateLimitingQueue(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, time.Second)),
+		cancel: cancel,
+		last:   map[string]time.Time{},
+	}
+	l.pods = l.factory.Core().V1().Pods().Informer()
+	enqueue := func(obj any) {
+		if pod, ok := obj.(*corev1.Pod); ok && needsLogs(pod) {
+			l.queue.Add(pod.Namespace + "/" + pod.Name)
+		}
+	}
+	_, err := l.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+	})
+	if err != nil {
+		l.stop()
+		return nil, fmt.Errorf("watch pods: %w", err)
+	}
+	l.factory.StartWithContext(ctx)
+	if err := l.factory.WaitForCacheSyncWithContext(ctx).AsError(); err != nil {
+		l.stop()
+		return nil, fmt.Errorf("watch pods: %w", err)
+	}
+	for range 2 {
+		l.workers.Go(func() {
+			for l.next(ctx) {
+			}
+		})
+	}
+	return l, nil
+}
+
+// stop ends the watch and the workers and waits for them.
+func (l *podLogs) stop() {
+	l.cancel()
+	l.queue.ShutDown()
+	l.workers.Wait()
+	l.factory.Shutdown()
+}
+
+// needsLogs reports whether a pod is on a node and not yet set up.
+func needsLogs(pod *corev1.Pod) bool {
+	_, ready := pod.Annotations[AnnotationLogsReady]
+	return pod.Spec.NodeName != "" && pod.DeletionTimestamp == nil && !ready
+}
+
+// next handles one queued pod; false once the queue is shut down.
+func (l *podLogs) next(ctx context.Context) bool {
+	key, quit := l.queue.Get()
+	if quit {
+		return false
+	}
+	defer l.queue.Done(key)
+	err := l.setUp(ctx, key)
+	switch {
+	case err == nil || ctx.Err() != nil || apierrors.IsNotFound(err) ||
+		apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		// Done, stopping, or the pod is going away.
+		l.queue.Forget(key)
+	case l.queue.NumRequeues(key) < 10:
+		// kwok may not have seen the Logs object yet.
+		l.logger.Debug("set up pod logs", "pod", key, "err", err)
+		l.queue.AddRateLimited(key)
+	default:
+		l.logger.Warn("set up pod logs", "pod", key, "err", err)
+		l.queue.AddRateLimited(key)
+	}
+	return true
+}
+
+// setUp writes the pod's log files, creates its Logs object, checks that
+// the API server serves the log, and marks the pod logs-ready.
+func (l *podLogs) setUp(ctx context.Context, key string) error {
+	obj, exists, err := l.pods.GetIndexer().GetByKey(key)
+	if err != nil || !exists {
+		return err
+	}
+	pod := obj.(*corev1.Pod)
+	if !needsLogs(pod) {
+		return nil
+	}
+	containers := podContainers(pod)
+	for _, c := range containers {
+		if err := l.create(pod, c); err != nil {
+			return err
+		}
+	}
+	if err := l.createLogsObject(ctx, pod, containers); err != nil {
+		return err
+	}
+	// kwok learns of the Logs object through its own watch; ask until it
+	// serves the log.
+	opts := &corev1.PodLogOptions{Container: containers[0], LimitBytes: new(int64(1))}
+	if _, err := l.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).DoRaw(ctx); err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"true"}}}`, AnnotationLogsReady)
+	_, err = l.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func podContainers(pod *corev1.Pod) []string {
+	var names []string
+	for _, c := range pod.Spec.InitContainers {
+		names = append(names, c.Name)
+	}
+	for _, c := range pod.Spec.Containers {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// create makes a container's log file with the lines its annotation gives,
+// unless the file exists.
+func (l *podLogs) create(pod *corev1.Pod, container string) error {
+	path := l.file(pod.Namespace, pod.Name, container)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create log file: %w", err)
+	}
+	text, ok := pod.Annotations[AnnotationLog+"."+container]
+	if !ok {
+		text = pod.Annotations[AnnotationLog]
+	}
+	if text == "" {
+		return nil
+	}
+	text = expandEnv(text, containerEnv(pod, container))
+	return l.append(path, strings.Split(strings.TrimSuffix(text, "\n"), "\n"))
+}
+
+// containerEnv is a container's env as the kubelet resolves it: in list
+// order, each value's $(NAME) references expanded against the entries
+// before it. Entries with valueFrom are left out (nothing resolves them
+// here).
+func containerEnv(pod *corev1.Pod, container string) map[string]string {
+	env := map[string]string{}
+	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range cs {
+			if c.Name != container {
+				continue
+			}
+			for _, e := range c.Env {
+				if e.ValueFrom == nil {
+					env[e.Name] = expandEnv(e.Value, env)
+				}
+			}
+			return env
+		}
+	}
+	return env
+}
+
+// expandEnv expands $(NAME) in s as the kubelet expands a container's
+// command, args and env values: a name not in env stays as written, and
+// "$$" is a "$".
+func expandEnv(s string, env map[string]string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := env[name]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}
+
+// createLogsObject tells kwok where the pod's logs are. The object is
+// owned by the pod, so it goes with it.
+func (l *podLogs) createLogsObject(ctx context.Context, pod *corev1.Pod, containers []string) error {
+	var entries []any
+	for _, c := range containers {
+		entries = append(entries, map[string]any{
+			"containers": []any{c},
+			"logsFile":   l.file(pod.Namespace, pod.Name, c),
+			"follow":     true,
+		})
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "Logs",
+		"metadata": map[string]any{
+			"name":      pod.Name,
+			"namespace": pod.Namespace,
+			"ownerReferences": []any{map[string]any{
+				"apiVersion": "v1", "kind": "Pod", "name": pod.Name, "uid": string(pod.UID),
+			}},
+		},
+		"spec": map[string]any{"logs": entries},
+	}}
+	_, err := l.dyn.Resource(logsResource).Namespace(pod.Namespace).Create(ctx, obj, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create Logs object: %w", err)
+	}
+	return nil
+}
+
+// file is where a container's log is kept. Namespace and pod names hold
+// no underscore, so the name is unambiguous.
+func (l *podLogs) file(namespace, pod, container string) string {
+	return filepath.Join(l.dir, namespace+"_"+pod+"_"+container+".log")
+}
+
+// append adds lines to a log file in CRI format ("<time> stdout F <text>"),
+// each with a timestamp later than any before it in the file.
+func (l *podLogs) append(path string, lines []string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
+	}
+	var b strings.Builder
+	for _, line := range lines {
+		ts := time.Now().UTC()
+		if last := l.last[path]; !ts.After(last) {
+			ts = last.Add(time.Nanosecond)
+		}
+		l.last[path] = ts
+		fmt.Fprintf(&b, "%s stdout F %s\n", ts.Format(time.RFC3339Nano), line)
+	}
+	_, err = f.WriteString(b.String())
+	return errors.Join(err, f.Close())
+}
+
+// AppendPodLog adds lines to the log of a container of a pod, as if the
+// container printed them now; a follow stream receives them within
+// milliseconds. A line holding "\n" becomes several. Every line gets its
+// own timestamp, later than any before it, so a client may resume after
+// the last timestamp it saw without losing or repeating a line (although
+// the API's sinceTime has whole-second resolution). The log exists once
+// the pod has been scheduled and set up, which is before it is Running;
+// before that AppendPodLog fails. It is safe for concurrent use.
+func (c *Cluster) AppendPodLog(namespace, pod, container string, lines ...string) error {
+	path := c.podLogs.file(namespace, pod, container)
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("no log for container %q of pod %s/%s yet (it is made when the pod is scheduled): %w", container, namespace, pod, err)
+	}
+	var split []string
+	for _, line := range lines {
+		split = append(split, strings.Split(line, "\n")...)
+	}
+	return c.podLogs.append(path, split)
+}
