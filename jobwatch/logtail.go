@@ -172,8 +172,8 @@ func (r *run) logTail(ctx context.Context, res Result) []string {
 			return tail
 		}
 	}
-	if r.gone[pod.UID] || !logReadable(pod, res.Container) {
-		return nil
+	if res.Outcome == Succeeded || r.gone[pod.UID] || !logReadable(pod, res.Container) {
+		return nil // a success needs no reason: no request for it
 	}
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()

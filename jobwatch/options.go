@@ -132,8 +132,9 @@ type WaitOptions struct {
 	// LogTailLines is how many of the last lines of the run container's
 	// log Result.LogTail keeps, so that a failed run says why without
 	// kubectl. With Logs, the tail comes from the same stream, at no
-	// extra request; without, Wait reads it once the run has ended, with
-	// one request for that many lines (no stream is followed). Default:
+	// extra request; without, Wait reads it once a run has ended other
+	// than Succeeded, with one request for that many lines (no stream is
+	// followed), so a success costs no request for it. Default:
 	// 0, DefaultLogTailLines; negative: no tail. A template's
 	// stream_output false means no log is read at all: a caller that
 	// honours it (worker does) leaves Logs nil and sets LogTailLines

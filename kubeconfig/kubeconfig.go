@@ -43,8 +43,10 @@ type Options struct {
 	// Metrics receives every API request made through the config's
 	// transport, by verb, resource and status code (see
 	// metrics.WrapTransport). Load always counts requests in the run
-	// contexts that carry a count, so that Result.Requests is filled;
-	// do not wrap its transport with metrics.WrapTransport again.
+	// contexts that carry a count, so that Result.Requests is filled.
+	// Wrapping its transport with metrics.WrapTransport again adds that
+	// Recorder to the same layer, and nothing is counted twice; passing
+	// it here is simpler.
 	// Default: none (metrics.Discard).
 	Metrics metrics.Recorder
 }

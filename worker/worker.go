@@ -45,7 +45,9 @@ type RunSpec struct {
 	Env    map[string]string
 	Labels map[string]string
 	// Logs receives the run container's log when the template's
-	// stream_output is true. Default: nil, not read.
+	// stream_output is true. Default: nil, not followed; a run that ends
+	// other than Succeeded still has its last lines in Result.LogTail
+	// (one request), unless stream_output is false.
 	Logs io.Writer
 	// Events receives each new pod phase. Default: nil.
 	Events jobwatch.EventSink
@@ -408,6 +410,8 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 	}
 	if cfg.StreamOutput {
 		wo.Logs, wo.LogsSince = logs, since
+	} else {
+		wo.LogTailLines = -1 // stream_output false: the log is not read at all
 	}
 	return wo
 }
