@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/kubeworker/kubeworker/internal/benchsuite"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/benchsuite"
 )
 
 func main() {
