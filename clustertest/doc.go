@@ -60,12 +60,14 @@
 //	      test.kubeworker.io/log: "line 1\nline 2"   # the containers' log
 //	      test.kubeworker.io/evict: "The node was low on resource: memory."
 //	      test.kubeworker.io/image-pull: ErrImagePull  # never pulls, stays Pending
+//	      test.kubeworker.io/stuck-terminating: "true" # once deleted, stays Terminating
 //
 // A pod with no annotation runs and succeeds at once with an empty log. A
 // pod that asks for more CPU than any node has stays Pending, Unschedulable,
 // with the real scheduler's event. [Cluster.AppendPodLog] adds log lines
-// to a running pod. A pod whose deletion has begun is deleted at once
-// unless [Options] say otherwise.
+// to a running pod. A pod whose deletion has begun is deleted at once,
+// unless it has [AnnotationStuckTerminating]: then it stays Terminating
+// until a delete with a grace period of 0 (kubectl delete --force).
 //
 // # Faults
 //
