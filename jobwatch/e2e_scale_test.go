@@ -1,20 +1,15 @@
 package jobwatch
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubeworker/kubeworker/internal/scaletest"
 )
 
 // The scale measurement runs the Watcher in a child process (this test
@@ -158,19 +155,19 @@ func runScaleChild() error {
 	if err != nil {
 		return err
 	}
-	counted := &countingTransport{}
+	counted := &scaletest.Transport{}
 	wconf := rest.CopyConfig(conf)
-	wconf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	wconf.Wrap(counted.Wrap)
 	client, err := kubernetes.NewForConfig(wconf)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	watchesBefore, err := apiserverWatches(ctx, admin)
+	watchesBefore, err := scaletest.APIServerWatches(ctx, admin)
 	if err != nil {
 		return err
 	}
-	before := heap()
+	before := scaletest.Heap()
 	start := time.Now()
 	w := New(client, Options{})
 	var fig scaleFigures
@@ -196,7 +193,7 @@ func runScaleChild() error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	after := heap()
+	after := scaletest.Heap()
 	if profile != "" {
 		if err := writeHeapProfile(profile); err != nil {
 			return err
@@ -205,8 +202,8 @@ func runScaleChild() error {
 	fig.Tracked = int(waiting.Load())
 	fig.HeapPerRun = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
 	fig.StackPerRun = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(n)
-	fig.WatchesOpen = counted.open.Load()
-	watchesAfter, err := apiserverWatches(ctx, admin)
+	fig.WatchesOpen = counted.OpenWatches()
+	watchesAfter, err := scaletest.APIServerWatches(ctx, admin)
 	if err != nil {
 		return err
 	}
@@ -214,7 +211,7 @@ func runScaleChild() error {
 	wg.Wait()
 	fig.Elapsed = time.Since(start)
 	w.Close()
-	fig.Requests = counted.requests.Load()
+	fig.Requests = counted.Requests()
 	fig.RequestsPerRun = float64(fig.Requests) / float64(n)
 	for i := range names {
 		f := fates(i, "", "")
@@ -231,67 +228,4 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return errors.Join(pprof.WriteHeapProfile(f), f.Close())
-}
-
-func heap() runtime.MemStats {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms
-}
-
-// apiserverWatches sums apiserver_longrunning_requests for namespaced
-// WATCH requests of jobs and pods: only a namespaced Watcher makes those
-// (the controllers, the scheduler and kwok watch the whole cluster).
-func apiserverWatches(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read the API server's metrics: %w", err)
-	}
-	var sum float64
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_longrunning_requests{") || !strings.Contains(line, `verb="WATCH"`) ||
-			!strings.Contains(line, `scope="namespace"`) || !(strings.Contains(line, `resource="jobs"`) || strings.Contains(line, `resource="pods"`)) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse metric %q: %w", line, err)
-		}
-		sum += v
-	}
-	return sum, sc.Err()
-}
-
-// countingTransport counts requests, and watch requests open now.
-type countingTransport struct {
-	next     http.RoundTripper
-	requests atomic.Int64
-	open     atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.requests.Add(1)
-	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.URL.Query().Get("watch") != "true" || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	c.open.Add(1)
-	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
-	return resp, nil
-}
-
-type countedBody struct {
-	io.ReadCloser
-	once sync.Once
-	done func()
-}
-
-func (b *countedBody) Close() error {
-	b.once.Do(b.done)
-	return b.ReadCloser.Close()
 }

@@ -1,15 +1,9 @@
 package worker
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,6 +16,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 )
@@ -135,16 +130,16 @@ type attachFigures struct {
 // the Worker, which ends the attaches.
 func measureAttach(b testing.TB, ns string, pids []clusterid.PID, mode string) attachFigures {
 	b.Helper()
-	counted := &countingTransport{}
+	counted := &scaletest.Transport{}
 	conf := cluster.Config()
 	conf.QPS, conf.Burst = kubeconfig.DefaultQPS, kubeconfig.DefaultBurst
-	conf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	conf.Wrap(counted.Wrap)
 	client, err := kubernetes.NewForConfig(conf)
 	if err != nil {
 		b.Fatal(err)
 	}
 	admin := adminClient(b)
-	before, err := apiserverWatches(b.Context(), admin)
+	before, err := scaletest.APIServerWatches(b.Context(), admin)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -183,8 +178,8 @@ func measureAttach(b testing.TB, ns string, pids []clusterid.PID, mode string) a
 		attaches.Go(func() { <-report.Done })
 	}
 	seen.Wait()
-	fig := attachFigures{watches: counted.open.Load(), requests: counted.requests.Load()}
-	after, err := apiserverWatches(b.Context(), admin)
+	fig := attachFigures{watches: counted.OpenWatches(), requests: counted.Requests()}
+	after, err := scaletest.APIServerWatches(b.Context(), admin)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -197,59 +192,4 @@ func measureAttach(b testing.TB, ns string, pids []clusterid.PID, mode string) a
 	slices.Sort(firsts)
 	fig.first, fig.p50, fig.p99, fig.last = firsts[0], firsts[len(firsts)/2], firsts[len(firsts)*99/100], firsts[len(firsts)-1]
 	return fig
-}
-
-// apiserverWatches sums apiserver_longrunning_requests for namespaced
-// WATCH requests of jobs and pods: only a namespaced watcher makes those
-// (the controllers, the scheduler and kwok watch the whole cluster).
-func apiserverWatches(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read the API server's metrics: %w", err)
-	}
-	var sum float64
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_longrunning_requests{") || !strings.Contains(line, `verb="WATCH"`) ||
-			!strings.Contains(line, `scope="namespace"`) || !(strings.Contains(line, `resource="jobs"`) || strings.Contains(line, `resource="pods"`)) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse metric %q: %w", line, err)
-		}
-		sum += v
-	}
-	return sum, sc.Err()
-}
-
-// countingTransport counts requests, and the watch requests open now.
-type countingTransport struct {
-	next     http.RoundTripper
-	requests atomic.Int64
-	open     atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.requests.Add(1)
-	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.URL.Query().Get("watch") != "true" || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	c.open.Add(1)
-	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
-	return resp, nil
-}
-
-type countedBody struct {
-	io.ReadCloser
-	once sync.Once
-	done func()
-}
-
-func (b *countedBody) Close() error {
-	b.once.Do(b.done)
-	return b.ReadCloser.Close()
 }

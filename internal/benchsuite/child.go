@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
@@ -75,8 +74,8 @@ func child(in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	counted := &countingTransport{}
-	conf.Wrap(func(rt http.RoundTripper) http.RoundTripper { counted.next = rt; return counted })
+	counted := &scaletest.Transport{}
+	conf.Wrap(counted.Wrap)
 	kinds := &requestKinds{n: map[string]int64{}}
 	conf.Wrap(metrics.WrapTransport(kinds))
 	client, err := kubernetes.NewForConfig(conf)
@@ -86,7 +85,7 @@ func child(in io.Reader, out io.Writer) error {
 	ann := fmt.Sprintf(`[{"op": "add", "path": "/spec/template/metadata", "value": {"annotations": {%q: %q, %q: %q}}}]`,
 		clustertest.AnnotationDelay, p.Delay, clustertest.AnnotationJitter, p.Jitter)
 
-	before := heap()
+	before := scaletest.Heap()
 	w, err := worker.New(client, worker.Options{
 		Name: workerName, Namespace: p.Namespace,
 		Prepare: manifest.PrepareOptions{Customizations: []byte(ann)},
@@ -135,55 +134,18 @@ func child(in io.Reader, out io.Writer) error {
 	if line, err := r.ReadString('\n'); err != nil || strings.TrimSpace(line) != "measure" {
 		return errors.Join(errors.New("the parent did not say measure"), err)
 	}
-	after := heap()
+	after := scaletest.Heap()
 	res.HeapPerRun = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(p.Runs)
 	res.StackPerRun = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(p.Runs)
-	res.WatchesOpen = counted.open.Load()
+	res.WatchesOpen = counted.OpenWatches()
 	res.Tracked = tracked.Load() // the runs that failed before their Job was made are Wrong
 	wg.Wait()
 	if err := w.Close(ctx); err != nil {
 		return err
 	}
-	res.Requests = counted.requests.Load()
+	res.Requests = counted.Requests()
 	res.RequestKinds = kinds.counts()
 	return json.NewEncoder(out).Encode(res)
-}
-
-func heap() runtime.MemStats {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms
-}
-
-// countingTransport counts requests, and watch requests open now.
-type countingTransport struct {
-	next     http.RoundTripper
-	requests atomic.Int64
-	open     atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.requests.Add(1)
-	resp, err := c.next.RoundTrip(req)
-	if err != nil || req.URL.Query().Get("watch") != "true" || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	c.open.Add(1)
-	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.open.Add(-1) }}
-	return resp, nil
-}
-
-type countedBody struct {
-	io.ReadCloser
-	once sync.Once
-	done func()
-}
-
-func (b *countedBody) Close() error {
-	b.once.Do(b.done)
-	return b.ReadCloser.Close()
 }
 
 // requestKinds counts requests by verb, resource and status code.

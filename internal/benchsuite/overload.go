@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
@@ -286,7 +287,7 @@ func waitForLevel(ctx context.Context, admin kubernetes.Interface) (float64, err
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		seats, err := sumMetric(ctx, admin, "apiserver_flowcontrol_nominal_limit_seats{", func(l map[string]string) bool {
+		seats, err := scaletest.SumMetric(ctx, admin, "apiserver_flowcontrol_nominal_limit_seats{", func(l map[string]string) bool {
 			return l["priority_level"] == overloadName
 		})
 		if err == nil && seats > 0 {
@@ -308,12 +309,12 @@ type overloadFigures struct {
 
 func overloadMetrics(ctx context.Context, admin kubernetes.Interface) (f overloadFigures, err error) {
 	ours := func(l map[string]string) bool { return l["priority_level"] == overloadName }
-	if f.dispatched, err = sumMetric(ctx, admin, "apiserver_flowcontrol_dispatched_requests_total{", ours); err != nil {
+	if f.dispatched, err = scaletest.SumMetric(ctx, admin, "apiserver_flowcontrol_dispatched_requests_total{", ours); err != nil {
 		return f, err
 	}
 	f.rejected = map[string]float64{}
 	for _, reason := range []string{"queue-full", "concurrency-limit", "time-out", "cancelled"} {
-		v, err := sumMetric(ctx, admin, "apiserver_flowcontrol_rejected_requests_total{", func(l map[string]string) bool {
+		v, err := scaletest.SumMetric(ctx, admin, "apiserver_flowcontrol_rejected_requests_total{", func(l map[string]string) bool {
 			return ours(l) && l["reason"] == reason
 		})
 		if err != nil {
@@ -327,7 +328,7 @@ func overloadMetrics(ctx context.Context, admin kubernetes.Interface) (f overloa
 	if f.jobLists, err = apiserverJobLists(ctx, admin); err != nil {
 		return f, err
 	}
-	f.tooMany, err = sumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
+	f.tooMany, err = scaletest.SumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
 		return l["code"] == "429" && l["scope"] == "namespace"
 	})
 	return f, err

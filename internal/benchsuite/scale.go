@@ -1,15 +1,12 @@
 package benchsuite
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -132,7 +130,7 @@ func measureScale(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 	if err != nil {
 		return s, err
 	}
-	watchesBefore, err := apiserverWatches(ctx, admin)
+	watchesBefore, err := scaletest.APIServerWatches(ctx, admin)
 	if err != nil {
 		return s, err
 	}
@@ -159,7 +157,7 @@ func measureScale(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 		cmd.Wait()
 		return s, err
 	}
-	watchesAt, err := apiserverWatches(ctx, admin)
+	watchesAt, err := scaletest.APIServerWatches(ctx, admin)
 	if err != nil {
 		stdin.Close()
 		cmd.Wait()
@@ -380,7 +378,7 @@ func (e *endWatch) stop() {
 // (not a subresource) short of a whole-cluster list or watch, namespaced
 // lists and watches of pods, pod logs, and namespaced event lists.
 func apiserverRequests(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	return sumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
+	return scaletest.SumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
 		switch {
 		case l["scope"] == "cluster":
 			return false
@@ -401,56 +399,7 @@ func apiserverRequests(ctx context.Context, admin kubernetes.Interface) (float64
 // Jobs, which only a Worker makes (the Job controller and the garbage
 // collector list every namespace at once).
 func apiserverJobLists(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	return sumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
+	return scaletest.SumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
 		return l["resource"] == "jobs" && l["subresource"] == "" && l["verb"] == "LIST" && l["scope"] == "namespace"
 	})
-}
-
-// apiserverWatches sums apiserver_longrunning_requests for namespaced
-// watches of jobs and pods, which only a namespaced Watcher makes.
-func apiserverWatches(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	return sumMetric(ctx, admin, "apiserver_longrunning_requests{", func(l map[string]string) bool {
-		return l["verb"] == "WATCH" && l["scope"] == "namespace" && (l["resource"] == "jobs" || l["resource"] == "pods")
-	})
-}
-
-// sumMetric reads the API server's /metrics and sums the samples of the
-// metric whose line starts with prefix and whose labels keep accepts.
-func sumMetric(ctx context.Context, admin kubernetes.Interface, prefix string, keep func(map[string]string) bool) (float64, error) {
-	raw, err := admin.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("read the API server's metrics: %w", err)
-	}
-	var sum float64
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, prefix) {
-			continue
-		}
-		end := strings.LastIndexByte(line, '}')
-		if end < 0 || !keep(metricLabels(line[len(prefix):end])) {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			return 0, fmt.Errorf("parse metric %q: %w", line, err)
-		}
-		sum += v
-	}
-	return sum, sc.Err()
-}
-
-// metricLabels parses `a="x",b="y"`; label values here hold no quotes or
-// commas.
-func metricLabels(s string) map[string]string {
-	out := map[string]string{}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if ok {
-			out[k] = strings.Trim(v, `"`)
-		}
-	}
-	return out
 }
