@@ -15,7 +15,10 @@ import (
 // Retriable reports whether a failed API call can pass if made again:
 // timeouts, 429 Too Many Requests, 5xx, and dropped or refused
 // connections. A 4xx answer such as a validation error, a conflict or
-// Forbidden is final, and so is the end of the caller's context.
+// Forbidden is final, and so is a cancelled context. context.DeadlineExceeded
+// counts as a timeout and is retriable: it is how a request's own timeout
+// (rest.Config.Timeout) ends; Policy stops retrying once the caller's own
+// context has ended, whatever Retriable says.
 func Retriable(err error) bool {
 	switch {
 	case err == nil, errors.Is(err, context.Canceled):
