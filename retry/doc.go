@@ -19,12 +19,17 @@
 //
 // The first retry waits about [DefaultInitial], each later one twice the
 // last, randomised by ±50% and capped at [DefaultMax], or the server's
-// Retry-After when that is longer. No attempt starts after the
-// [Policy.Deadline] ([DefaultDeadline] from the first attempt), and none
-// after the context's deadline. A call that runs out of time on a
-// transient error returns an error matching [ErrGaveUp] that also wraps
-// the last error, so apierrors.Is* predicates and errors.As still see the
-// API status.
+// Retry-After when that is longer. No attempt starts later than the
+// [Policy.Deadline] ([DefaultDeadline]) after the first transient
+// failure, and no wait ends after the context's deadline. A call that
+// runs out of time on a transient error returns an error matching
+// [ErrGaveUp] that also wraps the last error, so apierrors.Is* predicates
+// and errors.As still see the API status.
+//
+// Note that client-go itself repeats a 429 that carries Retry-After (up
+// to 10 times, within one call), so under API Priority and Fairness one
+// attempt may last minutes before this policy sees its error; the
+// deadline's clock starts then, at the first failure.
 //
 // # Why backoff/v4
 //

@@ -12,9 +12,10 @@ import (
 
 // Defaults of a [Policy]'s zero fields.
 const (
-	// DefaultDeadline is how long a call keeps retrying: a few minutes,
-	// enough to ride out an API server restart or a burst that starves
-	// it, short enough that a call cut off for good fails in time.
+	// DefaultDeadline is how long a call keeps retrying after its first
+	// transient failure: a few minutes, enough to ride out an API server
+	// restart or a burst that starves it, short enough that a call cut
+	// off for good fails in time.
 	DefaultDeadline = 3 * time.Minute
 	// DefaultInitial is the first wait, before randomisation.
 	DefaultInitial = 500 * time.Millisecond
@@ -34,11 +35,16 @@ var ErrGaveUp = errors.New("retry: gave up")
 // safe for concurrent use.
 type Policy struct {
 	// Deadline bounds the retries: no attempt starts later than this after
-	// the first, and the last wait is cut short to make one at the
-	// deadline. An attempt under way is not cut; the client's timeout and
-	// the caller's context bound it. The caller's context's deadline, if
-	// earlier, wins: no wait ends after it. Default DefaultDeadline; a
-	// negative value means one attempt only.
+	// the first transient failure, and the last wait is cut short to make
+	// one at the deadline. The clock starts at the first failure, not at
+	// the first attempt, because one attempt can last minutes by itself:
+	// client-go repeats a 429 that carries Retry-After up to 10 times
+	// within one call, and under API Priority and Fairness the API
+	// server's Retry-After grows to 32 s while it keeps refusing. An
+	// attempt under way is not cut; the client's timeout, client-go's own
+	// repeats and the caller's context bound it. The caller's context's
+	// deadline, if earlier, wins: no wait ends after it. Default
+	// DefaultDeadline; a negative value means one attempt only.
 	Deadline time.Duration
 	// Initial is the first wait. Default DefaultInitial.
 	Initial time.Duration
@@ -116,7 +122,7 @@ func Value[T any](ctx context.Context, p Policy, op func(ctx context.Context) (T
 	case p.Deadline < 0:
 		b.attempts = 1
 	default:
-		b.deadline = start.Add(orDefault(p.Deadline, DefaultDeadline))
+		b.window = orDefault(p.Deadline, DefaultDeadline)
 	}
 	if d, ok := ctx.Deadline(); ok {
 		b.ctxDeadline = d
@@ -160,10 +166,11 @@ func Value[T any](ctx context.Context, p Policy, op func(ctx context.Context) (T
 type schedule struct {
 	exp         *backoff.ExponentialBackOff
 	now         func() time.Time
-	deadline    time.Time // no attempt starts after it; zero: none
-	ctxDeadline time.Time // no wait ends after it; zero: none
-	attempts    int       // the most attempts in all; 0: no limit
-	made        int       // attempts made
+	window      time.Duration // the retries' deadline, from the first failure; 0: none
+	deadline    time.Time     // no attempt starts after it; set at the first failure
+	ctxDeadline time.Time     // no wait ends after it; zero: none
+	attempts    int           // the most attempts in all; 0: no limit
+	made        int           // attempts made
 	retryAfter  time.Duration
 	gaveUp      bool // the schedule, not the context, stopped the retries
 }
@@ -176,6 +183,9 @@ func (s *schedule) NextBackOff() time.Duration {
 	}
 	wait := max(s.exp.NextBackOff(), s.retryAfter)
 	now := s.now()
+	if s.window > 0 && s.deadline.IsZero() {
+		s.deadline = now.Add(s.window) // the first failure
+	}
 	if !s.deadline.IsZero() {
 		left := s.deadline.Sub(now)
 		if left <= 0 {
@@ -197,7 +207,7 @@ func (s *schedule) stop() time.Duration {
 // Reset starts the schedule afresh.
 func (s *schedule) Reset() {
 	s.exp.Reset()
-	s.made, s.retryAfter, s.gaveUp = 0, 0, false
+	s.made, s.retryAfter, s.gaveUp, s.deadline = 0, 0, false, time.Time{}
 }
 
 func orDefault(d, def time.Duration) time.Duration {

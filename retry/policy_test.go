@@ -249,3 +249,25 @@ func TestOrTakesTheOwnersPolicyOnlyForAZeroOne(t *testing.T) {
 		t.Error("a Policy with Notify counts as zero")
 	}
 }
+
+func TestTheDeadlineCountsFromTheFirstFailureNotTheFirstAttempt(t *testing.T) {
+	// The first attempt takes longer than the whole deadline (client-go
+	// repeating a 429 inside one call, say); the retries still get their
+	// deadline after it.
+	ft := newFakeTime()
+	calls := 0
+	op := func(context.Context) (string, error) {
+		if calls++; calls == 1 {
+			ft.mu.Lock()
+			ft.t = ft.t.Add(5 * time.Minute)
+			ft.mu.Unlock()
+		}
+		if calls < 4 {
+			return "", apierrors.NewTooManyRequests("slow down", 1)
+		}
+		return "ok", nil
+	}
+	if v, err := Value(context.Background(), ft.with(Policy{Deadline: time.Minute}), op); err != nil || v != "ok" || calls != 4 {
+		t.Fatalf("got %q, %v after %d calls; want ok after 4", v, err, calls)
+	}
+}
