@@ -359,6 +359,19 @@ func ambiguousCreateScenario(t *testing.T, token, ns string) error {
 	return err
 }
 
+// listScenario readies a worker and lists its runs, as a restarted worker
+// does before it attaches: the shared Job stream (Start) and List read the
+// namespace's Jobs with a LIST.
+func listScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	w := newAccountWorker(t, client, ns, Options{})
+	defer func() { _ = w.Close(context.Background()) }()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, lerr := w.List(ctx)
+	return errors.Join(w.Start(ctx), lerr)
+}
+
 // rerunScenario runs the same run twice: the second Run finds the run's
 // Job by name (a create refused as AlreadyExists, then a get) and adopts
 // it, as a scheduler retrying a run it is unsure of does.
@@ -478,8 +491,8 @@ func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 		{"jobs", "get"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return rerunScenario(t, client, ns)
 		},
-		{"jobs", "list"}: func(t *testing.T, _ kubernetes.Interface, token, ns string) error {
-			return ambiguousCreateScenario(t, token, ns)
+		{"jobs", "list"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return listScenario(t, client, ns)
 		},
 		{"pods", "list"}: func(t *testing.T, _ kubernetes.Interface, token, ns string) error {
 			return podWatchRefusedScenario(t, token, ns)

@@ -360,17 +360,18 @@ func TestE2ECreatorCountsAttemptsAndTheRetryOfALostAnswer(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
-	// The cut create has no answer; the retry finds the Job and adopts it.
+	// The cut create has no answer; the retry GETs the Job by its name
+	// (never a LIST of the namespace's Jobs) and adopts it.
 	for _, c := range []struct {
 		verb, code string
 		want       float64
-	}{{"create", "error", 1}, {"list", "200", 1}, {"create", "201", 0}} {
+	}{{"create", "error", 1}, {"get", "200", 1}, {"list", "200", 0}, {"create", "201", 0}} {
 		if got := sampleOf(t, reg, "kubeworker_api_requests_total", map[string]string{"verb": c.verb, "resource": "jobs", "code": c.code}); got != c.want {
 			t.Errorf("api_requests_total{%s jobs %s} = %v, want %v", c.verb, c.code, got, c.want)
 		}
 	}
-	want := metrics.Requests{{Verb: "create", Resource: "jobs"}: 1, {Verb: "list", Resource: "jobs"}: 1}
-	if got := run.Requests(); len(got) != len(want) || got[metrics.Request{Verb: "create", Resource: "jobs"}] != 1 || got[metrics.Request{Verb: "list", Resource: "jobs"}] != 1 {
+	want := metrics.Requests{{Verb: "create", Resource: "jobs"}: 1, {Verb: "get", Resource: "jobs"}: 1}
+	if got := run.Requests(); len(got) != len(want) || got[metrics.Request{Verb: "create", Resource: "jobs"}] != 1 || got[metrics.Request{Verb: "get", Resource: "jobs"}] != 1 {
 		t.Errorf("the run's requests %v, want %v", got, want)
 	}
 }

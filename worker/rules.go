@@ -3,8 +3,9 @@ package worker
 import rbacv1 "k8s.io/api/rbac/v1"
 
 // Rules returns the RBAC rules a worker needs in the namespace its Jobs run
-// in, and nothing more: Jobs to create, follow, find again after an
-// ambiguous create, delete (Kill) and patch (the TTL put back under
+// in, and nothing more: Jobs to create, get (adopting a run's Job, also
+// after an ambiguous create), list and watch (the shared Job stream, List
+// and Sweep), delete (Kill) and patch (the TTL put back under
 // Options.RetainUntilRecorded); pods to follow and their logs; events
 // to explain a pod that did not start; and, if secrets, Secrets to hold
 // secret values.
