@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -22,22 +20,17 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/retry"
 )
 
-func testJob(runID string) *batchv1.Job {
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "etl-", Namespace: "jobs", Labels: map[string]string{manifest.LabelRunID: runID}},
-		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "run", Image: "busybox"}},
-		}}},
-	}
-}
-
-// fastRetry is a retry policy with short waits for tests; no test
-// asserts a wait.
-var fastRetry = retry.Policy{Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond}
+// Helpers shared with worker's tests (see internal/jobtest).
+var (
+	fastRetry          = jobtest.FastRetry
+	testJob            = jobtest.Job
+	assertOneJobPerRun = jobtest.AssertOneJobPerRun
+)
 
 func newTestCreator(client *fake.Clientset) *Creator {
 	return New(client, Options{Retry: fastRetry})

@@ -16,36 +16,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/retry"
 )
 
-func adminClient(t testing.TB) kubernetes.Interface {
-	t.Helper()
-	client, err := kubernetes.NewForConfig(cluster.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
+func adminClient(t testing.TB) kubernetes.Interface { return jobtest.Client(t, cluster.Config()) }
+
+func proxiedClient(t *testing.T) kubernetes.Interface {
+	return jobtest.Client(t, cluster.ProxyConfig())
 }
 
-// preparedJob renders the default template for a run in namespace ns.
 func preparedJob(t *testing.T, ns, runID string, values map[string]any) *batchv1.Job {
-	t.Helper()
-	vals := map[string]any{"namespace": ns}
-	for k, v := range values {
-		vals[k] = v
-	}
-	cfg, err := manifest.Default().Render(vals, manifest.RenderOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job, err := cfg.Prepare(manifest.Run{ID: runID, Name: "e2e " + runID}, manifest.PrepareOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return job
+	return jobtest.Prepared(t, ns, runID, values)
+}
+
+func jobsPerRun(t *testing.T, ns string) map[string]int {
+	return jobtest.JobsPerRun(t, adminClient(t), ns)
 }
 
 func TestDefaultTemplateWithNoValuesIsAcceptedByTheAPIServer(t *testing.T) {
@@ -156,42 +144,6 @@ func TestCreateMakesExactlyOneJobPerRunWhileConnectionsAreCut(t *testing.T) {
 	jobs := jobsPerRun(t, ns)
 	t.Logf("%d runs, %d connections cut, %d Jobs", runs, cluster.Proxy().Stats().CutConnections-before.CutConnections, len(jobs))
 	assertOneJobPerRun(t, jobs, runs)
-}
-
-func proxiedClient(t *testing.T) kubernetes.Interface {
-	t.Helper()
-	client, err := kubernetes.NewForConfig(cluster.ProxyConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return client
-}
-
-// jobsPerRun counts the Jobs in ns by run ID, read directly, not through
-// the proxy.
-func jobsPerRun(t *testing.T, ns string) map[string]int {
-	t.Helper()
-	list, err := adminClient(t).BatchV1().Jobs(ns).List(t.Context(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	perRun := map[string]int{}
-	for _, j := range list.Items {
-		perRun[j.Labels[manifest.LabelRunID]]++
-	}
-	return perRun
-}
-
-func assertOneJobPerRun(t *testing.T, perRun map[string]int, runs int) {
-	t.Helper()
-	if len(perRun) != runs {
-		t.Errorf("%d runs have Jobs, want %d", len(perRun), runs)
-	}
-	for id, n := range perRun {
-		if n != 1 {
-			t.Errorf("run %s has %d Jobs, want 1", id, n)
-		}
-	}
 }
 
 func TestCreateErrorsCarryAHintFromTheRealAPIServer(t *testing.T) {
