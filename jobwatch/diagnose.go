@@ -82,8 +82,18 @@ var (
 // a missing service account, Pod Security, another admission refusal, an
 // invalid pod. Anything else (a timeout, an internal error) may pass on a
 // retry, and is CauseUnknown.
+//
+// Two refusals are a restarting API server's, not the pod's, and pass: its
+// admission plugins answer "not yet ready to handle request" until their
+// caches have synced, and its RBAC authorizer denies the Job controller
+// itself (cannot create pods) until its own have. A cluster where the
+// controller really may not create pods meets the pod start timeout.
 func createCause(d *Diagnosis, msg string) (lasting bool) {
 	switch {
+	case strings.Contains(msg, "not yet ready to handle request"),
+		strings.Contains(msg, `"system:serviceaccount:kube-system:job-controller" cannot create resource "pods"`):
+		d.Cause = CauseUnknown
+		return false
 	case quotaName.MatchString(msg):
 		d.Cause, d.Quota = CauseQuota, quotaName.FindStringSubmatch(msg)[1]
 	case serviceAccountName.MatchString(msg):

@@ -58,7 +58,7 @@ func TestE2ERunsRideOutAPIServerRestarts(t *testing.T) {
 		case errs[i] != nil:
 			t.Errorf("run %d: %v", i, errs[i])
 		case results[i].Outcome != want || results[i].ExitCode != code:
-			t.Errorf("run %d: %s, exit code %d; want %s, %d", i, results[i].Outcome, results[i].ExitCode, want, code)
+			t.Errorf("run %d: %s, exit code %d (%s: %s); want %s, %d", i, results[i].Outcome, results[i].ExitCode, results[i].Reason, results[i].Message, want, code)
 		}
 	}
 	assertOneJobPerRun(t, jobsPerRun(t, ns), runs)
