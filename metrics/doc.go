@@ -30,6 +30,15 @@
 // cannot answer, the event lists of a diagnosis), whatever the number of
 // runs sharing the streams.
 //
+// # Many clusters
+//
+// A Worker that runs Jobs in several clusters records each cluster's
+// facts and requests apart: it calls [ForCluster] once per cluster it
+// talks to, and gives the Recorder it returns to that cluster's parts and
+// transport. A [ClusterRecorder] (metrics/prom's Recorder) then labels
+// every metric with cluster, the cluster's name or UID; any other
+// Recorder records every cluster together.
+//
 // # Why an interface of methods, and not a registry
 //
 // The core packages record a dozen facts. One small interface, with a
