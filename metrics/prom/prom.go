@@ -14,155 +14,116 @@
 //
 // The metrics, all prefixed kubeworker_:
 //
-//	runs_started_total                            runs a Worker started
-//	runs_finished_total{outcome}                  runs ended, by jobwatch.Outcome ("Unknown": Run returned an error)
-//	runs_in_flight                                runs started and not finished
-//	job_create_attempts_total                     attempts to create a run's Job
-//	job_create_retries_total                      of those, attempts after the first
-//	watch_restarts_total{resource}                shared watches opened again (timeouts, drops, errors)
-//	watch_relists_total{resource,reason}          shared streams that read everything again; reason "expired" (410 Gone) or "other"
-//	log_reconnects_total                          log streams opened again after a drop or a failed read
-//	pod_start_latency_seconds                     histogram: Job creation to its first pod's run container start
-//	result_latency_seconds                        histogram: run container termination to the Result
-//	api_requests_total{verb,resource,code}        API requests, by Kubernetes verb, resource[/subresource] and status code ("error": no answer)
+//	runs_started_total{cluster}                          runs a Worker started
+//	runs_finished_total{cluster,outcome}                 runs ended, by jobwatch.Outcome ("Unknown": Run returned an error)
+//	runs_in_flight{cluster}                              runs started and not finished
+//	job_create_attempts_total{cluster}                   attempts to create a run's Job
+//	job_create_retries_total{cluster}                    of those, attempts after the first
+//	watch_restarts_total{cluster,resource}               shared watches opened again (timeouts, drops, errors)
+//	watch_relists_total{cluster,resource,reason}         shared streams that read everything again; reason "expired" (410 Gone) or "other"
+//	log_reconnects_total{cluster}                        log streams opened again after a drop or a failed read
+//	pod_start_latency_seconds{cluster}                   histogram: Job creation to its first pod's run container start
+//	result_latency_seconds{cluster}                      histogram: run container termination to the Result
+//	api_requests_total{cluster,verb,resource,code}       API requests, by Kubernetes verb, resource[/subresource] and status code ("error": no answer)
 //
 // The two latencies come from server timestamps of whole seconds: read
 // them to the second.
+//
+// # The cluster label
+//
+// Every metric has a cluster label: the cluster where the run, the
+// watch or the request happened. The Recorder New returns records with
+// cluster="" (for a single cluster, or a part used alone); a Worker of
+// many clusters gives each cluster's parts the Recorder that
+// [Recorder.ForCluster] (through metrics.ForCluster) returns for its
+// name or UID. All of them record into the one set of collectors New
+// registered. To keep the label bounded, a Recorder gives at most
+// [MaxClusters] names series of their own; later names share the
+// cluster [OtherCluster].
 package prom
 
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kubeworker/kubeworker/metrics"
 )
 
 const namespace = "kubeworker"
 
-// Recorder is a metrics.Recorder that keeps what it records in
-// Prometheus collectors, registered by New. It is safe for concurrent
-// use.
-type Recorder struct {
-	runsStarted    prometheus.Counter
+// collectors are the collectors New registers, shared by the Recorders
+// of every cluster, with those Recorders.
+type collectors struct {
+	runsStarted    *prometheus.CounterVec
 	runsFinished   *prometheus.CounterVec
-	runsInFlight   prometheus.Gauge
-	createAttempts prometheus.Counter
-	createRetries  prometheus.Counter
+	runsInFlight   *prometheus.GaugeVec
+	createAttempts *prometheus.CounterVec
+	createRetries  *prometheus.CounterVec
 	watchRestarts  *prometheus.CounterVec
 	relists        *prometheus.CounterVec
-	logReconnects  prometheus.Counter
-	podStart       prometheus.Histogram
-	resultLatency  prometheus.Histogram
+	logReconnects  *prometheus.CounterVec
+	podStart       *prometheus.HistogramVec
+	resultLatency  *prometheus.HistogramVec
 	requests       *prometheus.CounterVec
+
+	base *Recorder // cluster ""
+
+	mu       sync.Mutex
+	clusters map[string]*Recorder // guarded by mu; MaxClusters names, then OtherCluster
 }
 
-var _ metrics.Recorder = (*Recorder)(nil)
-
 // New returns a Recorder whose collectors are registered on reg. It
-// fails, registering nothing, if reg is nil or refuses one (for example
-// because a Recorder is registered there already).
+// records with cluster=""; [Recorder.ForCluster] gives the Recorder of
+// a cluster. New fails, registering nothing, if reg is nil or refuses
+// a collector (for example because a Recorder is registered there
+// already).
 func New(reg prometheus.Registerer) (*Recorder, error) {
 	if reg == nil {
 		return nil, errors.New("prom: New needs a prometheus.Registerer, got nil")
 	}
-	counter := func(name, help string) prometheus.Counter {
-		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
-	}
 	counterVec := func(name, help string, labels ...string) *prometheus.CounterVec {
-		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help},
+			append([]string{"cluster"}, labels...))
 	}
-	histogram := func(name, help string, buckets []float64) prometheus.Histogram {
-		return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+	histogramVec := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets},
+			[]string{"cluster"})
 	}
-	r := &Recorder{
-		runsStarted:  counter("runs_started_total", "Runs a Worker started."),
+	c := &collectors{
+		runsStarted:  counterVec("runs_started_total", "Runs a Worker started."),
 		runsFinished: counterVec("runs_finished_total", "Runs that ended, by outcome (jobwatch.Outcome; Unknown when Run returned an error).", "outcome"),
-		runsInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "runs_in_flight",
-			Help: "Runs started and not yet finished."}),
-		createAttempts: counter("job_create_attempts_total", "Attempts to create a run's Job, first attempts and retries."),
-		createRetries:  counter("job_create_retries_total", "Attempts to create a run's Job after the first."),
+		runsInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "runs_in_flight",
+			Help: "Runs started and not yet finished."}, []string{"cluster"}),
+		createAttempts: counterVec("job_create_attempts_total", "Attempts to create a run's Job, first attempts and retries."),
+		createRetries:  counterVec("job_create_retries_total", "Attempts to create a run's Job after the first."),
 		watchRestarts: counterVec("watch_restarts_total",
 			"Times a shared watch stream opened its watch again, from the last version seen (server timeouts, dropped connections, errors).", "resource"),
 		relists: counterVec("watch_relists_total",
 			"Times a shared watch stream read every object again after its first sync; reason expired: after 410 Gone.", "resource", "reason"),
-		logReconnects: counter("log_reconnects_total", "Log streams opened again after a drop or a failed read."),
-		podStart: histogram("pod_start_latency_seconds",
+		logReconnects: counterVec("log_reconnects_total", "Log streams opened again after a drop or a failed read."),
+		podStart: histogramVec("pod_start_latency_seconds",
 			"Time from a followed Job's creation to the start of its first pod's run container (server timestamps, whole seconds).",
 			[]float64{0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}),
-		resultLatency: histogram("result_latency_seconds",
+		resultLatency: histogramVec("result_latency_seconds",
 			"Time from a run container's termination (a server timestamp, whole seconds) to its Result.",
 			[]float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60}),
 		requests: counterVec("api_requests_total",
 			"API requests made, by Kubernetes verb, resource[/subresource] and HTTP status code (error: no answer).", "verb", "resource", "code"),
+		clusters: map[string]*Recorder{},
 	}
-	collectors := []prometheus.Collector{
-		r.runsStarted, r.runsFinished, r.runsInFlight, r.createAttempts, r.createRetries,
-		r.watchRestarts, r.relists, r.logReconnects, r.podStart, r.resultLatency, r.requests,
+	all := []prometheus.Collector{
+		c.runsStarted, c.runsFinished, c.runsInFlight, c.createAttempts, c.createRetries,
+		c.watchRestarts, c.relists, c.logReconnects, c.podStart, c.resultLatency, c.requests,
 	}
-	for i, c := range collectors {
-		if err := reg.Register(c); err != nil {
-			for _, done := range collectors[:i] {
+	for i, col := range all {
+		if err := reg.Register(col); err != nil {
+			for _, done := range all[:i] {
 				reg.Unregister(done)
 			}
 			return nil, fmt.Errorf("prom: register the kubeworker metrics: %w", err)
 		}
 	}
-	return r, nil
-}
-
-// RunStarted counts a run started and in flight.
-func (r *Recorder) RunStarted() {
-	r.runsStarted.Inc()
-	r.runsInFlight.Inc()
-}
-
-// RunFinished counts a run finished with outcome, no longer in flight.
-func (r *Recorder) RunFinished(outcome string) {
-	r.runsFinished.WithLabelValues(outcome).Inc()
-	r.runsInFlight.Dec()
-}
-
-// CreateAttempt counts an attempt to create a Job, and a retry if it is
-// one.
-func (r *Recorder) CreateAttempt(retry bool) {
-	r.createAttempts.Inc()
-	if retry {
-		r.createRetries.Inc()
-	}
-}
-
-// WatchRestart counts a watch of resource opened again.
-func (r *Recorder) WatchRestart(resource string) {
-	r.watchRestarts.WithLabelValues(resource).Inc()
-}
-
-// Relist counts a relist of resource, with reason "expired" or "other".
-func (r *Recorder) Relist(resource string, expired bool) {
-	reason := "other"
-	if expired {
-		reason = "expired"
-	}
-	r.relists.WithLabelValues(resource, reason).Inc()
-}
-
-// LogReconnect counts a log stream opened again.
-func (r *Recorder) LogReconnect() { r.logReconnects.Inc() }
-
-// PodStartLatency observes d in seconds.
-func (r *Recorder) PodStartLatency(d time.Duration) { r.podStart.Observe(d.Seconds()) }
-
-// ResultLatency observes d in seconds.
-func (r *Recorder) ResultLatency(d time.Duration) { r.resultLatency.Observe(d.Seconds()) }
-
-// APIRequest counts req with its status code, or "error" for 0.
-func (r *Recorder) APIRequest(req metrics.Request, code int) {
-	c := "error"
-	if code != 0 {
-		c = strconv.Itoa(code)
-	}
-	r.requests.WithLabelValues(req.Verb, req.Resource, c).Inc()
+	c.base = c.recorder("")
+	return c.base, nil
 }

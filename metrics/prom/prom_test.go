@@ -49,36 +49,36 @@ func TestRecorderKeepsEachFactUnderItsMetric(t *testing.T) {
 	want := `
 # HELP kubeworker_api_requests_total API requests made, by Kubernetes verb, resource[/subresource] and HTTP status code (error: no answer).
 # TYPE kubeworker_api_requests_total counter
-kubeworker_api_requests_total{code="200",resource="pods/log",verb="get"} 2
-kubeworker_api_requests_total{code="201",resource="jobs",verb="create"} 1
-kubeworker_api_requests_total{code="error",resource="jobs",verb="watch"} 1
+kubeworker_api_requests_total{cluster="",code="200",resource="pods/log",verb="get"} 2
+kubeworker_api_requests_total{cluster="",code="201",resource="jobs",verb="create"} 1
+kubeworker_api_requests_total{cluster="",code="error",resource="jobs",verb="watch"} 1
 # HELP kubeworker_job_create_attempts_total Attempts to create a run's Job, first attempts and retries.
 # TYPE kubeworker_job_create_attempts_total counter
-kubeworker_job_create_attempts_total 3
+kubeworker_job_create_attempts_total{cluster=""} 3
 # HELP kubeworker_job_create_retries_total Attempts to create a run's Job after the first.
 # TYPE kubeworker_job_create_retries_total counter
-kubeworker_job_create_retries_total 1
+kubeworker_job_create_retries_total{cluster=""} 1
 # HELP kubeworker_log_reconnects_total Log streams opened again after a drop or a failed read.
 # TYPE kubeworker_log_reconnects_total counter
-kubeworker_log_reconnects_total 1
+kubeworker_log_reconnects_total{cluster=""} 1
 # HELP kubeworker_runs_finished_total Runs that ended, by outcome (jobwatch.Outcome; Unknown when Run returned an error).
 # TYPE kubeworker_runs_finished_total counter
-kubeworker_runs_finished_total{outcome="OOMKilled"} 1
-kubeworker_runs_finished_total{outcome="Succeeded"} 1
+kubeworker_runs_finished_total{cluster="",outcome="OOMKilled"} 1
+kubeworker_runs_finished_total{cluster="",outcome="Succeeded"} 1
 # HELP kubeworker_runs_in_flight Runs started and not yet finished.
 # TYPE kubeworker_runs_in_flight gauge
-kubeworker_runs_in_flight 1
+kubeworker_runs_in_flight{cluster=""} 1
 # HELP kubeworker_runs_started_total Runs a Worker started.
 # TYPE kubeworker_runs_started_total counter
-kubeworker_runs_started_total 3
+kubeworker_runs_started_total{cluster=""} 3
 # HELP kubeworker_watch_relists_total Times a shared watch stream read every object again after its first sync; reason expired: after 410 Gone.
 # TYPE kubeworker_watch_relists_total counter
-kubeworker_watch_relists_total{reason="expired",resource="pods"} 1
-kubeworker_watch_relists_total{reason="other",resource="jobs"} 1
+kubeworker_watch_relists_total{cluster="",reason="expired",resource="pods"} 1
+kubeworker_watch_relists_total{cluster="",reason="other",resource="jobs"} 1
 # HELP kubeworker_watch_restarts_total Times a shared watch stream opened its watch again, from the last version seen (server timeouts, dropped connections, errors).
 # TYPE kubeworker_watch_restarts_total counter
-kubeworker_watch_restarts_total{resource="jobs"} 1
-kubeworker_watch_restarts_total{resource="pods"} 2
+kubeworker_watch_restarts_total{cluster="",resource="jobs"} 1
+kubeworker_watch_restarts_total{cluster="",resource="pods"} 2
 `
 	names := []string{
 		"kubeworker_api_requests_total", "kubeworker_job_create_attempts_total", "kubeworker_job_create_retries_total",
@@ -202,10 +202,10 @@ func TestRecorderIsSafeForConcurrentUse(t *testing.T) {
 	want := `
 # HELP kubeworker_runs_in_flight Runs started and not yet finished.
 # TYPE kubeworker_runs_in_flight gauge
-kubeworker_runs_in_flight 0
+kubeworker_runs_in_flight{cluster=""} 0
 # HELP kubeworker_runs_finished_total Runs that ended, by outcome (jobwatch.Outcome; Unknown when Run returned an error).
 # TYPE kubeworker_runs_finished_total counter
-kubeworker_runs_finished_total{outcome="Failed"} 800
+kubeworker_runs_finished_total{cluster="",outcome="Failed"} 800
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubeworker_runs_in_flight", "kubeworker_runs_finished_total"); err != nil {
 		t.Error(err)
