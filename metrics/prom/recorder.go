@@ -80,9 +80,25 @@ func (r *Recorder) ResultLatency(d time.Duration) { r.resultLatency.Observe(d.Se
 
 // APIRequest counts req with its status code, or "error" for 0.
 func (r *Recorder) APIRequest(req metrics.Request, code int) {
-	c := "error"
-	if code != 0 {
-		c = strconv.Itoa(code)
+	r.requests.WithLabelValues(req.Verb, req.Resource, codeLabel(code)).Inc()
+}
+
+// codes are the label values of status codes 100 to 599, made once, so
+// that counting a request allocates nothing.
+var codes = func() (c [600]string) {
+	for i := 100; i < len(c); i++ {
+		c[i] = strconv.Itoa(i)
 	}
-	r.requests.WithLabelValues(req.Verb, req.Resource, c).Inc()
+	return c
+}()
+
+// codeLabel returns the label value of a status code: "error" for 0.
+func codeLabel(code int) string {
+	switch {
+	case code == 0:
+		return "error"
+	case code >= 100 && code < len(codes):
+		return codes[code]
+	}
+	return strconv.Itoa(code)
 }
