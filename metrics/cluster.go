@@ -20,6 +20,9 @@ type ClusterRecorder interface {
 // it talks to, and gives the result to that cluster's parts (jobwatch,
 // jobcreate) and to its transport (WrapTransport), so that each fact
 // and each API request is counted under the cluster where it happened.
+// Wrap a cluster's transport with its own Recorder only: one wrapped
+// with both r (kubeconfig.Load with Options.Metrics) and the cluster's
+// counts each request twice, once per cluster label.
 func ForCluster(r Recorder, cluster string) Recorder {
 	switch r := r.(type) {
 	case nil:

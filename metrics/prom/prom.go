@@ -37,7 +37,10 @@
 // many clusters gives each cluster's parts the Recorder that
 // [Recorder.ForCluster] (through metrics.ForCluster) returns for its
 // name or UID. All of them record into the one set of collectors New
-// registered. To keep the label bounded, a Recorder gives at most
+// registered. Each Recorder's series of the metrics without other
+// labels exist, at zero, from when it is made, so New's cluster=""
+// series show even when every fact is recorded for a named cluster. To
+// keep the label bounded, the Recorders of one New give at most
 // [MaxClusters] names series of their own; later names share the
 // cluster [OtherCluster].
 package prom
