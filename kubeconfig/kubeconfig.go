@@ -2,6 +2,11 @@
 // with: from kubeconfig bytes or an object with a context, in-cluster, or
 // client-go's default loading rules, with rates that do not throttle a
 // busy worker and a transport that counts every request.
+//
+// A kubeconfig from a run's values is untrusted: load it with
+// Options.Untrusted, which refuses whatever would run a command, read
+// the worker's files or set a proxy. Fingerprint keys clients by the
+// connection a config makes.
 package kubeconfig
 
 import (
@@ -34,6 +39,13 @@ type Options struct {
 	KubeconfigMap map[string]any
 	// Context names the kubeconfig context. Default: its current context.
 	Context string
+	// Untrusted says the kubeconfig came from untrusted input, such as a
+	// run's values. Load then refuses, with ErrUntrusted, a kubeconfig
+	// any of whose users or clusters has exec, auth-provider, tokenFile,
+	// client-certificate, client-key, certificate-authority or proxy-url
+	// set, and options with no Kubeconfig or KubeconfigMap. Default:
+	// false (trusted).
+	Untrusted bool
 	// QPS and Burst limit the client's request rate. Default DefaultQPS
 	// and DefaultBurst.
 	QPS   float32
@@ -64,6 +76,12 @@ func For(cc *manifest.ClusterConfig) Options {
 // KubeconfigMap with Context; in-cluster config; client-go's default
 // loading rules with Context. Only the first that applies is tried, so a
 // given kubeconfig that is wrong is an error, never a silent fallback.
+//
+// A given kubeconfig is checked before client-go sees it, and every
+// problem comes back at once, joined with errors.Join: each field
+// Untrusted refuses as an *UntrustedError, and each missing or dangling
+// piece (no clusters, an unknown context, a context's user or cluster
+// that is not there) as an *InvalidError. No error holds a secret.
 func Load(opts Options) (*rest.Config, error) {
 	if opts.Kubeconfig != nil && opts.KubeconfigMap != nil {
 		return nil, errors.New("kubeconfig: give Kubeconfig or KubeconfigMap, not both")
@@ -79,20 +97,20 @@ func Load(opts Options) (*rest.Config, error) {
 	var err error
 	switch {
 	case data != nil:
-		raw, lerr := clientcmd.Load(data)
-		if lerr != nil {
-			return nil, fmt.Errorf("kubeconfig: %w", lerr)
+		if cfg, err = fromKubeconfig(data, opts); err != nil {
+			return nil, err
 		}
-		cfg, err = clientcmd.NewNonInteractiveClientConfig(*raw, opts.Context, &clientcmd.ConfigOverrides{}, nil).ClientConfig()
+	case opts.Untrusted:
+		return nil, errNoKubeconfig
 	default:
 		if cfg, err = rest.InClusterConfig(); err == nil {
 			break
 		}
 		rules := clientcmd.NewDefaultClientConfigLoadingRules()
 		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: opts.Context}).ClientConfig()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: client config: %w", err)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig: client config: %w", err)
+		}
 	}
 	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
 	if cfg.QPS == 0 {
