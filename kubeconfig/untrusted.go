@@ -18,9 +18,10 @@ import (
 //     client-key and certificate-authority, on the worker's disk;
 //     proxy-url sends the traffic through a host of the run's choosing.
 //   - Allowed: token, username, password and the *-data forms are data;
-//     act-as* (impersonation) are headers to the run's own server;
-//     server, tls-server-name, insecure-skip-tls-verify and
-//     disable-compression change only the run's own connection.
+//     as, as-uid, as-groups and as-user-extra (impersonation) are headers
+//     to the run's own server; server, tls-server-name,
+//     insecure-skip-tls-verify and disable-compression change only the
+//     run's own connection.
 //   - extensions stay raw data. The one client-go reads
 //     (client.authentication.k8s.io/exec on a cluster) only feeds exec.
 //   - LocationOfOrigin (and ExecConfig's Config, PluginPolicy and
@@ -28,22 +29,22 @@ import (
 //   - Contexts only name entries; preferences are unused.
 var (
 	userRefusals = []refusal[clientcmdapi.AuthInfo]{
-		{"auth-provider", func(u *clientcmdapi.AuthInfo) bool { return u.AuthProvider != nil }, runsCode},
+		{"auth-provider", func(u *clientcmdapi.AuthInfo) bool { return u.AuthProvider != nil }, untrusted + "use an auth-provider plugin; " + giveIt},
 		{"client-certificate", func(u *clientcmdapi.AuthInfo) bool { return u.ClientCertificate != "" }, readsFiles + "client-certificate-data instead"},
 		{"client-key", func(u *clientcmdapi.AuthInfo) bool { return u.ClientKey != "" }, readsFiles + "client-key-data instead"},
-		{"exec", func(u *clientcmdapi.AuthInfo) bool { return u.Exec != nil }, runsCode},
+		{"exec", func(u *clientcmdapi.AuthInfo) bool { return u.Exec != nil }, untrusted + "run a command; " + giveIt},
 		{"tokenFile", func(u *clientcmdapi.AuthInfo) bool { return u.TokenFile != "" }, readsFiles + "token instead"},
 	}
 	clusterRefusals = []refusal[clientcmdapi.Cluster]{
 		{"certificate-authority", func(c *clientcmdapi.Cluster) bool { return c.CertificateAuthority != "" }, readsFiles + "certificate-authority-data instead"},
-		{"proxy-url", func(c *clientcmdapi.Cluster) bool { return c.ProxyURL != "" }, "a kubeconfig from a run's values may not send traffic through a proxy; " + giveIt},
+		{"proxy-url", func(c *clientcmdapi.Cluster) bool { return c.ProxyURL != "" }, untrusted + "send traffic through a proxy; " + giveIt},
 	}
 )
 
 const (
+	untrusted  = "a kubeconfig from a run's values may not "
 	giveIt     = "give this cluster in the worker's options instead"
-	runsCode   = "a kubeconfig from a run's values may not run a command; " + giveIt
-	readsFiles = "a kubeconfig from a run's values may not read the worker's files; use "
+	readsFiles = untrusted + "read the worker's files; use "
 )
 
 // refusal is one field of a T that Untrusted refuses.
@@ -88,4 +89,4 @@ func appendRefused[T any](found []*UntrustedError, list, name, kind string, entr
 func entryPath(list, name string) string { return list + "[" + strconv.Quote(name) + "]" }
 
 // errNoKubeconfig is Load's error for Untrusted options without one.
-var errNoKubeconfig = fmt.Errorf("%w: no Kubeconfig or KubeconfigMap given (the worker's own config is never used for it)", ErrUntrusted)
+var errNoKubeconfig = fmt.Errorf("%w: no Kubeconfig or KubeconfigMap given; untrusted input never falls back to the worker's own config", ErrUntrusted)
