@@ -64,7 +64,8 @@ type Options struct {
 }
 
 // For returns the options for a template's cluster_config, or the zero
-// options when it has none.
+// options when it has none. They are trusted: set Untrusted when the
+// template's values came from a run.
 func For(cc *manifest.ClusterConfig) Options {
 	if cc == nil {
 		return Options{}

@@ -72,6 +72,7 @@ func refuseUnsafe(cfg *clientcmdapi.Config) []error {
 	return errs
 }
 
+// appendRefused adds entry's refused fields, entry being list[name].kind.
 func appendRefused[T any](found []*UntrustedError, list, name, kind string, entry *T, refusals []refusal[T]) []*UntrustedError {
 	if entry == nil {
 		return found
