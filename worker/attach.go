@@ -48,8 +48,9 @@ type AttachOptions struct {
 	// values, through Options.Preparer, only to read them: the pod start
 	// timeout (pod_watch_timeout_seconds), the total deadline
 	// (job_watch_timeout_seconds) and whether to follow the log
-	// (stream_output); the run container is Options.Prepare.Container, as
-	// for Run. Both timeouts count from the start of Attach. Pass the
+	// (stream_output), and the cluster_config, which finds the cluster of
+	// a PID that no cluster the Worker knows has; the run container is
+	// Options.Prepare.Container, as for Run. Both timeouts count from the start of Attach. Pass the
 	// values Run was given to watch as Run did. Default: none, the
 	// template's defaults (60 s, no deadline, the log followed, for
 	// manifest.Default()).
@@ -81,6 +82,13 @@ type AttachOptions struct {
 // client's rate limit; to pick up many runs at once after a restart,
 // Sweep finds them all with one LIST per namespace.
 //
+// The PID's cluster UID says which cluster the Job is in: the Worker's
+// own, one of Options.Clusters, one a run of this Worker reached, or,
+// when AttachOptions.Values render a cluster_config (and
+// Options.RunClusters allow it), the cluster it names, if its UID is the
+// PID's. So a restarted worker attaches to runs in other clusters when
+// given them up front or given the runs' values.
+//
 // A Job that is gone, or is deleted while Attach follows it, is a Result
 // with Outcome jobwatch.Deleted and ExitCode -1, not an error: Attach
 // cannot tell a Job deleted from one that never existed.
@@ -100,7 +108,9 @@ type AttachOptions struct {
 //   - a malformed PID: clusterid.ErrInvalidPID (errors.As reaches the
 //     *clusterid.PIDError naming the bad part); parse stored PIDs with
 //     clusterid.ParsePID, which gives the same error;
-//   - a PID of another cluster: clusterid.ErrWrongCluster;
+//   - a PID of a cluster this Worker does not know: an
+//     *UnknownClusterError, matching ErrUnknownCluster and
+//     clusterid.ErrWrongCluster; nothing is sent to any cluster about it;
 //   - a Job without this Worker's labels: a *NotManagedError, matching
 //     ErrNotManaged;
 //   - after Close: ErrClosed; ctx ended: ctx's error. The Result then
@@ -110,38 +120,64 @@ func (w *Worker) Attach(ctx context.Context, pid clusterid.PID, opts AttachOptio
 		return Result{PID: pid}, ErrClosed
 	}
 	defer w.running.Done()
-	job, err := w.lookUp(ctx, pid)
+	c, release, job, err := w.lookUp(ctx, pid, opts.Values)
 	if err != nil {
 		return Result{PID: pid}, fmt.Errorf("worker: attach %s: %w", pid, err)
 	}
+	defer release()
 	if job == nil {
-		w.log.InfoContext(ctx, "attached to a Job that is gone", "pid", pid.String())
-		return goneResult(pid, ""), nil
+		w.log.InfoContext(ctx, "attached to a Job that is gone", "pid", pid.String(), "cluster", c.name)
+		return goneResult(c, pid, ""), nil
 	}
 	held := hold(job)
-	res, err := w.follow(ctx, pid, held, opts)
+	res, err := w.follow(ctx, c, pid, held, opts)
 	if err != nil {
 		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
 	}
-	if err := w.deliver(ctx, held, res, opts.OnResult); err != nil {
+	if err := w.deliver(ctx, c, held, res, opts.OnResult); err != nil {
 		return res, fmt.Errorf("worker: attach %s: %w", pid, err)
 	}
 	return res, nil
 }
 
-// lookUp checks pid and returns its Job, or nil if there is none.
-func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID) (*batchv1.Job, error) {
+// attachProbeID is the run ID the template is rendered with to read the
+// cluster_config of an Attach's values, before the Job (and so the run's
+// ID) is known.
+const attachProbeID = "kubeworker-attach"
+
+// lookUp checks pid, finds its cluster (values' cluster_config, if any,
+// tried when no known cluster has its UID) and returns its Job, or nil if
+// there is none; release when done with the cluster.
+func (w *Worker) lookUp(ctx context.Context, pid clusterid.PID, values map[string]any) (_ *clusterParts, release func(), _ *batchv1.Job, _ error) {
 	if err := pid.Validate(); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	here, err := w.opts.Parts.Identity.PID(ctx, pid.Namespace, pid.Name)
+	hint := func() *manifest.ClusterConfig {
+		if values == nil {
+			return nil
+		}
+		_, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: attachProbeID, Values: values})
+		if err != nil || cfg == nil {
+			return nil // follow reports a bad render
+		}
+		return cfg.ClusterConfig
+	}
+	c, release, err := w.clusters.forPID(ctx, pid, hint)
 	if err != nil {
-		return nil, fmt.Errorf("read this cluster's UID: %w", err)
+		return nil, nil, nil, err
 	}
-	if here.ClusterUID != pid.ClusterUID {
-		return nil, &clusterid.WrongClusterError{PID: pid, Want: here.ClusterUID}
+	job, err := w.getManaged(ctx, c, pid)
+	if err != nil {
+		release()
+		return nil, nil, nil, err
 	}
-	jobs, err := w.jobs(pid.Namespace)
+	return c, release, job, nil
+}
+
+// getManaged returns pid's Job in c, nil if there is none, or a
+// *NotManagedError if it is not this Worker's.
+func (w *Worker) getManaged(ctx context.Context, c *clusterParts, pid clusterid.PID) (*batchv1.Job, error) {
+	jobs, err := c.jobs(pid.Namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -186,30 +222,30 @@ func (w *Worker) checkManaged(pid clusterid.PID, job *batchv1.Job) error {
 
 // follow waits for job, a Job of this Worker, with the watch settings
 // opts.Values give. It does not deliver the Result.
-func (w *Worker) follow(ctx context.Context, pid clusterid.PID, job heldJob, opts AttachOptions) (Result, error) {
+func (w *Worker) follow(ctx context.Context, c *clusterParts, pid clusterid.PID, job heldJob, opts AttachOptions) (Result, error) {
 	runID := job.runID
-	res := Result{PID: pid, RunID: runID, CreatedAt: job.created}
+	res := Result{PID: pid, RunID: runID, Cluster: c.name, CreatedAt: job.created}
 	res.ExitCode = -1
 	_, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: runID, Values: opts.Values})
 	if err != nil {
 		return res, fmt.Errorf("render the watch settings (AttachOptions.Values): %w", err)
 	}
 	wo := w.waitOptions(cfg, opts.Logs, opts.LogsSince, opts.Events)
-	res.Result, err = w.opts.Parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
+	res.Result, err = c.parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
 	switch {
 	case errors.Is(err, jobwatch.ErrNotFound):
 		// Deleted between the GET and the Wait.
-		return goneResult(pid, runID), nil
+		return goneResult(c, pid, runID), nil
 	case err != nil:
 		return res, err
 	}
-	w.log.InfoContext(ctx, "attached run ended", "run", runID, "pid", pid.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
+	w.log.InfoContext(ctx, "attached run ended", "run", runID, "pid", pid.String(), "cluster", c.name, "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
 	return res, nil
 }
 
 // goneResult is the Result of a Job that no longer exists.
-func goneResult(pid clusterid.PID, runID string) Result {
-	return Result{PID: pid, RunID: runID, Result: jobwatch.Result{
+func goneResult(c *clusterParts, pid clusterid.PID, runID string) Result {
+	return Result{PID: pid, RunID: runID, Cluster: c.name, Result: jobwatch.Result{
 		Outcome: jobwatch.Deleted, ExitCode: -1, NoExitCode: "the Job does not exist (any more)",
 	}}
 }

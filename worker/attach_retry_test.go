@@ -76,7 +76,7 @@ func TestTheRetentionPatchRidesOutTransientFailures(t *testing.T) {
 			job.Annotations = map[string]string{AnnotationTTL: "30"}
 			w, cs := fakeJobsWorker(t, &fakeParts{}, Options{Retry: fastRetry}, job)
 			failed := failJobs(cs, "patch", 3, fault)
-			w.release(t.Context(), hold(job), Result{Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
+			w.release(t.Context(), w.clusters.own, hold(job), Result{Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
 			got, err := cs.BatchV1().Jobs("ns").Get(t.Context(), "x-1", metav1.GetOptions{})
 			if err != nil || got.Spec.TTLSecondsAfterFinished == nil || *got.Spec.TTLSecondsAfterFinished != 30 || *failed != 3 {
 				t.Fatalf("after %d failed patches the Job has TTL %v (%v), want 30", *failed, got.Spec.TTLSecondsAfterFinished, err)

@@ -214,7 +214,7 @@ func TestReleaseLeavesRunsThatDidNotEndAlone(t *testing.T) {
 		job := ourJob("x-1", "kubeworker", "r-1")
 		job.Annotations = map[string]string{AnnotationTTL: "30"}
 		w, cs := fakeJobsWorker(t, &fakeParts{}, Options{}, job)
-		w.release(t.Context(), hold(job), Result{Result: jobwatch.Result{Outcome: outcome}})
+		w.release(t.Context(), w.clusters.own, hold(job), Result{Result: jobwatch.Result{Outcome: outcome}})
 		for _, a := range cs.Actions() {
 			if a.GetVerb() == "patch" {
 				t.Errorf("%v: the Job was patched", outcome)

@@ -39,12 +39,32 @@
 // are used when present. Swap a part to change a behaviour, or fake it to
 // test a scheduler without a cluster.
 //
+// # Many clusters
+//
+// A Worker runs Jobs in its own cluster (the client given to New) and in
+// others: those given up front in [Options.Clusters] (trusted; Start
+// readies them, Ready covers them, List and Sweep look in them) and, when
+// [Options.RunClusters] allow it, the cluster a run's template names in
+// its cluster_config (a kubeconfig object and a context name, as
+// Prefect's). A cluster_config with only a context_name picks a cluster
+// given up front. Each cluster has its own default parts (client, shared
+// watch streams, identity, secret store), made once and shared by every
+// run to it; a run's cluster no run has used for RunClusters.IdleTimeout
+// is let go. A run's kubeconfig is untrusted: one that would run a
+// command (exec, auth-provider), read the worker's files or set a proxy
+// is refused (kubeconfig.ErrUntrusted) unless the Worker opts in. Kill
+// and Attach route a PID by its cluster UID; Result.Cluster,
+// RunInfo.Cluster and the metrics' cluster label say where a run ran.
+//
 // # Errors
 //
-// [ErrClosed] after Close, whichever part noticed; a PID of another
-// cluster is a *clusterid.WrongClusterError from Kill and Attach alike; a
-// Job that is not this worker's is a [*NotManagedError]; a refused create
-// is a *jobcreate.Error.
+// [ErrClosed] after Close, whichever part noticed; a PID of a cluster the
+// Worker does not know is an [*UnknownClusterError] (matching
+// clusterid.ErrWrongCluster) from Kill and Attach alike, and nothing is
+// sent; a run's cluster_config on a Worker that does not take them is
+// [ErrRunClustersOff], before anything is created; a Job that is not this
+// worker's is a [*NotManagedError]; a refused create is a
+// *jobcreate.Error.
 //
 // # Permissions
 //

@@ -106,3 +106,36 @@ func ExampleWorker_Start() {
 	fmt.Println("ready")
 	// Output: ready
 }
+
+// A run's template may name the cluster to run in (cluster_config). A
+// Worker refuses that unless its Options allow it, and refuses a run's
+// kubeconfig that would run a command on the worker's host even then;
+// nothing is created anywhere. A cluster given up front (Options.Clusters)
+// is picked by a cluster_config with only its name.
+func ExampleRunClusters() {
+	kubeconfig := map[string]any{
+		"clusters": []any{map[string]any{"name": "gpu", "cluster": map[string]any{"server": "https://127.0.0.1:6443"}}},
+		"users": []any{map[string]any{"name": "ci", "user": map[string]any{
+			"exec": map[string]any{"apiVersion": "client.authentication.k8s.io/v1", "command": "fetch-token"}}}},
+		"contexts":        []any{map[string]any{"name": "gpu", "context": map[string]any{"cluster": "gpu", "user": "ci"}}},
+		"current-context": "gpu",
+	}
+	run := worker.RunSpec{ID: "run-1", Values: map[string]any{"cluster_config": map[string]any{"config": kubeconfig}}}
+	for _, opts := range []worker.Options{
+		{},
+		{RunClusters: worker.RunClusters{Allow: true}},
+	} {
+		opts.Namespace = "runs"
+		w, err := worker.New(fake.NewClientset(), opts)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		_, err = w.Run(context.Background(), run)
+		fmt.Println(err)
+		w.Close(context.Background())
+	}
+	// Output:
+	// worker: run run-1: cluster_config: this worker does not take per-run clusters (Options.RunClusters.Allow)
+	// worker: run run-1: cluster_config.config: kubeconfig: users["ci"].user.exec: a kubeconfig from a run's values may not run a command; give this cluster in the worker's options instead
+}

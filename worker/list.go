@@ -47,6 +47,8 @@ const (
 type RunInfo struct {
 	// RunID is the run's ID (manifest.LabelRunID).
 	RunID string
+	// Cluster names the Job's cluster, as Result.Cluster does.
+	Cluster string
 	// PID names the run's Job.
 	PID clusterid.PID
 	// Phase is where the Job stands.
@@ -60,32 +62,42 @@ type RunInfo struct {
 // listPageSize is the page size of List's requests.
 const listPageSize = 500
 
-// List returns the runs whose Jobs this Worker manages, in the namespaces
-// Options.Namespaces names: the Jobs that carry LabelWorker set to
-// Options.Name, manifest.LabelManagedBy set to manifest.ManagedBy, and a
+// List returns the runs whose Jobs this Worker manages, in every cluster
+// it knows (its own, Options.Clusters, and the clusters of runs it holds
+// now) and, in each, the namespaces Options.Namespaces (or the
+// Cluster's) names: the Jobs that carry LabelWorker set to Options.Name,
+// manifest.LabelManagedBy set to manifest.ManagedBy, and a
 // manifest.LabelRunID, selected by the API server. They come oldest
-// first. A namespace that cannot be listed is an error naming it; the
-// runs of the other namespaces are still returned.
+// first. A namespace that cannot be listed is an error naming it and its
+// cluster; the runs of the others are still returned.
 //
 // Each page's LIST (and the cluster UID read) is retried on a transient
 // failure (timeouts, 429, 5xx, dropped connections) under Options.Retry,
 // for up to its deadline (3 minutes by default) and never past ctx.
 func (w *Worker) List(ctx context.Context) ([]RunInfo, error) {
-	jobs, err := w.listJobs(ctx)
+	all, release := w.clusters.all()
+	defer release()
 	now := time.Now()
 	var runs []RunInfo
 	var errs []error
-	if err != nil {
-		errs = append(errs, err)
-	}
-	for i := range jobs {
-		info, err := w.runInfo(ctx, &jobs[i], now)
+	for _, c := range all {
+		jobs, err := w.listJobs(ctx, c)
 		if err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		runs = append(runs, info)
+		for i := range jobs {
+			info, err := w.runInfo(ctx, c, &jobs[i], now)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			runs = append(runs, info)
+		}
 	}
+	slices.SortStableFunc(runs, func(a, b RunInfo) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.Cluster, b.Cluster),
+			cmp.Compare(a.PID.Namespace, b.PID.Namespace), cmp.Compare(a.PID.Name, b.PID.Name))
+	})
 	return runs, errors.Join(errs...)
 }
 
@@ -96,9 +108,11 @@ func (w *Worker) selector() labels.Selector {
 	return sel.Add(*req)
 }
 
-// namespaces returns the namespaces List and Sweep look in.
-func (w *Worker) namespaces() ([]string, error) {
+// namespaces returns the namespaces List and Sweep look in, in c.
+func (w *Worker) namespaces(c *clusterParts) ([]string, error) {
 	switch {
+	case len(c.namespaces) > 0:
+		return c.namespaces, nil
 	case len(w.opts.Namespaces) > 0:
 		return w.opts.Namespaces, nil
 	case w.opts.Namespace != "":
@@ -114,18 +128,27 @@ func (w *Worker) namespaces() ([]string, error) {
 	return []string{cfg.Namespace}, nil
 }
 
-// listJobs lists this Worker's Jobs in every namespace, oldest first, a
-// page at a time.
-func (w *Worker) listJobs(ctx context.Context) ([]batchv1.Job, error) {
-	nss, err := w.namespaces()
+// inCluster names c in an error, unless it is the own cluster with no
+// name.
+func inCluster(c *clusterParts) string {
+	if c.name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" in cluster %q", c.name)
+}
+
+// listJobs lists this Worker's Jobs in every namespace of c, a page at a
+// time.
+func (w *Worker) listJobs(ctx context.Context, c *clusterParts) ([]batchv1.Job, error) {
+	nss, err := w.namespaces(c)
 	if err != nil {
-		return nil, fmt.Errorf("worker: list: %w", err)
+		return nil, fmt.Errorf("worker: list%s: %w", inCluster(c), err)
 	}
 	sel := w.selector()
 	var jobs []batchv1.Job
 	var errs []error
 	for _, ns := range nss {
-		jc, err := w.jobs(ns)
+		jc, err := c.jobs(ns)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +158,7 @@ func (w *Worker) listJobs(ctx context.Context) ([]batchv1.Job, error) {
 				return jc.List(ctx, opts)
 			})
 			if err != nil {
-				errs = append(errs, fmt.Errorf("worker: list Jobs in namespace %s: %w", ns, err))
+				errs = append(errs, fmt.Errorf("worker: list Jobs in namespace %s%s: %w", ns, inCluster(c), err))
 				break
 			}
 			for _, j := range list.Items {
@@ -156,14 +179,15 @@ func (w *Worker) listJobs(ctx context.Context) ([]batchv1.Job, error) {
 	return jobs, errors.Join(errs...)
 }
 
-// runInfo describes job as listed at now.
-func (w *Worker) runInfo(ctx context.Context, job *batchv1.Job, now time.Time) (RunInfo, error) {
-	pid, err := w.opts.Parts.Identity.PID(ctx, job.Namespace, job.Name)
+// runInfo describes job, of cluster c, as listed at now.
+func (w *Worker) runInfo(ctx context.Context, c *clusterParts, job *batchv1.Job, now time.Time) (RunInfo, error) {
+	pid, err := c.parts.Identity.PID(ctx, job.Namespace, job.Name)
 	if err != nil {
-		return RunInfo{}, fmt.Errorf("worker: PID of Job %s/%s: %w", job.Namespace, job.Name, err)
+		return RunInfo{}, fmt.Errorf("worker: PID of Job %s/%s%s: %w", job.Namespace, job.Name, inCluster(c), err)
 	}
 	return RunInfo{
 		RunID:     job.Labels[manifest.LabelRunID],
+		Cluster:   c.name,
 		PID:       pid,
 		Phase:     jobPhase(job),
 		CreatedAt: job.CreationTimestamp.Time,

@@ -69,13 +69,13 @@ func TestRunsAreCountedInTheRegistry(t *testing.T) {
 	want := `
 # HELP kubeworker_runs_finished_total Runs that ended, by outcome (jobwatch.Outcome; Unknown when Run returned an error).
 # TYPE kubeworker_runs_finished_total counter
-kubeworker_runs_finished_total{outcome="Failed"} 2
+kubeworker_runs_finished_total{cluster="",outcome="Failed"} 2
 # HELP kubeworker_runs_started_total Runs a Worker started.
 # TYPE kubeworker_runs_started_total counter
-kubeworker_runs_started_total 2
+kubeworker_runs_started_total{cluster=""} 2
 # HELP kubeworker_runs_in_flight Runs started and not yet finished.
 # TYPE kubeworker_runs_in_flight gauge
-kubeworker_runs_in_flight 0
+kubeworker_runs_in_flight{cluster=""} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubeworker_runs_started_total", "kubeworker_runs_finished_total", "kubeworker_runs_in_flight"); err != nil {
 		t.Error(err)

@@ -88,7 +88,7 @@ variables:
 		t.Fatal(err)
 	}
 	defer w.Close(context.Background())
-	if nss, err := w.namespaces(); err != nil || len(nss) != 1 || nss[0] != "team-a" {
+	if nss, err := w.namespaces(w.clusters.own); err != nil || len(nss) != 1 || nss[0] != "team-a" {
 		t.Errorf("namespaces %v, %v; want [team-a]", nss, err)
 	}
 }

@@ -119,10 +119,10 @@ type JobClient interface {
 // has none.
 var errNoJobs = errors.New("worker: no JobClient: New was given no client and Options.Parts.Jobs is nil")
 
-// jobs returns the Jobs of namespace ns, through Options.Jobs.
-func (w *Worker) jobs(ns string) (batchv1client.JobInterface, error) {
-	if w.opts.Parts.Jobs == nil {
+// jobs returns the Jobs of namespace ns in c, through its JobClient.
+func (c *clusterParts) jobs(ns string) (batchv1client.JobInterface, error) {
+	if c.parts.Jobs == nil {
 		return nil, errNoJobs
 	}
-	return w.opts.Parts.Jobs.Jobs(ns), nil
+	return c.parts.Jobs.Jobs(ns), nil
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/kubeworker/kubeworker/jobcreate"
+	"github.com/kubeworker/kubeworker/manifest"
 )
 
 // ErrPreflight is wrapped by PreflightReport.Err when the report lists a
@@ -35,15 +36,21 @@ type PreflightOptions struct {
 	// Values fill the template's variables for the probe Job, as a run's
 	// values do. Default: none, the template's defaults.
 	Values map[string]any
-	// Client is the identity checked. Default: the client the Worker was
-	// built with, which its default JobCreator holds; required when
-	// Options.Creator is your own.
+	// Cluster names the cluster checked: Options.ClusterName or a
+	// Cluster's Name. Default: the cluster a run with Values goes to (the
+	// Worker's own, unless they render a cluster_config).
+	Cluster string
+	// Client is the identity checked. Default: the client of the cluster
+	// checked (for the Worker's own, the client New was given); required
+	// when New was given none.
 	Client kubernetes.Interface
 }
 
 // PreflightReport is what Preflight found. Nothing in it means a run can
 // start: see OK and Err.
 type PreflightReport struct {
+	// Cluster names the cluster checked, as Result.Cluster does.
+	Cluster string
 	// Namespaces are the namespaces checked, the probe Job's first.
 	Namespaces []string
 	// Missing lists each permission that the worker needs (Rules, with
@@ -163,18 +170,23 @@ func (r *PreflightReport) Err() error {
 // pods, and admission that applies to pods only. Run reports those at
 // once as the Outcome jobwatch.CannotCreatePod.
 func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*PreflightReport, error) {
+	job, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: PreflightRunID, Name: "preflight", Values: opts.Values})
+	if err != nil {
+		return nil, fmt.Errorf("worker: preflight: prepare the probe Job: %w", err)
+	}
+	c, release, err := w.preflightCluster(ctx, opts.Cluster, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("worker: preflight: %w", err)
+	}
+	defer release()
 	client := opts.Client
 	if client == nil {
-		client = w.client
+		client = c.client
 	}
 	if client == nil {
 		return nil, errors.New("worker: preflight: no client; set PreflightOptions.Client")
 	}
-	job, _, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: PreflightRunID, Name: "preflight", Values: opts.Values})
-	if err != nil {
-		return nil, fmt.Errorf("worker: preflight: prepare the probe Job: %w", err)
-	}
-	rep := &PreflightReport{Namespaces: []string{job.Namespace}}
+	rep := &PreflightReport{Cluster: c.name, Namespaces: []string{job.Namespace}}
 	for _, ns := range opts.Namespaces {
 		if !slices.Contains(rep.Namespaces, ns) {
 			rep.Namespaces = append(rep.Namespaces, ns)
@@ -196,10 +208,28 @@ func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*Preflig
 			return rep, fmt.Errorf("worker: preflight: %w", err)
 		}
 	}
-	if _, err := w.opts.Parts.Identity.PID(ctx, job.Namespace, "preflight"); err != nil {
+	if _, err := c.parts.Identity.PID(ctx, job.Namespace, "preflight"); err != nil {
 		rep.ClusterUID = err
 	}
 	return rep, nil
+}
+
+// preflightCluster returns the cluster named name, else the one the probe
+// Job's rendered template cfg goes to.
+func (w *Worker) preflightCluster(ctx context.Context, name string, cfg *manifest.Config) (*clusterParts, func(), error) {
+	if name == "" {
+		var cc *manifest.ClusterConfig
+		if cfg != nil {
+			cc = cfg.ClusterConfig
+		}
+		return w.clusters.forRun(ctx, cc)
+	}
+	for _, c := range w.clusters.upFront() {
+		if c.name == name {
+			return c, noRelease, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("PreflightOptions.Cluster %q is not Options.ClusterName nor the Name of one of Options.Clusters", name)
 }
 
 // missingPermissions asks, verb by verb, whether the client may do what

@@ -39,14 +39,14 @@ func retain(job *batchv1.Job) {
 
 // deliver hands res to onResult, if any, and once the Result is recorded
 // releases the Job. An error of onResult is returned, and the Job is kept.
-func (w *Worker) deliver(ctx context.Context, job heldJob, res Result, onResult func(Result) error) error {
+func (w *Worker) deliver(ctx context.Context, c *clusterParts, job heldJob, res Result, onResult func(Result) error) error {
 	if onResult != nil {
 		if err := onResult(res); err != nil {
 			w.log.WarnContext(ctx, "the Result was not recorded; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
 			return fmt.Errorf("record the Result: %w", err)
 		}
 	}
-	w.release(ctx, job, res)
+	w.release(ctx, c, job, res)
 	return nil
 }
 
@@ -80,7 +80,7 @@ func hold(job *batchv1.Job) heldJob {
 // unknown by then). The patch is retried on a transient failure under
 // Options.Retry, for up to its deadline (3 minutes by default) even when
 // ctx has ended: the caller waits for it.
-func (w *Worker) release(ctx context.Context, job heldJob, res Result) {
+func (w *Worker) release(ctx context.Context, c *clusterParts, job heldJob, res Result) {
 	v, ok := job.ttlAnnotation, job.hasTTLAnnotation
 	if !ok || job.hasTTL || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
 		return
@@ -91,7 +91,7 @@ func (w *Worker) release(ctx context.Context, job heldJob, res Result) {
 		return
 	}
 	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.uid, ttl)
-	jobs, err := w.jobs(job.namespace)
+	jobs, err := c.jobs(job.namespace)
 	if err == nil {
 		// Not cut short by ctx, which may end with the run: bounded by
 		// the retry policy's deadline instead.

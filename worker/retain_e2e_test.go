@@ -113,7 +113,7 @@ func TestReleaseDoesNotTouchANewJobOfTheSameName(t *testing.T) {
 	}
 	stale := old.DeepCopy()
 	stale.UID = types.UID("00000000-0000-0000-0000-000000000000") // as if the Job had been made again
-	w.release(t.Context(), hold(stale), Result{PID: pid, Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
+	w.release(t.Context(), w.clusters.own, hold(stale), Result{PID: pid, Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
 	got, err := client.BatchV1().Jobs(ns).Get(t.Context(), pid.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestReleaseDoesNotTouchANewJobOfTheSameName(t *testing.T) {
 	if got.Spec.TTLSecondsAfterFinished != nil {
 		t.Errorf("a release meant for another Job of the same name set the TTL to %d", *got.Spec.TTLSecondsAfterFinished)
 	}
-	w.release(t.Context(), hold(old), Result{PID: pid, Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
+	w.release(t.Context(), w.clusters.own, hold(old), Result{PID: pid, Result: jobwatch.Result{Outcome: jobwatch.Succeeded}})
 	got, err = client.BatchV1().Jobs(ns).Get(t.Context(), pid.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

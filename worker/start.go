@@ -2,16 +2,19 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 )
 
 // Start readies the Worker for its first Runs, as a controller syncs its
-// caches before it takes work: it reads the cluster's UID, which names
-// every run's PID, and starts the shared watch streams of the Worker's
-// namespaces (Options.Namespace and Options.Namespaces, with the same
-// default as List) and waits until they have synced. Calling it is
-// optional, since Run does each on first use, but a long-lived worker
+// caches before it takes work, in its own cluster and in each of
+// Options.Clusters: it reads the cluster's UID, which names every run's
+// PID, and starts the shared watch streams of the Worker's namespaces
+// (Options.Namespace and Options.Namespaces, or the Cluster's
+// Namespaces, with the same default as List) and waits until they have
+// synced. The clusters that runs name are readied on their first run.
+// Calling it is optional, since Run does each on first use, but a long-lived worker
 // should: its first Runs then wait for neither, and a missing permission
 // shows as Start's error before any work is taken. It returns early when
 // the API server refuses a watch (Forbidden, Unauthorized) and when ctx
@@ -28,36 +31,60 @@ func (w *Worker) Start(ctx context.Context) error {
 		return ErrClosed
 	}
 	defer w.running.Done()
-	if id, ok := w.opts.Parts.Identity.(UIDReader); ok {
-		if _, err := id.UID(ctx); err != nil {
-			return fmt.Errorf("worker: start: %w", err)
+	for _, c := range w.clusters.upFront() {
+		err := w.start(ctx, c)
+		c.startErr.Store(&err)
+		if err != nil {
+			return fmt.Errorf("worker: start%s: %w", inCluster(c), err)
 		}
-	}
-	s, ok := w.opts.Parts.Waiter.(Syncer)
-	if !ok {
-		return nil
-	}
-	nss, err := w.namespaces()
-	if err != nil {
-		return fmt.Errorf("worker: start: %w", err)
-	}
-	if ns := w.opts.Namespace; ns != "" && !slices.Contains(nss, ns) {
-		nss = append(slices.Clip(nss), ns)
-	}
-	if err := s.WaitForSync(ctx, nss...); err != nil {
-		return fmt.Errorf("worker: start: %w", err)
 	}
 	return nil
 }
 
-// Ready reports whether the Worker is ready to follow runs at once: nil
-// when its Waiter's shared watch streams are synced, or when the Waiter
-// is not a Syncer; else why not (a namespace's stream has not filled its
-// cache, or its last list or watch failed). A health handler's readiness
-// check calls it.
-func (w *Worker) Ready() error {
-	if s, ok := w.opts.Parts.Waiter.(Syncer); ok {
-		return s.Synced()
+// start readies cluster c.
+func (w *Worker) start(ctx context.Context, c *clusterParts) error {
+	if id, ok := c.parts.Identity.(UIDReader); ok {
+		if _, err := id.UID(ctx); err != nil {
+			return err
+		}
 	}
-	return nil
+	s, ok := c.parts.Waiter.(Syncer)
+	if !ok {
+		return nil
+	}
+	nss, err := w.namespaces(c)
+	if err != nil {
+		return err
+	}
+	if ns := w.opts.Namespace; ns != "" && len(c.namespaces) == 0 && !slices.Contains(nss, ns) {
+		nss = append(slices.Clip(nss), ns)
+	}
+	return s.WaitForSync(ctx, nss...)
+}
+
+// Ready reports whether the Worker is ready to follow runs at once: nil
+// when the Waiters of its own cluster and of Options.Clusters have synced
+// their shared watch streams (a Waiter that is not a Syncer counts as
+// ready); else why not, naming the cluster (the last Start of it failed,
+// a namespace's stream has not filled its cache, or its last list or
+// watch failed). A health handler's
+// readiness check calls it. The clusters of runs come and go, and do not
+// count.
+func (w *Worker) Ready() error {
+	var errs []error
+	for _, c := range w.clusters.upFront() {
+		var err error
+		if p := c.startErr.Load(); p != nil && *p != nil {
+			err = fmt.Errorf("Start failed: %w", *p)
+		} else if s, ok := c.parts.Waiter.(Syncer); ok {
+			err = s.Synced()
+		}
+		if err != nil && c.name != "" {
+			err = fmt.Errorf("cluster %q: %w", c.name, err)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -107,16 +107,35 @@ func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts 
 		grace = DefaultSweepGrace
 	}
 
-	jobs, err := w.listJobs(ctx)
+	all, release := w.clusters.all()
+	var errs []error
+	var attaches sync.WaitGroup
+	for _, c := range all {
+		errs = append(errs, w.sweep(ctx, c, known, grace, opts, &report, &attaches)...)
+	}
+	w.running.Add(1) // the closer below; Close waits for it too
+	go func() {
+		defer w.running.Done()
+		attaches.Wait()
+		release()
+		close(done)
+	}()
+	w.log.InfoContext(ctx, "swept", "attached", len(report.Attached), "deleted", len(report.Deleted), "spared", len(report.Spared))
+	return report, errors.Join(errs...)
+}
+
+// sweep sweeps the Jobs of cluster c into report, starting the attaches
+// in attaches, and returns what failed.
+func (w *Worker) sweep(ctx context.Context, c *clusterParts, known func(string) bool, grace time.Duration, opts SweepOptions, report *SweepReport, attaches *sync.WaitGroup) []error {
+	jobs, err := w.listJobs(ctx, c)
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
 	}
 	now := time.Now()
-	var attaches sync.WaitGroup
 	for i := range jobs {
 		job := &jobs[i]
-		info, err := w.runInfo(ctx, job, now)
+		info, err := w.runInfo(ctx, c, job, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -137,12 +156,12 @@ func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts 
 			go func() {
 				defer w.running.Done()
 				defer attaches.Done()
-				w.sweepAttach(ctx, info, job, opts)
+				w.sweepAttach(ctx, c, info, job, opts)
 			}()
 		case job.DeletionTimestamp != nil || (grace > 0 && info.Age < grace):
 			report.Spared = append(report.Spared, info)
 		default:
-			deleted, err := w.deleteUnknown(ctx, job, known, grace)
+			deleted, err := w.deleteUnknown(ctx, c, job, known, grace)
 			switch {
 			case err != nil:
 				errs = append(errs, err)
@@ -153,23 +172,16 @@ func (w *Worker) Sweep(ctx context.Context, known func(runID string) bool, opts 
 			}
 		}
 	}
-	w.running.Add(1) // the closer below; Close waits for it too
-	go func() {
-		defer w.running.Done()
-		attaches.Wait()
-		close(done)
-	}()
-	w.log.InfoContext(ctx, "swept", "attached", len(report.Attached), "deleted", len(report.Deleted), "spared", len(report.Spared))
-	return report, errors.Join(errs...)
+	return errs
 }
 
 // sweepAttach follows a known run and reports its end to opts.Ended.
-func (w *Worker) sweepAttach(ctx context.Context, info RunInfo, job heldJob, opts SweepOptions) {
+func (w *Worker) sweepAttach(ctx context.Context, c *clusterParts, info RunInfo, job heldJob, opts SweepOptions) {
 	var ao AttachOptions
 	if opts.Attach != nil {
 		ao = opts.Attach(info)
 	}
-	res, err := w.follow(ctx, info.PID, job, ao)
+	res, err := w.follow(ctx, c, info.PID, job, ao)
 	if err != nil {
 		err = fmt.Errorf("worker: sweep: attach %s: %w", info.PID, err)
 		if opts.Ended != nil {
@@ -181,7 +193,7 @@ func (w *Worker) sweepAttach(ctx context.Context, info RunInfo, job heldJob, opt
 	if opts.Ended != nil {
 		ended = func(res Result) error { return opts.Ended(info, res, nil) }
 	}
-	_ = w.deliver(ctx, job, res, ended) // a failure is logged; the Job is kept
+	_ = w.deliver(ctx, c, job, res, ended) // a failure is logged; the Job is kept
 }
 
 // deleteUnknown deletes the Job of an unknown run with foreground
@@ -189,8 +201,8 @@ func (w *Worker) sweepAttach(ctx context.Context, info RunInfo, job heldJob, opt
 // changed, it is read again and deleted only if it still carries this
 // Worker's labels, is still unknown, old enough and not being deleted.
 // deleted is false when the Job was spared or already gone.
-func (w *Worker) deleteUnknown(ctx context.Context, job *batchv1.Job, known func(string) bool, grace time.Duration) (deleted bool, err error) {
-	jobs, err := w.jobs(job.Namespace)
+func (w *Worker) deleteUnknown(ctx context.Context, c *clusterParts, job *batchv1.Job, known func(string) bool, grace time.Duration) (deleted bool, err error) {
+	jobs, err := c.jobs(job.Namespace)
 	if err != nil {
 		return false, err
 	}
@@ -237,10 +249,10 @@ func (w *Worker) deleteUnknown(ctx context.Context, job *batchv1.Job, known func
 	case apierrors.IsNotFound(err):
 		return mayHaveDeleted, nil
 	case err != nil:
-		return false, fmt.Errorf("worker: sweep: delete Job %s/%s: %w", job.Namespace, job.Name, err)
+		return false, fmt.Errorf("worker: sweep: delete Job %s/%s%s: %w", job.Namespace, job.Name, inCluster(c), err)
 	}
 	if deleted {
-		w.log.InfoContext(ctx, "deleted the Job of an unknown run", "namespace", job.Namespace, "job", job.Name, "run", job.Labels[manifest.LabelRunID])
+		w.log.InfoContext(ctx, "deleted the Job of an unknown run", "cluster", c.name, "namespace", job.Namespace, "job", job.Name, "run", job.Labels[manifest.LabelRunID])
 	}
 	return deleted, nil
 }

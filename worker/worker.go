@@ -15,10 +15,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/jobcreate"
 	"github.com/kubeworker/kubeworker/jobwatch"
+	"github.com/kubeworker/kubeworker/kubeconfig"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/metrics"
 	"github.com/kubeworker/kubeworker/retry"
@@ -71,6 +73,9 @@ type Result struct {
 	// RunID is the run's ID, from the Job's label; empty when Attach found
 	// no Job.
 	RunID string
+	// Cluster names the cluster that ran it: Options.ClusterName for the
+	// Worker's own, a Cluster's Name, or the UID of a run's cluster.
+	Cluster string
 	jobwatch.Result
 	// CreatedAt is when the Job was created.
 	CreatedAt time.Time
@@ -166,35 +171,53 @@ type Options struct {
 	// package metrics/prom. Default: none (metrics.Discard).
 	Metrics metrics.Recorder
 
-	// Parts replaces default parts; nil ones are built from the client.
+	// ClusterName names the Worker's own cluster (the client given to New)
+	// in Results, RunInfos, the metrics' cluster label and the logs; its
+	// API requests are labelled by the client's transport (give
+	// kubeconfig.Options.Metrics metrics.ForCluster(rec, ClusterName)).
+	// Default: "", which reads as the own cluster.
+	ClusterName string
+	// Clusters are other clusters this Worker runs Jobs in, trusted and
+	// known from the start (see Cluster): Start readies them, List and
+	// Sweep look in them, Attach and Kill reach them by PID, before any
+	// run names them. Default: none.
+	Clusters []Cluster
+	// RunClusters say whether a run's template may name a cluster of its
+	// own with a kubeconfig (cluster_config), and how such clusters are
+	// kept. Default: refused.
+	RunClusters RunClusters
+
+	// Parts replaces default parts of the Worker's own cluster; nil ones
+	// are built from the client. The other clusters get the default
+	// parts, built from their clients and tuned by these Options.
 	Parts Parts
 }
 
 // Worker runs units of work as Kubernetes Jobs (RunSpec), and picks up the
-// runs an earlier process started (Attach, List, Sweep). It is safe for
-// concurrent use; Close it when done.
+// runs an earlier process started (Attach, List, Sweep), in its own
+// cluster and in the others Options name. It is safe for concurrent use;
+// Close it when done.
 type Worker struct {
-	opts Options
-	log  *slog.Logger
-	// client is New's, for Preflight; nil when every part was given.
-	client kubernetes.Interface
+	opts     Options
+	log      *slog.Logger
+	clusters *clusterSet
 
 	mu      sync.Mutex
 	closed  bool
 	running sync.WaitGroup
 }
 
-// New returns a Worker whose default parts use client. client may be nil
-// when every part is given in opts.
+// New returns a Worker whose default parts use client, the Worker's own
+// cluster. client may be nil when every part is given in opts.
 func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if opts.Name == "" {
 		opts.Name = "kubeworker"
 	}
-	if msgs := validation.IsValidLabelValue(opts.Name); len(msgs) > 0 {
-		return nil, fmt.Errorf("worker: name %q must be a valid label value: %s", opts.Name, strings.Join(msgs, "; "))
+	if err := validLabelValue(opts.Name); err != nil {
+		return nil, fmt.Errorf("worker: name: %w", err)
 	}
-	if err := opts.checkParts(); err != nil {
-		return nil, err
+	if err := errors.Join(opts.checkParts(), opts.checkClusters()); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -212,48 +235,110 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if p.Preparer == nil {
 		p.Preparer = &templatePreparer{opts: &opts}
 	}
+	ownRec := metrics.ForCluster(opts.Metrics, opts.ClusterName)
+	opts.Parts = opts.defaultParts(client, opts.Parts, ownRec, clusterid.Options{})
+	w := &Worker{opts: opts, log: opts.Logger}
+	w.clusters = &clusterSet{w: w, byFingerprint: map[string]*clusterParts{}, runs: map[string]*runCluster{},
+		own: &clusterParts{name: opts.ClusterName, client: client, parts: opts.Parts, metrics: ownRec}}
+	for i, c := range opts.Clusters {
+		cfg, err := clusterConfig(c)
+		if err != nil {
+			w.Close(context.Background())
+			return nil, fmt.Errorf("worker: Options.Clusters[%d] (%q): %w", i, c.Name, err)
+		}
+		cl, err := w.newCluster(c.Name, cfg, "", c.Namespaces)
+		if err != nil {
+			w.Close(context.Background())
+			return nil, fmt.Errorf("worker: Options.Clusters[%d] (%q): %w", i, c.Name, err)
+		}
+		w.clusters.named = append(w.clusters.named, cl)
+		w.clusters.byFingerprint[kubeconfig.Fingerprint(cfg)] = cl
+	}
+	return w, nil
+}
+
+// clusterConfig returns the client config of a cluster given in Options.
+func clusterConfig(c Cluster) (*rest.Config, error) {
+	if c.Config == nil {
+		return kubeconfig.Load(kubeconfig.Options{Kubeconfig: c.Kubeconfig, Context: c.Context})
+	}
+	cfg := rest.CopyConfig(c.Config)
+	if cfg.QPS == 0 {
+		cfg.QPS = kubeconfig.DefaultQPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = kubeconfig.DefaultBurst
+	}
+	return cfg, nil
+}
+
+// newCluster makes the default parts of a cluster other than the
+// Worker's own, reached with cfg; uid is its UID when known.
+func (w *Worker) newCluster(name string, cfg *rest.Config, uid string, namespaces []string) (*clusterParts, error) {
+	rec := metrics.ForCluster(w.opts.Metrics, name)
+	client, err := kubernetes.NewForConfig(withMetrics(cfg, rec))
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	// EnvUID names the own cluster, never this one.
+	parts := w.opts.defaultParts(client, Parts{}, rec, clusterid.Options{UID: uid, LookupEnv: noEnv})
+	return &clusterParts{name: name, client: client, parts: parts, namespaces: namespaces, metrics: rec}, nil
+}
+
+// defaultParts fills the nil parts of p with the defaults built from
+// client, recording to rec; id tunes the default Identity.
+func (o *Options) defaultParts(client kubernetes.Interface, p Parts, rec metrics.Recorder, id clusterid.Options) Parts {
 	if p.Waiter == nil {
-		p.Waiter = jobwatch.New(client, jobwatch.Options{Logger: opts.Logger, Metrics: opts.Metrics, Retry: opts.Retry})
+		p.Waiter = jobwatch.New(client, jobwatch.Options{Logger: o.Logger, Metrics: rec, Retry: o.Retry})
 	}
 	if p.Creator == nil {
-		c := opts.Create
+		c := o.Create
 		if f, ok := p.Waiter.(jobcreate.RunFinder); ok && c.Finder == nil {
 			c.Finder = f
 		}
 		if c.Logger == nil {
-			c.Logger = opts.Logger
+			c.Logger = o.Logger
 		}
 		if c.Metrics == nil {
-			c.Metrics = opts.Metrics
+			c.Metrics = rec
 		}
-		c.Retry = c.Retry.Or(opts.Retry)
+		c.Retry = c.Retry.Or(o.Retry)
 		p.Creator = jobcreate.New(client, c)
 	}
 	if p.Store == nil {
-		if opts.Secrets.APIKey || opts.Secrets.Env {
-			so := opts.Secrets.Manager
+		if o.Secrets.APIKey || o.Secrets.Env {
+			so := o.Secrets.Manager
 			if so.WorkerName == "" {
-				so.WorkerName = opts.Name
+				so.WorkerName = o.Name
 			}
 			if so.Container == "" {
-				so.Container = opts.Prepare.Container
+				so.Container = o.Prepare.Container
 			}
 			if so.Logger == nil {
-				so.Logger = opts.Logger
+				so.Logger = o.Logger
 			}
-			so.Retry = so.Retry.Or(opts.Retry)
-			p.Store = &managerStore{m: secrets.New(client, so), opts: opts.Secrets}
+			so.Retry = so.Retry.Or(o.Retry)
+			p.Store = &managerStore{m: secrets.New(client, so), opts: o.Secrets}
 		} else {
 			p.Store = noSecrets{}
 		}
 	}
 	if p.Identity == nil {
-		p.Identity = clusterid.New(client, clusterid.Options{Logger: opts.Logger, Retry: opts.Retry})
+		id.Logger, id.Retry = o.Logger, o.Retry
+		p.Identity = clusterid.New(client, id)
 	}
 	if p.Jobs == nil && client != nil {
 		p.Jobs = client.BatchV1()
 	}
-	return &Worker{opts: opts, log: opts.Logger, client: client}, nil
+	return p
+}
+
+// validLabelValue checks a name that is set as a label value.
+func validLabelValue(v string) error {
+	if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+		return fmt.Errorf("%q must be a valid label value: %s", v, strings.Join(msgs, "; "))
+	}
+	return nil
 }
 
 // checkParts refuses a setting of a default part that opts.Parts replaces.
@@ -289,10 +374,7 @@ func (o *Options) checkParts() error {
 	if p.Waiter != nil && o.LogTailLines != 0 {
 		bad("Waiter", "LogTailLines")
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Run creates the run's Job and follows it to its end. The Job's PID goes
@@ -322,56 +404,66 @@ func (w *Worker) Run(ctx context.Context, run RunSpec) (Result, error) {
 		return Result{}, ErrClosed
 	}
 	defer w.running.Done()
-	ctx, m := beginRun(ctx, w.opts.Metrics)
-	res, err := w.run(ctx, run)
+	job, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, run)
+	c, release := w.clusters.own, noRelease
+	if err == nil {
+		c, release, err = w.clusters.forRun(ctx, cfg.ClusterConfig)
+		if err != nil {
+			c, release = w.clusters.own, noRelease // counted there: nothing was sent
+		}
+	}
+	defer release()
+	ctx, m := beginRun(ctx, c.metrics)
+	var res Result
+	if err != nil {
+		err = fmt.Errorf("worker: run %s: %w", run.ID, err)
+	} else {
+		res, err = w.run(ctx, c, run, job, cfg)
+	}
 	res.Requests = m.end(res.Outcome)
 	return res, err
 }
 
-// run is Run once the Worker has counted the run.
-func (w *Worker) run(ctx context.Context, run RunSpec) (Result, error) {
-	job, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, run)
-	if err != nil {
-		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, err)
-	}
+// run is Run once the Job is prepared and its cluster known.
+func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *batchv1.Job, cfg *manifest.Config) (Result, error) {
 	if w.opts.RetainUntilRecorded {
 		retain(job)
 	}
-	done, err := w.opts.Parts.Store.Apply(ctx, job)
+	done, err := c.parts.Store.Apply(ctx, job)
 	if err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, err)
 	}
-	created, err := w.opts.Parts.Creator.Create(ctx, job)
+	created, err := c.parts.Creator.Create(ctx, job)
 	if derr := done(ctx, created, err); derr != nil || err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, closed(errors.Join(err, derr)))
 	}
-	res := Result{RunID: run.ID, CreatedAt: created.CreationTimestamp.Time}
+	res := Result{RunID: run.ID, Cluster: c.name, CreatedAt: created.CreationTimestamp.Time}
 	held := hold(created)
-	res.PID, err = w.opts.Parts.Identity.PID(ctx, held.namespace, held.name)
+	res.PID, err = c.parts.Identity.PID(ctx, held.namespace, held.name)
 	if err != nil {
 		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, held.namespace, held.name, err)
 	}
-	w.log.InfoContext(ctx, "created Job", "run", run.ID, "pid", res.PID.String())
+	w.log.InfoContext(ctx, "created Job", "run", run.ID, "pid", res.PID.String(), "cluster", c.name)
 	if run.Started != nil {
 		run.Started(res.PID)
 	}
 
 	wo := w.waitOptions(cfg, run.Logs, time.Time{}, run.Events)
-	res.Result, err = w.opts.Parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
+	res.Result, err = c.parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
 	if err != nil {
 		if ctx.Err() != nil && w.opts.DeleteOnCancel {
 			// Bounded by the retry policy's deadline, not by ctx, which
 			// has ended.
-			kerr := w.opts.Parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
+			kerr := c.parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
 			if kerr != nil && !errors.Is(kerr, clusterid.ErrNotFound) {
 				err = errors.Join(err, fmt.Errorf("delete Job %s: %w", res.PID, kerr))
 			}
 		}
 		return res, fmt.Errorf("worker: run %s: %w", run.ID, closed(err))
 	}
-	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
+	w.log.InfoContext(ctx, "run ended", "run", run.ID, "pid", res.PID.String(), "cluster", c.name, "outcome", res.Outcome.String(), "exit_code", res.ExitCode)
 	res.Requests = metrics.RequestCountFrom(ctx).Requests() // so far, for OnResult
-	if err := w.deliver(ctx, held, res, run.OnResult); err != nil {
+	if err := w.deliver(ctx, c, held, res, run.OnResult); err != nil {
 		return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
 	}
 	return res, nil
@@ -417,8 +509,11 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 }
 
 // Kill deletes the Job that pid names, with foreground propagation so its
-// pods go too. A PID of another cluster is refused (clusterid.ErrWrongCluster);
-// a missing Job is clusterid.ErrNotFound.
+// pods go too, in the cluster whose UID the PID carries: the Worker's
+// own, one of Options.Clusters, or one a run reached. A PID of no cluster
+// the Worker knows is an *UnknownClusterError (matching
+// clusterid.ErrWrongCluster), and nothing is sent; a missing Job is
+// clusterid.ErrNotFound.
 //
 // With the default Identity, the cluster UID read and the delete are
 // retried on a transient failure (timeouts, 429, 5xx, dropped
@@ -426,19 +521,37 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 // default) and never past ctx; a delete whose answer was lost and that
 // then finds the Job gone returns nil.
 func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duration) error {
-	return w.opts.Parts.Identity.Kill(ctx, pid, grace)
+	if err := pid.Validate(); err != nil {
+		return fmt.Errorf("worker: kill: %w", err)
+	}
+	c, release, err := w.clusters.forPID(ctx, pid, nil)
+	if err != nil {
+		return fmt.Errorf("worker: kill %s: %w", pid, err)
+	}
+	defer release()
+	return c.parts.Identity.Kill(ctx, pid, grace)
 }
 
 // Close stops following runs (their Run and Attach calls return an
-// error, and the attaches a Sweep started end), waits for them, and
-// deletes the Secrets the worker created. It leaves Jobs alone.
+// error, and the attaches a Sweep started end), in every cluster, waits
+// for them, closes every watch stream, and deletes the Secrets the worker
+// created. It leaves Jobs alone.
 func (w *Worker) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
-	w.opts.Parts.Waiter.Close()
+	all := w.clusters.close()
 	w.running.Wait()
-	return w.opts.Parts.Store.Close(ctx)
+	var errs []error
+	for _, c := range all {
+		if err := c.parts.Store.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %q: %w", c.name, err))
+		}
+	}
+	if len(all) == 1 && len(errs) == 1 {
+		return errors.Unwrap(errs[0])
+	}
+	return errors.Join(errs...)
 }
 
 // templatePreparer is the default Preparer.

@@ -85,11 +85,11 @@ func TestSchedulerServesMetricsAndHealth(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	for _, want := range []string{
-		"kubeworker_job_create_attempts_total 1",
+		`kubeworker_job_create_attempts_total{cluster=""} 1`,
 		// The one create counted once: the transport is wrapped once.
-		`kubeworker_api_requests_total{code="201",resource="jobs",verb="create"} 1` + "\n",
-		`kubeworker_api_requests_total{code="200",resource="jobs",verb="watch"}`,
-		`kubeworker_api_requests_total{code="200",resource="pods",verb="watch"}`,
+		`kubeworker_api_requests_total{cluster="",code="201",resource="jobs",verb="create"} 1` + "\n",
+		`kubeworker_api_requests_total{cluster="",code="200",resource="jobs",verb="watch"}`,
+		`kubeworker_api_requests_total{cluster="",code="200",resource="pods",verb="watch"}`,
 		"# TYPE kubeworker_pod_start_latency_seconds histogram",
 		"go_goroutines",
 	} {
