@@ -178,6 +178,58 @@ func TestE2EManyClusters(t *testing.T) {
 				t.Fatalf("run %d: %v, %v", i, res.Outcome, err)
 			}
 			waitFor(t, "B's watches closed", func() bool { return tc.watchesOnB(t) == 0 })
+			if i == 1 {
+				// Let go, B is still found by the PID's UID.
+				if err := w.Kill(t.Context(), res.PID, 0); err != nil {
+					t.Errorf("Kill after B was let go: %v", err)
+				}
+			}
+		}
+	})
+
+	t.Run("secrets and preflight happen in the run's cluster", func(t *testing.T) {
+		w := tc.worker(t, Options{Name: "secrets", RunClusters: RunClusters{Allow: true}, Secrets: SecretsOptions{Env: true},
+			Clusters: []Cluster{{Name: "b", Kubeconfig: tc.kubeconfigBy}}})
+		res, err := w.Run(t.Context(), RunSpec{ID: "secret-b", Env: map[string]string{"WHERE": "b", "TOKEN": "s3cr3t-value"}, Values: tc.inB(nil)})
+		if err != nil || res.Outcome != jobwatch.Succeeded || res.Cluster != "b" {
+			t.Fatalf("run: %v in %q, %v; want Succeeded in b (its kubeconfig connects as b)", res.Outcome, res.Cluster, err)
+		}
+		job, err := tc.adminB.BatchV1().Jobs(tc.ns).Get(t.Context(), res.PID.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data, _ := job.Marshal(); bytes.Contains(data, []byte("s3cr3t-value")) {
+			t.Error("the secret value is in the Job spec")
+		}
+		owned := 0
+		secrets, err := tc.adminB.CoreV1().Secrets(tc.ns).List(t.Context(), metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets.Items {
+			for _, o := range sec.OwnerReferences {
+				if o.UID == job.UID {
+					owned++
+				}
+			}
+		}
+		if owned != 1 {
+			t.Errorf("%d Secrets in B owned by the run's Job, want 1", owned)
+		}
+
+		for name, opts := range map[string]PreflightOptions{"by values": {Values: tc.inB(nil)}, "by name": {Cluster: "b"}} {
+			rep, err := w.Preflight(t.Context(), opts)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			// B's kubeconfig connects as cluster "b" does: it is "b".
+			wantName := "b"
+			if rep.Cluster != wantName || !rep.OK() {
+				t.Errorf("Preflight %s: cluster %q, %v; want %q, OK", name, rep.Cluster, rep.Err(), wantName)
+			}
+		}
+		if _, err := w.Preflight(t.Context(), PreflightOptions{Cluster: "c"}); err == nil || !strings.Contains(err.Error(), `"c"`) {
+			t.Errorf("Preflight of an unknown cluster: %v", err)
 		}
 	})
 

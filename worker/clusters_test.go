@@ -58,6 +58,7 @@ func TestRunRefusesItsClusterBeforeAnyRequest(t *testing.T) {
 		{"an exec plugin", Options{RunClusters: RunClusters{Allow: true}}, map[string]any{"cluster_config": map[string]any{"config": kc}}, kubeconfig.ErrUntrusted, "exec"},
 		{"a name of no cluster", Options{RunClusters: RunClusters{Allow: true}}, map[string]any{"cluster_config": map[string]any{"context_name": "gpu"}}, nil, `"gpu" names no cluster`},
 		{"not an object", Options{RunClusters: RunClusters{Allow: true}}, map[string]any{"cluster_config": "b"}, nil, "cluster_config"},
+		{"no clusters", Options{RunClusters: RunClusters{Allow: true}}, map[string]any{"cluster_config": map[string]any{"config": map[string]any{"users": []any{}}}}, nil, "clusters: none given"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			client := fake.NewClientset()
