@@ -65,6 +65,13 @@ type Config struct {
 	// StreamOutput says whether to follow the run container's log.
 	// Default true.
 	StreamOutput bool
+	// QueueName is the Kueue LocalQueue the Job waits in, "" for none:
+	// Prepare sets LabelQueueName and creates the Job suspended, so no
+	// pod starts before Kueue admits it.
+	QueueName string
+	// PriorityClass is the Kueue WorkloadPriorityClass of the Job, "" for
+	// none: Prepare sets LabelPriorityClass.
+	PriorityClass string
 	// JobManifest is the rendered Job, as a JSON tree without nulls (a null
 	// means unset). It shares the parts that held no placeholder with the
 	// Template, and the values it took with the variables' defaults and
@@ -144,7 +151,8 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 // paths, built once.
 var (
 	configKeys = []string{"name", "namespace", "command", "env", "labels", "annotations",
-		"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output", "job_manifest"}
+		"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output",
+		"queue_name", "priority_class", "job_manifest"}
 	configPath  = field.NewPath("job_configuration")
 	configPaths = func() map[string]*field.Path {
 		m := make(map[string]*field.Path, len(configKeys))
@@ -191,6 +199,10 @@ func (c *Config) decodeField(k string, v any, errs field.ErrorList) field.ErrorL
 		c.JobWatchTimeoutSeconds, err = intField(p, v)
 	case "pod_watch_timeout_seconds":
 		c.PodWatchTimeoutSeconds, err = intField(p, v)
+	case "queue_name":
+		c.QueueName, err = kueueNameField(p, v)
+	case "priority_class":
+		c.PriorityClass, err = kueueNameField(p, v)
 	case "stream_output":
 		b, ok := v.(bool)
 		if !ok {
@@ -204,6 +216,20 @@ func (c *Config) decodeField(k string, v any, errs field.ErrorList) field.ErrorL
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// kueueNameField reads the name of a Kueue object, which a label holds
+// as it is: it must be a DNS-1123 subdomain and a label value, never
+// slugified into another queue's name.
+func kueueNameField(p *field.Path, v any) (string, *field.Error) {
+	s, err := textField(p, "", v)
+	if err != nil || s == "" {
+		return s, err
+	}
+	if !dnsSubdomainOK(s) || !labelPartOK(s) {
+		return "", field.Invalid(p, s, "must be the name of a Kueue object: a DNS-1123 subdomain of at most 63 characters")
+	}
+	return s, nil
 }
 
 // textField reads v as text. An error names p, with key as its last

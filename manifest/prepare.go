@@ -18,7 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// Labels that Prepare sets on every Job and its pod template.
+// Labels that Prepare sets on every Job and its pod template (Kueue's on
+// the Job only, when the Config names a queue or priority class).
 const (
 	// LabelRunID holds Run.ID; a Job is found by it.
 	LabelRunID = "kubeworker.io/run-id"
@@ -30,6 +31,11 @@ const (
 	LabelVersion = "kubeworker.io/version"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "kubeworker"
+	// LabelQueueName holds Config.QueueName: Kueue's queue-name label.
+	LabelQueueName = "kueue.x-k8s.io/queue-name"
+	// LabelPriorityClass holds Config.PriorityClass: Kueue's
+	// WorkloadPriorityClass label.
+	LabelPriorityClass = "kueue.x-k8s.io/priority-class"
 )
 
 // Defaults used by Prepare when PrepareOptions leaves a field empty.
@@ -103,7 +109,9 @@ type PrepareOptions struct {
 //     → split as a POSIX shell would; a list is kept; else an error.
 //  7. generateName: a slug of itself, of Config.Name or of Run.Name, then
 //     DefaultGenerateName; metadata.name, if set, is kept instead.
-//  8. spec.podFailurePolicy from PrepareOptions.FailurePolicy, if set; a
+//  8. Kueue: Config.QueueName and PriorityClass as LabelQueueName and
+//     LabelPriorityClass on the Job, and spec.suspend true with a queue.
+//  9. spec.podFailurePolicy from PrepareOptions.FailurePolicy, if set; a
 //     template that sets one too is an error.
 func (c *Config) Prepare(run Run, opts PrepareOptions) (*batchv1.Job, error) {
 	m, errs := c.prepareManifest(run, opts)
@@ -171,6 +179,19 @@ func (c *Config) prepareManifest(run Run, opts PrepareOptions) (map[string]any, 
 		errs = append(errs, err)
 	} else {
 		podMeta["labels"], errs = podLabels(podMeta["labels"], labels, errs)
+	}
+	// Kueue's labels go on the Job only (its pods are the Job's, not
+	// Kueue's to queue), kept as they are: checked at Render.
+	if c.QueueName != "" || c.PriorityClass != "" {
+		labels = maps.Clone(labels) // the pod's may be the same map
+		if c.QueueName != "" {
+			labels[LabelQueueName] = c.QueueName
+			spec["suspend"] = true // no pod before Kueue admits it
+		}
+		if c.PriorityClass != "" {
+			labels[LabelPriorityClass] = c.PriorityClass
+		}
+		meta["labels"] = labels
 	}
 
 	ann := make(map[string]any, len(c.Annotations)+len(opts.Annotations))
