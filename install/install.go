@@ -58,12 +58,25 @@ type Options struct {
 	// JobNamespace: set it when the worker's Options.Secrets asks for
 	// secret mode. Default: false, no access to Secrets.
 	Secrets bool
+	// Queues grants what runs through Kueue need (worker.QueueRules: list
+	// and watch on Workloads, get on LocalQueues) in JobNamespace: set it
+	// when templates give a queue_name. Default: false.
+	Queues bool
 	// ClusterUID, when set, is given to the process as clusterid.EnvUID,
 	// so it need not read the kube-system namespace's UID; no cluster-wide
 	// rights are granted then. Default: "", and the manifest adds a
 	// ClusterRole and ClusterRoleBinding granting get on the kube-system
 	// namespace only.
 	ClusterUID string
+}
+
+// roleRules are the rules of the Role in the Job namespace.
+func roleRules(opts Options) []rbacv1.PolicyRule {
+	rules := worker.Rules(opts.Secrets)
+	if opts.Queues {
+		rules = append(rules, worker.QueueRules()...)
+	}
+	return rules
 }
 
 // DeploymentManifest returns the YAML documents, separated by "---", that
@@ -74,7 +87,8 @@ type Options struct {
 // non-root with a read-only root filesystem, with liveness and readiness
 // probes on agent.Agent.HealthHandler.
 //
-// The Role's rules are those of [worker.Rules]. Apply the manifest with
+// The Role's rules are those of [worker.Rules], and [worker.QueueRules]
+// with opts.Queues. Apply the manifest with
 // kubectl apply -f, or decode the documents with a universal deserializer.
 func DeploymentManifest(opts Options) ([]byte, error) {
 	objs, err := deployObjects(opts)
@@ -132,7 +146,7 @@ func deployObjects(opts Options) ([]runtime.Object, error) {
 		&rbacv1.Role{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 			ObjectMeta: meta(opts.JobNamespace),
-			Rules:      worker.Rules(opts.Secrets),
+			Rules:      roleRules(opts),
 		},
 		&rbacv1.RoleBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},

@@ -103,6 +103,9 @@ func TestDeploymentManifestObjects(t *testing.T) {
 				if r.Resources[0] == "secrets" {
 					t.Error("the Role grants Secrets without Options.Secrets")
 				}
+				if r.APIGroups[0] == "kueue.x-k8s.io" {
+					t.Error("the Role grants Kueue objects without Options.Queues")
+				}
 			}
 			cr := objs[3].(*rbacv1.ClusterRole)
 			if r := cr.Rules[0]; len(cr.Rules) != 1 || r.Resources[0] != "namespaces" || r.ResourceNames[0] != "kube-system" || r.Verbs[0] != "get" || len(r.Verbs) != 1 {
@@ -131,6 +134,17 @@ func TestDeploymentManifestObjects(t *testing.T) {
 			env := objs[3].(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Env
 			if len(env) != 1 || env[0].Name != clusterid.EnvUID || env[0].Value != "abc" {
 				t.Errorf("env %+v, want %s=abc", env, clusterid.EnvUID)
+			}
+		}},
+		{"queues add Kueue's Workloads and LocalQueues", Options{Image: "w:1", Queues: true, ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {
+			got := map[string][]string{}
+			for _, r := range objs[1].(*rbacv1.Role).Rules {
+				if r.APIGroups[0] == "kueue.x-k8s.io" {
+					got[r.Resources[0]] = r.Verbs
+				}
+			}
+			if want := map[string][]string{"workloads": {"list", "watch"}, "localqueues": {"get"}}; fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("Kueue rules %v, want %v", got, want)
 			}
 		}},
 		{"the Role and RoleBinding go to the Job namespace", Options{Image: "w:1", Namespace: "a", JobNamespace: "b", ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {

@@ -100,7 +100,8 @@ func (p Permission) String() string {
 type Rejection struct {
 	Namespace string
 	// Object is "Job" for a refusal of the Job itself, "Pod" for one that
-	// would hit its pods only.
+	// would hit its pods only, "LocalQueue" for a Kueue queue that would
+	// not admit it.
 	Object string
 	// Reason and Message are the API's (Forbidden, Invalid, ...). For Pod
 	// Security, which only warns when it admits a Job, Reason is
@@ -160,7 +161,11 @@ func (r *PreflightReport) Err() error {
 // the Job's pod template, and Preflight reports the warning as a refusal
 // of the pods when the namespace enforces that level (or when it cannot
 // read the namespace to know). When it may read service accounts, it
-// also checks that the pods' service account exists. Nothing is created.
+// also checks that the pods' service account exists. For a probe Job
+// that waits in a Kueue queue (queue_name), it checks [QueueRules] too
+// and reads the LocalQueue: missing, Kueue not installed, or its
+// ClusterQueue missing or inactive is a Rejection of Object
+// "LocalQueue" with Kueue's reason and message. Nothing is created.
 //
 // The report lists problems; the error is for a Preflight that could not
 // check (no client, a template that does not render, the API server not
@@ -193,6 +198,9 @@ func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*Preflig
 		}
 	}
 	rules := Rules(w.opts.Secrets.APIKey || w.opts.Secrets.Env)
+	if queued(job) {
+		rules = append(rules, QueueRules()...)
+	}
 	for _, ns := range rep.Namespaces {
 		missing, err := missingPermissions(ctx, client, ns, rules)
 		if err != nil {
@@ -206,6 +214,11 @@ func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*Preflig
 		}
 		if err := checkServiceAccount(ctx, client, probe, rep); err != nil {
 			return rep, fmt.Errorf("worker: preflight: %w", err)
+		}
+		if queued(probe) {
+			if err := checkLocalQueue(ctx, client, probe, rep); err != nil {
+				return rep, fmt.Errorf("worker: preflight: %w", err)
+			}
 		}
 	}
 	if _, err := c.parts.Identity.PID(ctx, job.Namespace, "preflight"); err != nil {
