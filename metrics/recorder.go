@@ -46,6 +46,27 @@ type Recorder interface {
 	// wrapped by WrapTransport, once it has an answer: code is its HTTP
 	// status code, or 0 when none came (a dropped connection, a timeout).
 	APIRequest(req Request, code int)
+
+	// AdmissionWait is called once per admission by Kueue of a followed
+	// Job that the Watcher saw waiting for it, with the time it waited
+	// (server timestamps, whole seconds): from the Job's creation for
+	// its first admission (requeued false), from its eviction for a
+	// later one (requeued true).
+	AdmissionWait(d time.Duration, requeued bool)
+	// Preempted is called when Kueue preempts a followed Job (its
+	// Workload is evicted with reason Preempted).
+	Preempted()
+	// Requeued is called when Kueue puts a followed Job that it evicted
+	// back in its queue.
+	Requeued()
+	// QueueWaitStarted is called when a followed Job starts waiting for
+	// Kueue's admission: when its Wait first sees it queued, and again
+	// after each eviction. QueueWaitEnded is called once for each, when
+	// the Job is admitted or its Wait returns. Runs queued now are those
+	// started and not ended.
+	QueueWaitStarted()
+	// QueueWaitEnded: see QueueWaitStarted.
+	QueueWaitEnded()
 }
 
 // Discard is a Recorder that records nothing: the default wherever a
@@ -80,6 +101,21 @@ func (Discard) ResultLatency(time.Duration) {}
 
 // APIRequest does nothing.
 func (Discard) APIRequest(Request, int) {}
+
+// AdmissionWait does nothing.
+func (Discard) AdmissionWait(time.Duration, bool) {}
+
+// Preempted does nothing.
+func (Discard) Preempted() {}
+
+// Requeued does nothing.
+func (Discard) Requeued() {}
+
+// QueueWaitStarted does nothing.
+func (Discard) QueueWaitStarted() {}
+
+// QueueWaitEnded does nothing.
+func (Discard) QueueWaitEnded() {}
 
 // OrDiscard returns r, or Discard if r is nil.
 func OrDiscard(r Recorder) Recorder {

@@ -43,6 +43,11 @@ func TestDiscardDoesNothingAndIsTheDefault(t *testing.T) {
 	rec.PodStartLatency(-time.Second)
 	rec.ResultLatency(time.Hour)
 	rec.APIRequest(metrics.Request{}, 0)
+	rec.AdmissionWait(time.Minute, true)
+	rec.Preempted()
+	rec.Requeued()
+	rec.QueueWaitStarted()
+	rec.QueueWaitEnded()
 	if got := metrics.OrDiscard(nil); got != (metrics.Discard{}) {
 		t.Errorf("OrDiscard(nil) = %#v, want Discard{}", got)
 	}

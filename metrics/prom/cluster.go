@@ -61,5 +61,10 @@ func (c *collectors) recorder(cluster string) *Recorder {
 		podStart:       c.podStart.WithLabelValues(cluster),
 		resultLatency:  c.resultLatency.WithLabelValues(cluster),
 		requests:       c.requests.MustCurryWith(l),
+		admittedFirst:  c.admissionWait.WithLabelValues(cluster, "creation"),
+		admittedAgain:  c.admissionWait.WithLabelValues(cluster, "eviction"),
+		preemptions:    c.preemptions.WithLabelValues(cluster),
+		requeues:       c.requeues.WithLabelValues(cluster),
+		runsQueued:     c.runsQueued.WithLabelValues(cluster),
 	}
 }

@@ -25,6 +25,11 @@ func recordAll(rec metrics.Recorder) {
 	rec.PodStartLatency(2 * time.Second)
 	rec.ResultLatency(time.Second)
 	rec.APIRequest(metrics.Request{Verb: "create", Resource: "jobs"}, 201)
+	rec.AdmissionWait(time.Minute, false)
+	rec.AdmissionWait(time.Minute, true)
+	rec.Preempted()
+	rec.Requeued()
+	rec.QueueWaitStarted()
 }
 
 func TestClustersRecordDistinctSeries(t *testing.T) {

@@ -42,6 +42,7 @@ func ExampleNew() {
 	// kubeworker_api_requests_total{cluster="",code="201",resource="jobs",verb="create"} 1
 	// kubeworker_runs_finished_total{cluster="",outcome="Succeeded"} 1
 	// kubeworker_runs_in_flight{cluster=""} 0
+	// kubeworker_runs_queued{cluster=""} 0
 	// kubeworker_runs_started_total{cluster=""} 1
 }
 

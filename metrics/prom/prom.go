@@ -25,9 +25,13 @@
 //	pod_start_latency_seconds{cluster}                   histogram: Job creation to its first pod's run container start
 //	result_latency_seconds{cluster}                      histogram: run container termination to the Result
 //	api_requests_total{cluster,verb,resource,code}       API requests, by Kubernetes verb, resource[/subresource] and status code ("error": no answer)
+//	admission_wait_seconds{cluster,since}                histogram: a Kueue-queued Job's wait for admission, since "creation" (its first) or "eviction" (after a requeue)
+//	preemptions_total{cluster}                           followed Jobs preempted by Kueue
+//	requeues_total{cluster}                              followed Jobs Kueue put back in their queue after an eviction
+//	runs_queued{cluster}                                 followed Jobs waiting for Kueue's admission now
 //
-// The two latencies come from server timestamps of whole seconds: read
-// them to the second.
+// The latencies and the admission wait come from server timestamps of
+// whole seconds: read them to the second.
 //
 // # The cluster label
 //
@@ -69,6 +73,10 @@ type collectors struct {
 	podStart       *prometheus.HistogramVec
 	resultLatency  *prometheus.HistogramVec
 	requests       *prometheus.CounterVec
+	admissionWait  *prometheus.HistogramVec
+	preemptions    *prometheus.CounterVec
+	requeues       *prometheus.CounterVec
+	runsQueued     *prometheus.GaugeVec
 
 	base *Recorder // cluster ""
 
@@ -113,11 +121,19 @@ func New(reg prometheus.Registerer) (*Recorder, error) {
 			[]float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60}),
 		requests: counterVec("api_requests_total",
 			"API requests made, by Kubernetes verb, resource[/subresource] and HTTP status code (error: no answer).", "verb", "resource", "code"),
+		admissionWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: namespace, Name: "admission_wait_seconds",
+			Help:    "Time a Kueue-queued Job waited for its admission (server timestamps, whole seconds), since its creation (first admission) or its eviction (a later one).",
+			Buckets: []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600}}, []string{"cluster", "since"}),
+		preemptions: counterVec("preemptions_total", "Followed Jobs preempted by Kueue (Workload evicted with reason Preempted)."),
+		requeues:    counterVec("requeues_total", "Followed Jobs that Kueue put back in their queue after an eviction."),
+		runsQueued: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "runs_queued",
+			Help: "Followed Jobs waiting for Kueue's admission now."}, []string{"cluster"}),
 		clusters: map[string]*Recorder{},
 	}
 	all := []prometheus.Collector{
 		c.runsStarted, c.runsFinished, c.runsInFlight, c.createAttempts, c.createRetries,
 		c.watchRestarts, c.relists, c.logReconnects, c.podStart, c.resultLatency, c.requests,
+		c.admissionWait, c.preemptions, c.requeues, c.runsQueued,
 	}
 	for i, col := range all {
 		if err := reg.Register(col); err != nil {

@@ -45,6 +45,15 @@ func TestRecorderKeepsEachFactUnderItsMetric(t *testing.T) {
 	rec.APIRequest(metrics.Request{Verb: "get", Resource: "pods/log"}, 200)
 	rec.APIRequest(metrics.Request{Verb: "get", Resource: "pods/log"}, 200)
 	rec.APIRequest(metrics.Request{Verb: "watch", Resource: "jobs"}, 0)
+	rec.AdmissionWait(2*time.Second, false)
+	rec.AdmissionWait(5*time.Second, true)
+	rec.AdmissionWait(3*time.Second, true)
+	rec.Preempted()
+	rec.Requeued()
+	rec.Requeued()
+	rec.QueueWaitStarted()
+	rec.QueueWaitStarted()
+	rec.QueueWaitEnded()
 
 	want := `
 # HELP kubeworker_api_requests_total API requests made, by Kubernetes verb, resource[/subresource] and HTTP status code (error: no answer).
@@ -61,6 +70,12 @@ kubeworker_job_create_retries_total{cluster=""} 1
 # HELP kubeworker_log_reconnects_total Log streams opened again after a drop or a failed read.
 # TYPE kubeworker_log_reconnects_total counter
 kubeworker_log_reconnects_total{cluster=""} 1
+# HELP kubeworker_preemptions_total Followed Jobs preempted by Kueue (Workload evicted with reason Preempted).
+# TYPE kubeworker_preemptions_total counter
+kubeworker_preemptions_total{cluster=""} 1
+# HELP kubeworker_requeues_total Followed Jobs that Kueue put back in their queue after an eviction.
+# TYPE kubeworker_requeues_total counter
+kubeworker_requeues_total{cluster=""} 2
 # HELP kubeworker_runs_finished_total Runs that ended, by outcome (jobwatch.Outcome; Unknown when Run returned an error).
 # TYPE kubeworker_runs_finished_total counter
 kubeworker_runs_finished_total{cluster="",outcome="OOMKilled"} 1
@@ -68,6 +83,9 @@ kubeworker_runs_finished_total{cluster="",outcome="Succeeded"} 1
 # HELP kubeworker_runs_in_flight Runs started and not yet finished.
 # TYPE kubeworker_runs_in_flight gauge
 kubeworker_runs_in_flight{cluster=""} 1
+# HELP kubeworker_runs_queued Followed Jobs waiting for Kueue's admission now.
+# TYPE kubeworker_runs_queued gauge
+kubeworker_runs_queued{cluster=""} 1
 # HELP kubeworker_runs_started_total Runs a Worker started.
 # TYPE kubeworker_runs_started_total counter
 kubeworker_runs_started_total{cluster=""} 3
@@ -84,6 +102,7 @@ kubeworker_watch_restarts_total{cluster="",resource="pods"} 2
 		"kubeworker_api_requests_total", "kubeworker_job_create_attempts_total", "kubeworker_job_create_retries_total",
 		"kubeworker_log_reconnects_total", "kubeworker_runs_finished_total", "kubeworker_runs_in_flight",
 		"kubeworker_runs_started_total", "kubeworker_watch_relists_total", "kubeworker_watch_restarts_total",
+		"kubeworker_preemptions_total", "kubeworker_requeues_total", "kubeworker_runs_queued",
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
@@ -97,6 +116,39 @@ kubeworker_watch_restarts_total{cluster="",resource="pods"} 2
 			t.Errorf("%s: %d samples summing %v, want 1 summing %v", name, h.GetSampleCount(), h.GetSampleSum(), wantSum)
 		}
 	}
+	for since, want := range map[string][2]float64{"creation": {1, 2}, "eviction": {2, 8}} {
+		h := histogramWith(t, reg, "kubeworker_admission_wait_seconds", "since", since)
+		if got := [2]float64{float64(h.GetSampleCount()), h.GetSampleSum()}; got != want {
+			t.Errorf("admission_wait_seconds{since=%q}: %v samples and sum, want %v", since, got, want)
+		}
+	}
+}
+
+// histogramWith returns the histogram named name from reg whose label
+// key has value.
+func histogramWith(t *testing.T, reg prometheus.Gatherer, name, key, value string) interface {
+	GetSampleCount() uint64
+	GetSampleSum() float64
+} {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == key && l.GetValue() == value {
+					return m.GetHistogram()
+				}
+			}
+		}
+	}
+	t.Fatalf("no histogram %s{%s=%q}", name, key, value)
+	return nil
 }
 
 // histogram returns the histogram named name from reg.
@@ -136,8 +188,8 @@ func TestMetricsFollowPrometheusNaming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(families) != 11 {
-		t.Errorf("%d metric families, want 11", len(families))
+	if len(families) != 15 {
+		t.Errorf("%d metric families, want 15", len(families))
 	}
 	for _, f := range families {
 		if !strings.HasPrefix(f.GetName(), "kubeworker_") {

@@ -30,6 +30,11 @@ type Recorder struct {
 	podStart       prometheus.Observer
 	resultLatency  prometheus.Observer
 	requests       *prometheus.CounterVec
+	admittedFirst  prometheus.Observer // admission_wait_seconds, since="creation"
+	admittedAgain  prometheus.Observer // since="eviction"
+	preemptions    prometheus.Counter
+	requeues       prometheus.Counter
+	runsQueued     prometheus.Gauge
 }
 
 var _ metrics.ClusterRecorder = (*Recorder)(nil)
@@ -82,6 +87,28 @@ func (r *Recorder) ResultLatency(d time.Duration) { r.resultLatency.Observe(d.Se
 func (r *Recorder) APIRequest(req metrics.Request, code int) {
 	r.requests.WithLabelValues(req.Verb, req.Resource, codeLabel(code)).Inc()
 }
+
+// AdmissionWait observes d in seconds, since "eviction" if requeued,
+// else since "creation".
+func (r *Recorder) AdmissionWait(d time.Duration, requeued bool) {
+	if requeued {
+		r.admittedAgain.Observe(d.Seconds())
+		return
+	}
+	r.admittedFirst.Observe(d.Seconds())
+}
+
+// Preempted counts a preemption.
+func (r *Recorder) Preempted() { r.preemptions.Inc() }
+
+// Requeued counts a requeue.
+func (r *Recorder) Requeued() { r.requeues.Inc() }
+
+// QueueWaitStarted counts a run queued now.
+func (r *Recorder) QueueWaitStarted() { r.runsQueued.Inc() }
+
+// QueueWaitEnded counts a run no longer queued.
+func (r *Recorder) QueueWaitEnded() { r.runsQueued.Dec() }
 
 // codes are the label values of status codes 100 to 599, made once, so
 // that counting a request allocates nothing.
