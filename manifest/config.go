@@ -72,6 +72,9 @@ type Config struct {
 	// PriorityClass is the Kueue WorkloadPriorityClass of the Job, "" for
 	// none: Prepare sets LabelPriorityClass.
 	PriorityClass string
+	// QueueTimeoutSeconds bounds the wait for Kueue to admit the Job,
+	// counted while it waits; 0 means none.
+	QueueTimeoutSeconds int
 	// JobManifest is the rendered Job, as a JSON tree without nulls (a null
 	// means unset). It shares the parts that held no placeholder with the
 	// Template, and the values it took with the variables' defaults and
@@ -152,7 +155,7 @@ func (t *Template) Render(values map[string]any, opts RenderOptions) (*Config, e
 var (
 	configKeys = []string{"name", "namespace", "command", "env", "labels", "annotations",
 		"cluster_config", "job_watch_timeout_seconds", "pod_watch_timeout_seconds", "stream_output",
-		"queue_name", "priority_class", "job_manifest"}
+		"queue_name", "priority_class", "queue_timeout_seconds", "job_manifest"}
 	configPath  = field.NewPath("job_configuration")
 	configPaths = func() map[string]*field.Path {
 		m := make(map[string]*field.Path, len(configKeys))
@@ -203,6 +206,8 @@ func (c *Config) decodeField(k string, v any, errs field.ErrorList) field.ErrorL
 		c.QueueName, err = kueueNameField(p, v)
 	case "priority_class":
 		c.PriorityClass, err = kueueNameField(p, v)
+	case "queue_timeout_seconds":
+		c.QueueTimeoutSeconds, err = intField(p, v)
 	case "stream_output":
 		b, ok := v.(bool)
 		if !ok {
