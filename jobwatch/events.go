@@ -13,10 +13,15 @@ import (
 // Event reports that a pod of a run reached a new phase, or the same
 // phase for a new reason (Pending for Unschedulable, then for
 // ErrImagePull); or, with Pod and Phase empty, that the Job itself was
-// queued (ReasonQueued) or resumed (ReasonResumed).
+// queued (ReasonQueued) or resumed (ReasonResumed); or, with Workload
+// set, what Kueue did with the Job (ReasonWaitingForQuota,
+// ReasonInadmissible, ReasonAdmitted, ReasonPreempted, ReasonEvicted,
+// ReasonRequeued, ReasonDeactivated).
 type Event struct {
 	// ID identifies the event by what happened, not by when it was seen:
-	// it is a hash of the pod's UID, the phase and the reason. A replay
+	// it is a hash of the pod's UID, the phase and the reason (for an
+	// event of the Job or of Kueue, of the Job's or the Workload's UID,
+	// the reason and the condition's transition time). A replay
 	// (after a reconnect, a relist, or a later Wait on the same Job) has
 	// the same ID, so a sink that stores events can drop repeats.
 	ID string
@@ -34,8 +39,28 @@ type Event struct {
 	// container's waiting reason if any (CrashLoopBackOff), and for
 	// Succeeded or Failed its terminated reason (Completed, Error,
 	// OOMKilled). For an event of the Job itself, Reason is ReasonQueued
-	// or ReasonResumed and Message is the Job controller's.
+	// or ReasonResumed and Message is the Job controller's. For an event
+	// of Kueue's, Reason is one of the Reason constants of Kueue and
+	// Message is Kueue's condition message.
 	Reason, Message string
+	// Workload names the Kueue Workload of an event of Kueue's; empty
+	// for the others.
+	Workload string
+	// KueueReason is the raw reason of the Kueue condition behind an
+	// event of Kueue's: for ReasonPreempted the Preempted condition's
+	// (InClusterQueue, InCohortReclamation, InCohortFairSharing,
+	// InCohortReclaimWhileBorrowing), for ReasonEvicted and
+	// ReasonDeactivated the Evicted condition's (PodsReadyTimeout,
+	// AdmissionCheck, ClusterQueueStopped, LocalQueueStopped,
+	// DeactivatedDueToRequeuingLimitExceeded, ...), for
+	// ReasonWaitingForQuota and ReasonInadmissible the QuotaReserved
+	// condition's (Pending, Inadmissible), for ReasonRequeued the
+	// Requeued condition's (Preempted, BackoffFinished, ...) and for
+	// ReasonAdmitted the Admitted condition's.
+	KueueReason string
+	// ClusterQueue names the ClusterQueue that admitted the Job, for
+	// ReasonAdmitted.
+	ClusterQueue string
 	// Time is when it happened as the cluster recorded it (creation,
 	// start, finish, or the condition's transition), else when the
 	// Watcher saw it.

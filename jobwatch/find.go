@@ -66,6 +66,7 @@ func (r *run) pin(ctx context.Context, job *batchv1.Job) error {
 		}
 	}
 	r.job = job
+	r.followQueue()
 	if r.grace != nil {
 		r.grace.Stop()
 		r.grace = nil

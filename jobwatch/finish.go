@@ -106,6 +106,7 @@ func (r *run) finish(ctx context.Context, res Result) Result {
 		res.LastLogTime = r.logs.last
 	}
 	res.LogTail = r.logTail(ctx, res)
+	res.Queue = r.queueing()
 	return res
 }
 
@@ -122,5 +123,6 @@ func (r *run) abort() Result {
 	}
 	res := r.last
 	res.Outcome = Unknown
+	res.Queue = r.queueing()
 	return res
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/clock"
 
 	"github.com/kubeworker/kubeworker/manifest"
@@ -61,6 +62,16 @@ type Options struct {
 	// each second, and a dropped log follow stream resumes within 2 s
 	// from its last line.
 	Retry retry.Policy
+
+	// Dynamic reads Kueue's Workloads, for the Jobs that carry Kueue's
+	// queue-name label (manifest.LabelQueueName): see the package doc's
+	// Kueue section. Default: one made from the kubernetes.Interface
+	// given to New when it is a *kubernetes.Clientset, sharing its
+	// connection (transport, authentication, rate limiter). With any
+	// other client (a fake clientset, a wrapper) and no Dynamic, Kueue is
+	// not followed: a queued Job is followed as a suspended Job, and
+	// WaitOptions.QueueTimeout still applies.
+	Dynamic dynamic.Interface
 }
 
 func (o Options) selector() labels.Selector {
@@ -141,9 +152,20 @@ type WaitOptions struct {
 	// negative.
 	LogTailLines int
 
-	// Events receives each new pod phase, and the Job's queueing and
-	// resumption (see Event). Default: nil, none.
+	// Events receives each new pod phase, the Job's queueing and
+	// resumption, and what Kueue does with it (see Event). Default: nil,
+	// none.
 	Events EventSink
+
+	// QueueTimeout bounds how long a Job with Kueue's queue-name label
+	// may wait for Kueue's admission: from the start of Wait, and afresh
+	// from each eviction (a preemption) after which it waits again. When
+	// it passes, Wait returns the Outcome NotAdmitted with a Diagnosis
+	// that names the LocalQueue and gives Kueue's last word on it, and
+	// leaves the Job queued. The time already spent admitted does not
+	// count. Default: 0, none. It does not apply to a Job without the
+	// label (a suspended Job waits for whoever resumes it).
+	QueueTimeout time.Duration
 }
 
 func (o WaitOptions) podStartTimeout() time.Duration {

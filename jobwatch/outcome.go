@@ -23,7 +23,9 @@ const (
 	// BackoffLimitExceeded: the Job retried its pod (backoffLimit ≥ 1)
 	// and ran out of retries; ExitCode is the last attempt's.
 	BackoffLimitExceeded
-	// DeadlineExceeded: the Job ran past its activeDeadlineSeconds.
+	// DeadlineExceeded: the Job ran past its activeDeadlineSeconds, or
+	// past the maximum execution time of its Kueue Workload (Reason
+	// MaximumExecutionTimeExceeded, or Kueue's Evicted reason for it).
 	DeadlineExceeded
 	// Evicted: the last pod was evicted or otherwise disrupted by the
 	// cluster (condition DisruptionTarget, or pod reason Evicted).
@@ -61,6 +63,21 @@ const (
 	// reported how it ended. Wait never guesses an exit code or a success
 	// for a pod it did not see end.
 	PodVanished
+	// NotAdmitted: Kueue did not admit the Job (one with Kueue's
+	// queue-name label) within WaitOptions.QueueTimeout, counted from the
+	// start of Wait or from its latest eviction; or at once, Kueue says
+	// its LocalQueue does not exist. Diagnosis names the LocalQueue and
+	// holds Kueue's last word on the Workload (the QuotaReserved
+	// condition's reason and message). The Job is left queued.
+	NotAdmitted
+	// Deactivated: Kueue deactivated the Job's Workload (spec.active
+	// false): it ran out of requeues (RequeuingLimitExceeded), an
+	// admission check rejected it, or someone deactivated it. Reason and
+	// Message are Kueue's (the Evicted condition's, such as
+	// DeactivatedDueToRequeuingLimitExceeded). Kueue keeps the Job
+	// suspended. A Workload deactivated for running past its maximum
+	// execution time ends DeadlineExceeded instead.
+	Deactivated
 )
 
 var outcomeNames = [...]string{
@@ -79,6 +96,8 @@ var outcomeNames = [...]string{
 	TimedOut:             "TimedOut",
 	CannotCreatePod:      "CannotCreatePod",
 	PodVanished:          "PodVanished",
+	NotAdmitted:          "NotAdmitted",
+	Deactivated:          "Deactivated",
 }
 
 // String returns the Outcome's name, as spelled in this package
@@ -111,8 +130,8 @@ const (
 	// from starting or finishing: eviction, preemption or another
 	// disruption, a node lost, an image that cannot be pulled, no node
 	// that fits, a pod that cannot be created, a pod or Job deleted from
-	// outside. The run's code is not to blame; a retry may pass once the
-	// cause is gone.
+	// outside, a queue that does not admit the run or deactivates it. The
+	// run's code is not to blame; a retry may pass once the cause is gone.
 	FaultInfrastructure
 )
 
@@ -139,7 +158,8 @@ func (f Fault) String() string {
 //	Failed, BackoffLimitExceeded, DeadlineExceeded,
 //	OOMKilled, CrashLoop                         FaultRun
 //	Evicted, ImagePullError, Unschedulable, NeverStarted,
-//	CannotCreatePod, Deleted, PodVanished        FaultInfrastructure
+//	CannotCreatePod, Deleted, PodVanished,
+//	NotAdmitted, Deactivated                     FaultInfrastructure
 //	Unknown, TimedOut                            FaultUnknown
 //
 // Attribution belongs to the Outcome, not to the Result, because the
@@ -155,7 +175,7 @@ func (o Outcome) Fault() Fault {
 		return FaultNone
 	case Failed, BackoffLimitExceeded, DeadlineExceeded, OOMKilled, CrashLoop:
 		return FaultRun
-	case Evicted, ImagePullError, Unschedulable, NeverStarted, CannotCreatePod, Deleted, PodVanished:
+	case Evicted, ImagePullError, Unschedulable, NeverStarted, CannotCreatePod, Deleted, PodVanished, NotAdmitted, Deactivated:
 		return FaultInfrastructure
 	}
 	return FaultUnknown

@@ -40,8 +40,8 @@ type Result struct {
 	// in it; empty when there is no pod.
 	Pod, Container string
 	// Diagnosis explains a pod that did not start: set with the Outcomes
-	// ImagePullError, CrashLoop, Unschedulable, NeverStarted and
-	// CannotCreatePod; nil otherwise.
+	// ImagePullError, CrashLoop, Unschedulable, NeverStarted,
+	// CannotCreatePod and NotAdmitted; nil otherwise.
 	Diagnosis *Diagnosis
 	// StartedAt is the Job's start time, or its first pod's while the Job
 	// controller has not written it yet. FinishedAt is when it finished:
@@ -67,21 +67,26 @@ type Result struct {
 	// LogsSince, read again from the start of the log only if there are
 	// fewer than LogTailLines of them.
 	LogTail []string
+	// Queue is what Kueue did with the run: its queues, waits,
+	// admissions, preemptions and evictions (see Queueing). It is nil for
+	// a Job without Kueue's queue-name label.
+	Queue *Queueing
 }
 
 // Diagnosis says why a pod did not start: within the pod start timeout,
-// or at all (CannotCreatePod), or before its Job failed. It is built from
-// the pod's status, which is certain, and from the Job's and the pod's
-// events, which say more; Cause and the fields it names are typed, and
-// Reason and Message keep the raw words.
+// or at all (CannotCreatePod), or before its Job failed, or because Kueue
+// did not admit the Job (NotAdmitted: from its Workload's conditions).
+// It is built from the pod's status, which is certain, and from the
+// Job's and the pod's events, which say more; Cause and the fields it
+// names are typed, and Reason and Message keep the raw words.
 type Diagnosis struct {
 	// Cause is the typed reason; see each Cause for the fields that
 	// detail it.
 	Cause Cause
 	// Reason is the raw reason found: a waiting reason (ErrImagePull,
 	// CrashLoopBackOff, ContainerCreating), a condition reason
-	// (Unschedulable), an event reason (FailedScheduling, FailedCreate),
-	// or empty when nothing was found.
+	// (Unschedulable; Kueue's Pending or Inadmissible), an event reason
+	// (FailedScheduling, FailedCreate), or empty when nothing was found.
 	Reason string
 	// Message is the message that goes with Reason.
 	Message string
@@ -97,6 +102,10 @@ type Diagnosis struct {
 	// ServiceAccount names the service account the pod needs and the
 	// namespace lacks (CauseServiceAccount).
 	ServiceAccount string
+	// LocalQueue names the Kueue LocalQueue the Job waited in, for the
+	// Outcome NotAdmitted (its Causes are CauseQueueMissing,
+	// CauseQueueInactive, CauseQuotaWait and CauseNoWorkload).
+	LocalQueue string
 	// Events are the Job's and the pod's events, oldest first. Listing
 	// them can fail (RBAC, a dropped connection); the Diagnosis is then
 	// made from the status alone and Events is empty.
@@ -146,6 +155,26 @@ const (
 	// CauseCrashLoop: a container keeps crashing (CrashLoopBackOff);
 	// Container names it.
 	CauseCrashLoop
+	// CauseQueueMissing: Kueue says the Job's LocalQueue, or the
+	// ClusterQueue it points to, does not exist (QuotaReserved False,
+	// reason Inadmissible, "LocalQueue q doesn't exist"); LocalQueue
+	// names it. A missing LocalQueue ends the Wait at once.
+	CauseQueueMissing
+	// CauseQueueInactive: Kueue says the LocalQueue or its ClusterQueue
+	// is stopped or inactive (reason Inadmissible) at the queue timeout.
+	CauseQueueInactive
+	// CauseQuotaWait: the Job still waited for quota in its ClusterQueue
+	// at the queue timeout (QuotaReserved False, reason Pending; Message
+	// is Kueue's, such as "couldn't assign flavors to pod set main:
+	// insufficient unused quota for cpu in flavor default, 1 more
+	// needed").
+	CauseQuotaWait
+	// CauseNoWorkload: no Kueue Workload of the Job was seen by the
+	// queue timeout, while the Job stayed suspended: Kueue is not
+	// installed (its Workload API is not served), does not manage the
+	// Job, or is not followed (no dynamic client, see Options.Dynamic).
+	// Message says which, as far as Wait can tell.
+	CauseNoWorkload
 )
 
 var causeNames = [...]string{
@@ -161,6 +190,10 @@ var causeNames = [...]string{
 	CauseAdmission:             "Admission",
 	CauseImagePull:             "ImagePull",
 	CauseCrashLoop:             "CrashLoop",
+	CauseQueueMissing:          "QueueMissing",
+	CauseQueueInactive:         "QueueInactive",
+	CauseQuotaWait:             "QuotaWait",
+	CauseNoWorkload:            "NoWorkload",
 }
 
 // String returns the Cause's name without its prefix ("Quota"), or

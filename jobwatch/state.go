@@ -69,7 +69,7 @@ func (r *run) evaluate(ctx context.Context) (Result, bool) {
 	res, done := Classify(job, pods, r.opts.Container)
 	r.last = res
 	for _, p := range pods {
-		r.started = r.started || podStarted(p)
+		r.started = r.started || (podStarted(p) && !r.old[p.UID])
 	}
 	r.started = r.started || done
 	r.feedLogs(pods, gone)
@@ -166,9 +166,25 @@ func accounted(job *batchv1.Job, pods []*corev1.Pod, gone map[types.UID]bool) bo
 	return succeeded >= wantSucceeded && failed >= wantFailed
 }
 
-// newest returns the newest pod of the Job as last seen, or nil.
+// newest returns the newest pod of the Job as last seen, or nil; pods
+// from before a suspension that followed their start do not count.
 func (r *run) newest() *corev1.Pod {
-	return newestPod(r.pods)
+	return newestPod(r.fresh())
+}
+
+// fresh returns the Job's pods as last seen, less those from before a
+// suspension that followed their start (see queue).
+func (r *run) fresh() []*corev1.Pod {
+	if len(r.old) == 0 {
+		return r.pods
+	}
+	var pods []*corev1.Pod
+	for _, p := range r.pods {
+		if !r.old[p.UID] {
+			pods = append(pods, p)
+		}
+	}
+	return pods
 }
 
 func invalidImage(pod *corev1.Pod) bool {
@@ -247,8 +263,19 @@ func (r *run) cannotCreate(ctx context.Context, pods []*corev1.Pod) (Result, boo
 
 // queue pauses the pod start timeout while the Job is suspended before
 // any of its pods started, and starts it afresh, in full, when the Job is
-// resumed.
+// resumed. A Job suspended again after its pods started (Kueue preempted
+// it, and deletes its pods) is queued again: those pods are old, and the
+// pod start timeout waits for its next resume, as for its first.
 func (r *run) queue() {
+	if r.started && suspended(r.job) {
+		if r.old == nil {
+			r.old = map[types.UID]bool{}
+		}
+		for _, p := range r.pods {
+			r.old[p.UID] = true
+		}
+		r.started = false
+	}
 	switch {
 	case r.started:
 	case suspended(r.job):

@@ -42,6 +42,7 @@ type stream struct {
 	mu      sync.Mutex
 	waiters map[string]map[*waiter]struct{} // by Job name; guarded by mu
 	lastErr error                           // the last list or watch error; guarded by mu
+	wls     *workloadStream                 // Kueue's Workloads, once a Wait needs them; guarded by mu
 }
 
 func newStream(w *Watcher, ns string) (*stream, error) {
@@ -309,10 +310,13 @@ func (s *stream) cachedPods(name string) []*corev1.Pod {
 // error (410 Gone among them, which arrives as a watch event and never
 // reaches the informer's WatchErrorHandler).
 type streamLW struct {
-	resource string // "jobs" or "pods"
+	resource string // "jobs", "pods" or "workloads"
 	w        *Watcher
 	list     func(context.Context, metav1.ListOptions) (runtime.Object, error)
 	watch    func(context.Context, metav1.ListOptions) (watch.Interface, error)
+	// client is the client whose support of watch-list semantics the
+	// reflector checks (a fake's is off); nil: the Watcher's clientset.
+	client any
 
 	// lastEvent is when the watch last delivered an object, or a list or
 	// watch request last began or ended (Unix ns, the Watcher's clock).
@@ -329,8 +333,12 @@ type streamLW struct {
 
 // listerWatcher returns the ListerWatcher for an informer.
 func (l *streamLW) listerWatcher() cache.ListerWatcher {
+	client := l.client
+	if client == nil {
+		client = l.w.client
+	}
 	return cache.ToListWatcherWithWatchListSemantics(
-		&cache.ListWatch{ListWithContextFunc: l.listObjects, WatchFuncWithContext: l.watchObjects}, l.w.client)
+		&cache.ListWatch{ListWithContextFunc: l.listObjects, WatchFuncWithContext: l.watchObjects}, client)
 }
 
 func (l *streamLW) listObjects(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {

@@ -62,8 +62,12 @@ func trimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 	}
 }
 
+// jobLabels are the Job's labels a Wait reads: Kueue's.
+var jobLabels = []string{manifest.LabelQueueName, manifest.LabelPriorityClass}
+
 func trimJob(j *batchv1.Job) *batchv1.Job {
 	out := &batchv1.Job{ObjectMeta: trimMeta(&j.ObjectMeta)}
+	out.Labels = keep(j.Labels, jobLabels)
 	sp := &j.Spec
 	out.Spec.BackoffLimit, out.Spec.BackoffLimitPerIndex = sp.BackoffLimit, sp.BackoffLimitPerIndex
 	out.Spec.Completions, out.Spec.Parallelism = sp.Completions, sp.Parallelism

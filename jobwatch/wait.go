@@ -71,10 +71,11 @@ func (w *Watcher) Wait(ctx context.Context, ref JobRef, opts WaitOptions) (Resul
 	}
 	wt := s.register(ref.Name, opts.Events != nil)
 	defer s.unregister(wt)
-	r := &run{w: w, s: s, wt: wt, ref: ref, opts: opts, clock: w.clock, last: Result{ExitCode: -1}}
+	r := &run{w: w, s: s, wt: wt, ref: ref, opts: opts, clock: w.clock, last: Result{ExitCode: -1}, began: w.clock.Now()}
 	if opts.Events != nil {
 		r.events = newEventLog(opts.Events)
 	}
+	defer r.endQueue()
 	return r.wait(ctx)
 }
 
@@ -87,6 +88,7 @@ type run struct {
 	opts  WaitOptions
 	clock clock.WithTicker
 
+	began          time.Time     // when Wait began
 	job            *batchv1.Job  // as last seen; its UID pins which Job this is
 	goneAt         time.Time     // when the Job's deletion was seen
 	ask            bool          // the grace has passed: ask the API server for the Job
@@ -103,6 +105,11 @@ type run struct {
 	pods           []*corev1.Pod // the Job's pods as last seen, oldest first
 
 	gone map[types.UID]bool // which of pods are gone (deleted), as last seen
+	// old are the pods of a Job suspended again after they started (Kueue
+	// preempted it): they no longer count as started, nor as the newest.
+	old map[types.UID]bool
+
+	kq *queueRun // Kueue's view, for a Job with a queue-name label; else nil
 
 	events   *eventLog
 	logs     *logFollower
@@ -140,7 +147,13 @@ func (r *run) wait(ctx context.Context) (Result, error) {
 			if done {
 				return r.finish(ctx, r.explain(ctx, res)), nil
 			}
-			if res, ok := r.cannotCreate(ctx, r.pods); ok {
+			if r.kq != nil {
+				r.observeQueue()
+				if res, ok := r.queueEnd(); ok {
+					return r.finish(ctx, res), nil
+				}
+			}
+			if res, ok := r.cannotCreate(ctx, r.fresh()); ok {
 				return r.finish(ctx, res), nil
 			}
 			r.queue()
@@ -157,6 +170,8 @@ func (r *run) wait(ctx context.Context) (Result, error) {
 			r.settle, r.settleDue = nil, true
 		case <-timerC(r.createTimer):
 			r.createTimer, r.createDue = nil, true
+		case <-r.queueTimer():
+			r.kq.timer, r.kq.timedOut = nil, true
 		case <-deadline:
 			res := r.last
 			res.Outcome, res.FinishedAt = TimedOut, r.clock.Now()

@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -34,6 +35,7 @@ type Watcher struct {
 	logger *slog.Logger
 	clock  clock.WithTicker
 	rec    metrics.Recorder
+	dyn    dynamic.Interface // reads Kueue's Workloads; nil: Kueue is not followed
 
 	// ctx ends at Close; it carries the Logger for client-go's klog.
 	ctx    context.Context
@@ -56,7 +58,11 @@ func New(client kubernetes.Interface, opts Options) *Watcher {
 		logger:  opts.logger(),
 		clock:   opts.clock(),
 		rec:     metrics.OrDiscard(opts.Metrics),
+		dyn:     opts.Dynamic,
 		streams: map[string]*stream{},
+	}
+	if w.dyn == nil {
+		w.dyn = dynamicFor(client)
 	}
 	ctx := klog.NewContext(context.Background(), logr.FromSlogHandler(w.logger.Handler()))
 	w.ctx, w.cancel = context.WithCancel(ctx)
