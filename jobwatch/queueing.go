@@ -1,10 +1,13 @@
 package jobwatch
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/kubeworker/kubeworker/manifest"
@@ -125,11 +128,7 @@ func (r *run) observeQueue() {
 		}
 		r.startWaiting(since, true, r.opts.QueueTimeout)
 	case !waiting && k.waiting:
-		at := now
-		if k.wl != nil && k.wl.is(condAdmitted) && !k.wl.Conditions[condAdmitted].Time.IsZero() {
-			at = k.wl.Conditions[condAdmitted].Time
-		}
-		r.admitted(at)
+		r.admitted(cmp.Or(admittedAt(k.wl, r.job), now))
 	}
 	if !waiting && k.q.AdmittedAt.IsZero() && k.wl != nil && k.wl.is(condAdmitted) {
 		// Admitted before the Wait began (a restarted worker): if never
@@ -139,6 +138,24 @@ func (r *run) observeQueue() {
 			k.q.Waited = max(k.q.AdmittedAt.Sub(k.q.QueuedAt), 0)
 		}
 	}
+}
+
+// admittedAt returns when the run was admitted: the Workload's Admitted
+// condition's time, else (no Workload known) the Job's resume; zero if
+// unknown.
+func admittedAt(wl *kueueWorkload, job *batchv1.Job) time.Time {
+	if wl != nil {
+		if c, ok := wl.cond(condAdmitted); ok && c.Status == metav1.ConditionTrue {
+			return c.Time
+		}
+		return time.Time{}
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobSuspended && c.Status == corev1.ConditionFalse {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }
 
 // kueueState takes in one state of the run's Workload: its events, its
