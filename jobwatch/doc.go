@@ -89,9 +89,78 @@
 //     never is).
 //   - Queued Jobs: a Job suspended (spec.suspend), as Kueue creates them,
 //     is reported to the event sink as ReasonQueued, and its pod start
-//     timeout waits for it to be resumed (ReasonResumed).
+//     timeout waits for it to be resumed (ReasonResumed). A Job suspended
+//     again after its pods ran (Kueue preempted it) is queued again: the
+//     pods deleted with the suspension end nothing, and the pod start
+//     timeout waits for the next resume. See the Kueue section.
 //   - A pod deleted before it reported how it ended (PodVanished) has no
 //     exit code; neither a success nor an exit code is ever guessed.
+//
+// # Kueue
+//
+// A Job labelled with Kueue's queue-name (manifest.LabelQueueName, which
+// manifest.Prepare sets with the Job suspended) is followed through
+// Kueue (v0.15 and later; v0.17's names): Wait reads its Workload, the
+// kueue.x-k8s.io object Kueue makes for it, and reports what Kueue does
+// as Events (Event.Workload set) and in Result.Queue ([Queueing]):
+//
+//   - Queued: ReasonWaitingForQuota while the Workload waits for quota
+//     in its ClusterQueue (QuotaReserved False, reason Pending: Kueue's
+//     message says what is short), ReasonInadmissible when its LocalQueue
+//     or ClusterQueue does not exist or is stopped or inactive (reason
+//     Inadmissible).
+//   - Admitted: ReasonAdmitted (Admitted True), with the ClusterQueue
+//     (status.admission.clusterQueue) and when; Kueue then resumes the
+//     Job and its pod start timeout starts, from the admission.
+//   - Preempted or evicted: ReasonPreempted (Evicted True, reason
+//     Preempted; Event.KueueReason the Preempted condition's:
+//     InClusterQueue, InCohortReclamation, InCohortFairSharing,
+//     InCohortReclaimWhileBorrowing), ReasonEvicted for Kueue's other
+//     reasons (PodsReadyTimeout, AdmissionCheck, ClusterQueueStopped,
+//     ...). Kueue suspends the Job and deletes its pods; the run is not
+//     over: it is queued again and goes on until the Job really ends, so
+//     a preempted run that is admitted again and succeeds is one Result,
+//     Succeeded, with Queue.Preemptions 1.
+//   - Requeued: ReasonRequeued, once Kueue has released the quota and
+//     put the Workload back in its queue (Requeued True).
+//
+// Three Outcomes belong to Kueue. NotAdmitted: not admitted within
+// WaitOptions.QueueTimeout, counted from the start of Wait and afresh
+// from each eviction, or at once when Kueue says the LocalQueue does not
+// exist (a typed Diagnosis quickly, not a pod start timeout); its
+// Diagnosis names the LocalQueue and gives Kueue's last QuotaReserved
+// reason and message (CauseQueueMissing, CauseQueueInactive,
+// CauseQuotaWait, CauseNoWorkload). Deactivated: Kueue deactivated the
+// Workload (spec.active false: its requeuing limit reached, an admission
+// check rejected it, or someone deactivated it), with Kueue's reason and
+// message. A Workload deactivated past its maximum execution time ends
+// DeadlineExceeded, with reason MaximumExecutionTimeExceeded. All leave
+// the Job as Kueue keeps it (suspended).
+//
+// The Workloads of a namespace are read like its Jobs and pods: one
+// shared informer (list and watch, surviving dropped connections and
+// 410 Gone), opened by the first Wait there that follows a queued Job
+// and run until Close, indexed by the Job UID label Kueue puts on them
+// (kueue.x-k8s.io/job-uid). It reads them as unstructured objects
+// through [Options.Dynamic] (default: a dynamic client on the
+// clientset's own connection), so kubeworker does not depend on Kueue,
+// and parses only the fields it needs: one that is missing or odd is
+// ignored. Every state the stream delivers is looked at, so a
+// preemption and requeue between two looks of a Wait are still
+// reported; a state the stream itself missed (it was down) is not,
+// though Queue.Preemptions counts Kueue's own tally
+// (status.schedulingStats). Without Kueue following (a fake clientset
+// and no Options.Dynamic), or when the Workload API is not served
+// (Kueue not installed: said once in the log, then retried with a
+// back-off of up to 30 s, never in a hot loop, never blocking a Wait),
+// a queued Job is followed as a plain suspended Job, and QueueTimeout
+// still applies (CauseNoWorkload).
+//
+// What Wait cannot tell: a Job's position in its queue. Kueue serves
+// it only through its visibility API (visibility.kueue.x-k8s.io, an
+// aggregated API server, pending workloads per queue), which jobwatch
+// does not read yet; the LocalQueue's and ClusterQueue's
+// status.pendingWorkloads give a count, not a position.
 //
 // # Attribution
 //
@@ -99,7 +168,8 @@
 // exit, an OOM kill of its container, its retries or deadline used up) or
 // the infrastructure's (eviction, preemption, node loss, image pull,
 // unschedulable, a pod that cannot be created, a Job or pod deleted from
-// outside), so a scheduler can retry the latter.
+// outside, a queue that does not admit it or deactivates it), so a
+// scheduler can retry the latter.
 //
 // # Faults
 //
@@ -135,4 +205,7 @@
 // pods/log, Wait writes no log and Result.LogTail stays empty.
 // Optionally, list on nodes (cluster-wide) lets a Diagnosis name the
 // taints a pod does not tolerate; without it the Diagnosis counts them.
+// Following Kueue needs list and watch on workloads.kueue.x-k8s.io in
+// each namespace of queued Jobs; without them (said once at Warn),
+// queued Jobs are followed as plain suspended Jobs.
 package jobwatch

@@ -36,7 +36,9 @@ const (
 // Wait follows the Job ref until it ends and returns its Result, with a
 // typed Outcome for every ending: success, failure with its exit code,
 // the Job's own limits, eviction, OOM kill, a pod that never started
-// (with a Diagnosis), deletion of the Job, or opts.Deadline passing.
+// (with a Diagnosis), deletion of the Job, opts.Deadline passing, or,
+// for a Job queued in Kueue, its queue not admitting it (NotAdmitted)
+// or deactivating it (see the package doc's Kueue section).
 //
 // The Job must exist when Wait begins (else ErrNotFound) and match
 // Options.Selector (else ErrNotSelected). Wait first looks at the
