@@ -36,6 +36,9 @@ type Cluster struct {
 	procs     []*process // every process started, in start order
 	apiserver *process
 	stopped   bool
+
+	kueueMu sync.Mutex // serializes StartKueue and StopKueue; guards kueue
+	kueue   *kueueRun  // nil until the first StartKueue
 }
 
 // Start builds the binaries if needed (see [Provision]) and starts a

@@ -31,20 +31,32 @@ func installCRDs(ctx context.Context, dyn dynamic.Interface) error {
 	if err != nil {
 		return fmt.Errorf("list CRDs: %w", err)
 	}
-	client := dyn.Resource(crdResource)
+	var crds []*unstructured.Unstructured
 	for _, name := range names {
 		data, err := crdFiles.ReadFile(name)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
-		var crd unstructured.Unstructured
+		crd := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
 			return fmt.Errorf("parse %s: %w", name, err)
 		}
-		if _, err := client.Create(ctx, &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		crds = append(crds, crd)
+	}
+	return createCRDs(ctx, dyn, crds)
+}
+
+// createCRDs creates every CRD not there yet, then waits until all are
+// established.
+func createCRDs(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
+	client := dyn.Resource(crdResource)
+	for _, crd := range crds {
+		if _, err := client.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create CRD %s: %w", crd.GetName(), err)
 		}
-		err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+	}
+	for _, crd := range crds {
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			got, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
 			if err != nil {
 				return false, nil

@@ -43,6 +43,11 @@ type Options struct {
 
 	// StartTimeout bounds the start of each component. Default: 2 minutes.
 	StartTimeout time.Duration
+
+	// Kueue makes [Provision] (and so [Start]) build Kueue too, if it is
+	// missing from the cache. It starts nothing: [Cluster.StartKueue] does,
+	// and builds Kueue itself on first use if it must. Default: false.
+	Kueue bool
 }
 
 func (o Options) progress() io.Writer {

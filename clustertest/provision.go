@@ -15,6 +15,7 @@ const (
 	stagingVersion    = "v0.37.2"
 	etcdVersion       = "v3.6.16"
 	kwokVersion       = "v0.8.0"
+	kueueVersion      = "v0.17.0"
 )
 
 // Binaries holds the paths of the control plane's programs.
@@ -31,6 +32,15 @@ type Binaries struct {
 	KubeScheduler string
 	// Kwok is kwok, which plays the kubelet of fake nodes.
 	Kwok string
+	// Kueue is Kueue's controller manager v0.17.0, for
+	// [Cluster.StartKueue]. Empty unless it has been built: [Provision]
+	// builds it only when [Options.Kueue] is set.
+	Kueue string
+	// KueueManifests is the directory of Kueue's manifests of the same
+	// version, taken from its module: its CRDs (crd/bases), the CRD
+	// conversion patches (crd/patches) and its webhook configurations
+	// (webhook/manifests.yaml). Empty exactly when Kueue is.
+	KueueManifests string
 }
 
 func binariesIn(dir string) Binaries {
@@ -41,6 +51,8 @@ func binariesIn(dir string) Binaries {
 		KubeControllerManager: filepath.Join(dir, "kube-controller-manager"),
 		KubeScheduler:         filepath.Join(dir, "kube-scheduler"),
 		Kwok:                  filepath.Join(dir, "kwok"),
+		Kueue:                 filepath.Join(dir, "kueue-"+kueueVersion),
+		KueueManifests:        filepath.Join(dir, "kueue-"+kueueVersion+"-manifests"),
 	}
 }
 
@@ -54,6 +66,9 @@ func binariesIn(dir string) Binaries {
 // ahead of go test (kubeworker cluster provision) so that no test binary
 // pays for the build within its timeout. A failure names the cache
 // directory and the step (or the missing go command) that failed.
+//
+// Kueue is built only with [Options.Kueue] (about 5.5 more minutes cold);
+// without it, [Binaries.Kueue] is set only if an earlier call built it.
 func Provision(ctx context.Context, opts Options) (Binaries, error) {
 	dir, err := opts.binDir()
 	if err != nil {
@@ -68,21 +83,31 @@ func Provision(ctx context.Context, opts Options) (Binaries, error) {
 		return Binaries{}, err
 	}
 	bins := binariesIn(dir)
-	if err = buildMissing(ctx, bins, p); err != nil {
+	if err = buildMissing(ctx, bins, opts.Kueue, p); err != nil {
 		err = fmt.Errorf("build the control plane into the cache directory %s: %w", dir, err)
+	}
+	if !allExist([]string{bins.Kueue, bins.KueueManifests}) {
+		bins.Kueue, bins.KueueManifests = "", ""
 	}
 	return bins, errors.Join(err, unlock())
 }
 
-// buildMissing builds each group of binaries of which one is missing.
-func buildMissing(ctx context.Context, bins Binaries, p *progress) error {
-	groups := []struct {
-		outputs []string
-		build   func(context.Context, *goRunner, Binaries) error
-	}{
+// buildGroup is binaries built together, by one function.
+type buildGroup struct {
+	outputs []string
+	build   func(context.Context, *goRunner, Binaries) error
+}
+
+// buildMissing builds each group of binaries of which one is missing;
+// Kueue's only if kueue is set.
+func buildMissing(ctx context.Context, bins Binaries, kueue bool, p *progress) error {
+	groups := []buildGroup{
 		{[]string{bins.Etcd, bins.Etcdctl}, buildEtcd},
 		{[]string{bins.Kwok}, buildKwok},
 		{[]string{bins.KubeAPIServer, bins.KubeControllerManager, bins.KubeScheduler}, buildKubernetes},
+	}
+	if kueue {
+		groups = append(groups, buildGroup{[]string{bins.KueueManifests, bins.Kueue}, buildKueue})
 	}
 	for _, g := range groups {
 		if allExist(g.outputs) {

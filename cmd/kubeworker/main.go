@@ -7,8 +7,8 @@
 //	kubeworker validate  [-f TEMPLATE] [--values FILE] [--set NAME=VALUE]...
 //	kubeworker preflight [-f TEMPLATE] [--values FILE] [--set ...] [--kubeconfig FILE] [--context NAME] [-n NS] [-o text|json]
 //	kubeworker run       [-f TEMPLATE] [--values FILE] [--set ...] [--kubeconfig FILE] [--context NAME] [-n NS] [--run-id ID]
-//	kubeworker cluster up [--kubeconfig FILE]
-//	kubeworker cluster provision
+//	kubeworker cluster up [--kubeconfig FILE] [--kueue]
+//	kubeworker cluster provision [--kueue]
 //
 // render prints the Job a Worker would create for a run, validate prints
 // every problem of a template and its values at once, preflight checks a
