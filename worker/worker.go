@@ -498,6 +498,7 @@ func (w *Worker) waitOptions(cfg *manifest.Config, logs io.Writer, since time.Ti
 		LogTailLines:    w.opts.LogTailLines,
 		PodStartTimeout: time.Duration(cfg.PodWatchTimeoutSeconds) * time.Second,
 		Deadline:        time.Duration(cfg.JobWatchTimeoutSeconds) * time.Second,
+		QueueTimeout:    time.Duration(cfg.QueueTimeoutSeconds) * time.Second,
 		Events:          events,
 	}
 	if cfg.StreamOutput {
