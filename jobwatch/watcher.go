@@ -88,7 +88,10 @@ func (w *Watcher) Close() {
 // is not, with the cause when one is known (Forbidden, a refused
 // connection). A Watcher that runs no stream yet (no Wait so far) is
 // synced; a closed one returns ErrClosed. Serve it as a readiness check:
-// worker's Agent.HealthHandler does. It does not block.
+// worker's Agent.HealthHandler does. It does not block. The streams of
+// Kueue's Workloads do not count: a Wait does without them (a queued Job
+// is then followed as a suspended one), and a cluster without Kueue, or
+// a client not allowed to read Workloads, is no reason to be unready.
 func (w *Watcher) Synced() error {
 	w.mu.Lock()
 	if w.closed {
