@@ -7,16 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"sigs.k8s.io/yaml"
 )
 
 // kueueRun is the cluster's Kueue: set up once by the first StartKueue,
@@ -24,6 +18,7 @@ import (
 type kueueRun struct {
 	cfg      kueueConfig
 	proc     *process // the running or last manager; nil before its first start
+	crds     bool     // its CRDs are established, and its namespace made
 	webhooks bool     // its webhook configurations are registered
 }
 
@@ -56,13 +51,18 @@ func (c *Cluster) StartKueue(ctx context.Context) error {
 	}
 	p := newProgress(c.opts.progress())
 	if c.kueue == nil {
-		k, err := c.setUpKueue(ctx, p)
+		k, err := c.setUpKueue(ctx)
 		if err != nil {
 			return fmt.Errorf("start Kueue: %w", err)
 		}
 		c.kueue = k
 	}
 	k := c.kueue
+	if !k.crds {
+		if err := p.step("install Kueue's CRDs", func() error { return c.installKueueCRDs(ctx, k) }); err != nil {
+			return fmt.Errorf("start Kueue: %w", err)
+		}
+	}
 	err := p.step("start Kueue", func() error {
 		proc := newProcess("kueue", c.bins.Kueue, kueueArgs(k.cfg), c.files.dir)
 		proc.env = kueueEnv(k.cfg)
@@ -117,10 +117,9 @@ func (c *Cluster) errIfStopped() error {
 	return nil
 }
 
-// setUpKueue builds Kueue if needed, picks its ports, writes its
-// certificate, kubeconfig and configuration into the cluster's directory,
-// and installs its CRDs.
-func (c *Cluster) setUpKueue(ctx context.Context, p *progress) (*kueueRun, error) {
+// setUpKueue builds Kueue if needed, picks its ports, and writes its
+// certificate, kubeconfig and configuration into the cluster's directory.
+func (c *Cluster) setUpKueue(ctx context.Context) (*kueueRun, error) {
 	if c.bins.Kueue == "" {
 		opts := c.opts
 		opts.Kueue = true
@@ -144,21 +143,25 @@ func (c *Cluster) setUpKueue(ctx context.Context, p *progress) (*kueueRun, error
 	if err := c.writeKueueFiles(k.cfg); err != nil {
 		return nil, err
 	}
-	err = p.step("install Kueue's CRDs", func() error {
-		crds, err := kueueCRDs(c.bins.KueueManifests, k.cfg, c.files.ca.certPEM)
-		if err != nil {
-			return err
-		}
-		return createCRDs(ctx, c.dyn, crds)
-	})
+	return k, nil
+}
+
+// installKueueCRDs creates Kueue's CRDs, with their conversion webhooks
+// pointed at k, and its namespace.
+func (c *Cluster) installKueueCRDs(ctx context.Context, k *kueueRun) error {
+	crds, err := kueueCRDs(c.bins.KueueManifests, k.cfg, c.files.ca.certPEM)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	if err := createCRDs(ctx, c.dyn, crds); err != nil {
+		return err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kueueNamespace}}
 	if _, err := c.client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("create namespace %s: %w", kueueNamespace, err)
+		return fmt.Errorf("create namespace %s: %w", kueueNamespace, err)
 	}
-	return k, nil
+	k.crds = true
+	return nil
 }
 
 // writeKueueFiles writes Kueue's serving certificate (for 127.0.0.1, from
@@ -190,101 +193,4 @@ func (c *Cluster) writeKueueFiles(cfg kueueConfig) error {
 		}
 	}
 	return writeKubeconfig(cfg.kubeconfig, "testcluster", certConfig(c.api.url(), c.files.ca.certPEM, client))
-}
-
-// registerKueueWebhooks registers Kueue's webhooks once, then waits until
-// the API server calls them: until a server-side dry run of a Job with an
-// invalid queue name is denied by Kueue's Job validating webhook (after
-// its mutating one). Until then, the API server either has not seen the
-// configurations yet, or cannot reach Kueue.
-func (c *Cluster) registerKueueWebhooks(ctx context.Context, k *kueueRun) error {
-	if !k.webhooks {
-		manifests, err := os.ReadFile(filepath.Join(c.bins.KueueManifests, "webhook", "manifests.yaml"))
-		if err != nil {
-			return fmt.Errorf("read Kueue's webhook manifests: %w", err)
-		}
-		mutating, validating, err := kueueWebhooks(manifests, k.cfg, c.files.ca.certPEM)
-		if err != nil {
-			return err
-		}
-		adm := c.client.AdmissionregistrationV1()
-		if _, err := adm.MutatingWebhookConfigurations().Create(ctx, mutating, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s: %w", mutating.Name, err)
-		}
-		if _, err := adm.ValidatingWebhookConfigurations().Create(ctx, validating, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create %s: %w", validating.Name, err)
-		}
-		k.webhooks = true
-	}
-	probe := &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: "clustertest-kueue-probe-",
-			Labels:       map[string]string{kueueQueueLabel: "not_a_queue_name"},
-		},
-		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers:    []corev1.Container{{Name: "probe", Image: "probe"}},
-		}}},
-	}
-	const denied = `admission webhook "vjob.kb.io" denied the request`
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, c.opts.startTimeout(), true, func(ctx context.Context) (bool, error) {
-		_, last = c.client.BatchV1().Jobs(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return last != nil && strings.Contains(last.Error(), denied), nil
-	})
-	if err != nil {
-		return fmt.Errorf("the API server does not call Kueue's webhooks: %w (last: %v)", err, last)
-	}
-	return nil
-}
-
-// kueueCRDs reads Kueue's CRDs from its manifests directory and sets the
-// conversion webhook of those its kustomization patches (crd/patches).
-func kueueCRDs(dir string, cfg kueueConfig, caPEM []byte) ([]*unstructured.Unstructured, error) {
-	var kust struct {
-		Resources []string `json:"resources"`
-		Patches   []struct {
-			Path string `json:"path"`
-		} `json:"patches"`
-	}
-	if err := readYAML(filepath.Join(dir, "crd", "kustomization.yaml"), &kust); err != nil {
-		return nil, err
-	}
-	patches := map[string]kueueConversion{}
-	for _, p := range kust.Patches {
-		var conv kueueConversion
-		if err := readYAML(filepath.Join(dir, "crd", p.Path), &conv); err != nil {
-			return nil, err
-		}
-		patches[conv.Metadata.Name] = conv
-	}
-	var crds []*unstructured.Unstructured
-	for _, res := range kust.Resources {
-		crd := &unstructured.Unstructured{}
-		if err := readYAML(filepath.Join(dir, "crd", res), &crd.Object); err != nil {
-			return nil, err
-		}
-		if patch, ok := patches[crd.GetName()]; ok {
-			if err := kueueCRDConversion(crd, patch, cfg, caPEM); err != nil {
-				return nil, err
-			}
-			delete(patches, crd.GetName())
-		}
-		crds = append(crds, crd)
-	}
-	if len(crds) == 0 || len(patches) > 0 {
-		return nil, fmt.Errorf("kueue's CRD kustomization in %s: %d CRDs, conversion patches for missing CRDs %v", dir, len(crds), patches)
-	}
-	return crds, nil
-}
-
-func readYAML(path string, v any) error {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := yaml.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	return nil
 }

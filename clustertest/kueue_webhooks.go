@@ -2,13 +2,20 @@ package clustertest
 
 import (
 	"bytes"
-	"encoding/base64"
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 )
 
@@ -119,47 +126,48 @@ func kueueWebhookLocal(cc *admissionregistrationv1.WebhookClientConfig, sel **me
 	return nil
 }
 
-// kueueConversion is a conversion patch of Kueue's CRD manifests
-// (config/components/crd/patches/webhook_in_*.yaml): the CRD it applies
-// to and the conversion it sets, with a service reference.
-type kueueConversion struct {
-	Metadata struct {
-		Name string `json:"name"`
-	} `json:"metadata"`
-	Spec struct {
-		Conversion struct {
-			Strategy string `json:"strategy"`
-			Webhook  struct {
-				ClientConfig struct {
-					Service struct {
-						Path string `json:"path"`
-					} `json:"service"`
-				} `json:"clientConfig"`
-				ConversionReviewVersions []string `json:"conversionReviewVersions"`
-			} `json:"webhook"`
-		} `json:"conversion"`
-	} `json:"spec"`
-}
-
-// kueueCRDConversion sets on crd the conversion of patch, pointed at the
-// local Kueue, as Kueue's manifests (kustomize) set it with a service.
-func kueueCRDConversion(crd *unstructured.Unstructured, patch kueueConversion, c kueueConfig, caPEM []byte) error {
-	conv := patch.Spec.Conversion
-	if conv.Strategy != "Webhook" || conv.Webhook.ClientConfig.Service.Path == "" {
-		return fmt.Errorf("conversion patch for %s: want strategy Webhook with a service path", patch.Metadata.Name)
+// registerKueueWebhooks registers Kueue's webhooks once, then waits until
+// the API server calls them: until a server-side dry run of a Job with an
+// invalid queue name is denied by Kueue's Job validating webhook (after
+// its mutating one). Until then, the API server either has not seen the
+// configurations yet, or cannot reach Kueue.
+func (c *Cluster) registerKueueWebhooks(ctx context.Context, k *kueueRun) error {
+	if !k.webhooks {
+		manifests, err := os.ReadFile(filepath.Join(c.bins.KueueManifests, "webhook", "manifests.yaml"))
+		if err != nil {
+			return fmt.Errorf("read Kueue's webhook manifests: %w", err)
+		}
+		mutating, validating, err := kueueWebhooks(manifests, k.cfg, c.files.ca.certPEM)
+		if err != nil {
+			return err
+		}
+		adm := c.client.AdmissionregistrationV1()
+		if _, err := adm.MutatingWebhookConfigurations().Create(ctx, mutating, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s: %w", mutating.Name, err)
+		}
+		if _, err := adm.ValidatingWebhookConfigurations().Create(ctx, validating, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create %s: %w", validating.Name, err)
+		}
+		k.webhooks = true
 	}
-	versions := make([]any, len(conv.Webhook.ConversionReviewVersions))
-	for i, v := range conv.Webhook.ConversionReviewVersions {
-		versions[i] = v
-	}
-	return unstructured.SetNestedMap(crd.Object, map[string]any{
-		"strategy": "Webhook",
-		"webhook": map[string]any{
-			"clientConfig": map[string]any{
-				"url":      c.url(conv.Webhook.ClientConfig.Service.Path),
-				"caBundle": base64.StdEncoding.EncodeToString(caPEM),
-			},
-			"conversionReviewVersions": versions,
+	probe := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "clustertest-kueue-probe-",
+			Labels:       map[string]string{kueueQueueLabel: "not_a_queue_name"},
 		},
-	}, "spec", "conversion")
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers:    []corev1.Container{{Name: "probe", Image: "probe"}},
+		}}},
+	}
+	const denied = `admission webhook "vjob.kb.io" denied the request`
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, c.opts.startTimeout(), true, func(ctx context.Context) (bool, error) {
+		_, last = c.client.BatchV1().Jobs(metav1.NamespaceDefault).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return last != nil && strings.Contains(last.Error(), denied), nil
+	})
+	if err != nil {
+		return fmt.Errorf("the API server does not call Kueue's webhooks: %w (last: %v)", err, last)
+	}
+	return nil
 }

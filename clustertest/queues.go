@@ -153,7 +153,7 @@ func (c *Cluster) AddWorkloadPriorityClass(ctx context.Context, name string, val
 func (c *Cluster) kueueStarted() error {
 	c.kueueMu.Lock()
 	defer c.kueueMu.Unlock()
-	if c.kueue == nil {
+	if c.kueue == nil || !c.kueue.crds {
 		return errors.New("kueue is not started: call StartKueue first")
 	}
 	return nil
