@@ -87,10 +87,10 @@
 // # Kueue
 //
 // Kueue v0.17.0, the Kubernetes batch queue, is an optional part that
-// only a test binary calling [Cluster.StartKueue] pays for: 4 to 7
-// seconds warm on two busy cores, once per cluster, most of it for the
-// API server to establish Kueue's eleven CRDs (its manager is ready in
-// 0.3 s). [Cluster.AddQueue] then makes a ResourceFlavor, ClusterQueue and
+// only a test binary calling [Cluster.StartKueue] pays for: about 3
+// seconds warm on two cores (up to 7 when they are busy), once per
+// cluster, most of it for the API server to establish Kueue's eleven CRDs
+// (its manager is ready in 0.3 s). [Cluster.AddQueue] then makes a ResourceFlavor, ClusterQueue and
 // LocalQueue in one call, and [Cluster.AddWorkloadPriorityClass] a
 // priority:
 //

@@ -38,8 +38,8 @@ func (k *kueueRun) running() bool {
 //
 // Kueue manages only Jobs labelled kueue.x-k8s.io/queue-name (see the
 // package doc's Kueue section); the cluster's other Jobs run as before.
-// Warm, the first call takes 4 to 7 seconds (on two busy cores), a
-// restart after StopKueue about 0.3.
+// Warm, the first call takes about 3 seconds on two cores (up to 7 when
+// they are busy), a restart after StopKueue about 0.3.
 func (c *Cluster) StartKueue(ctx context.Context) error {
 	c.kueueMu.Lock()
 	defer c.kueueMu.Unlock()
