@@ -109,10 +109,6 @@ func (w *kueueWorkload) is(t string) bool {
 	return w.Conditions[t].Status == metav1.ConditionTrue
 }
 
-// admitted reports whether Kueue admits the Workload now: Admitted, and
-// not being evicted.
-func (w *kueueWorkload) admitted() bool { return w.is(condAdmitted) && !w.is(condEvicted) }
-
 // deactivated reports whether the Workload is deactivated, or about to
 // be: spec.active false, or a DeactivationTarget (requeuing limit,
 // maximum execution time) that Kueue turns into it.

@@ -117,7 +117,7 @@ func (r *run) observeQueue() {
 		if waiting {
 			since, requeued := k.q.QueuedAt, false
 			if wl != nil && wl.is(condEvicted) {
-				since, requeued = wl.Conditions[condEvicted].Time, true
+				since, requeued = cmp.Or(wl.Conditions[condEvicted].Time, since), true
 			}
 			r.startWaiting(since, requeued, r.opts.QueueTimeout-now.Sub(r.began))
 		}

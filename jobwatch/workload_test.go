@@ -271,7 +271,7 @@ func TestParseWorkloadIgnoresWhatIsMissingOrOdd(t *testing.T) {
 		_ = unstructured.SetNestedField(u.Object, false, "spec", "active")
 	}))
 	if wl.Active || wl.ClusterQueue != "cq" || wl.PreemptedCount != 1 || wl.jobUID() != "job-uid" || wl.QueueName != testQueue ||
-		!wl.admitted() || wl.Conditions[condEvicted].Status != metav1.ConditionFalse || !wl.Conditions[condAdmitted].Time.Equal(at(20).Time) {
+		!wl.is(condAdmitted) || wl.is(condEvicted) || wl.Conditions[condEvicted].Status != metav1.ConditionFalse || !wl.Conditions[condAdmitted].Time.Equal(at(20).Time) {
 		t.Errorf("parsed %+v", wl)
 	}
 	if again, _ := trimWorkload(wl); again != wl {
