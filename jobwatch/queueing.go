@@ -141,14 +141,13 @@ func (r *run) observeQueue() {
 }
 
 // admittedAt returns when the run was admitted: the Workload's Admitted
-// condition's time, else (no Workload known) the Job's resume; zero if
-// unknown.
+// condition's time, else (no Workload known, or one that lags) the Job's
+// resume; zero if unknown.
 func admittedAt(wl *kueueWorkload, job *batchv1.Job) time.Time {
 	if wl != nil {
-		if c, ok := wl.cond(condAdmitted); ok && c.Status == metav1.ConditionTrue {
+		if c, ok := wl.cond(condAdmitted); ok && c.Status == metav1.ConditionTrue && !c.Time.IsZero() {
 			return c.Time
 		}
-		return time.Time{}
 	}
 	for _, c := range job.Status.Conditions {
 		if c.Type == batchv1.JobSuspended && c.Status == corev1.ConditionFalse {
