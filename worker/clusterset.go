@@ -53,13 +53,23 @@ type clusterSet struct {
 // unused; its config and UID are kept, so Attach and Kill still find it.
 type runCluster struct {
 	cfg *rest.Config
+	// uid is the cluster's UID once read; read without mu, so that
+	// routing a PID never waits for a connect in progress.
+	uid atomic.Pointer[string]
 
 	mu    sync.Mutex    // guards the fields below
 	c     *clusterParts // nil while let go
-	uid   string        // once read
 	refs  int           // users of c
 	gen   int           // bumped to cancel a pending let-go
 	timer *time.Timer   // the pending let-go, if any
+}
+
+// uidOf returns rc's UID, "" until read.
+func (rc *runCluster) uidOf() string {
+	if p := rc.uid.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // noRelease is the release of a cluster that is never let go.
@@ -128,18 +138,19 @@ func (s *clusterSet) use(ctx context.Context, rc *runCluster) (*clusterParts, fu
 // connect makes rc's parts; rc.mu is held.
 func (s *clusterSet) connect(ctx context.Context, rc *runCluster) (*clusterParts, error) {
 	o := &s.w.opts
-	if rc.uid == "" {
+	uid := rc.uidOf()
+	if uid == "" {
 		client, err := kubernetes.NewForConfig(rc.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("client: %w", err)
 		}
-		uid, err := clusterid.New(client, clusterid.Options{Logger: o.Logger, Retry: o.Retry, LookupEnv: noEnv}).UID(ctx)
+		uid, err = clusterid.New(client, clusterid.Options{Logger: o.Logger, Retry: o.Retry, LookupEnv: noEnv}).UID(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read the cluster's UID: %w", err)
 		}
-		rc.uid = uid
+		rc.uid.Store(&uid)
 	}
-	c, err := s.w.newCluster(rc.uid, rc.cfg, rc.uid, nil)
+	c, err := s.w.newCluster(uid, rc.cfg, uid, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +222,7 @@ func (s *clusterSet) forPID(ctx context.Context, pid clusterid.PID, hint func() 
 	s.mu.Lock()
 	var match *runCluster
 	for _, rc := range s.runs {
-		rc.mu.Lock()
-		uid := rc.uid
-		rc.mu.Unlock()
+		uid := rc.uidOf()
 		if uid == pid.ClusterUID {
 			match = rc
 		} else if uid != "" {
