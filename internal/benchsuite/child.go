@@ -38,14 +38,20 @@ func childArgs() []string {
 	return nil
 }
 
-// ChildMain runs the child's side of a scale measurement and exits, when
-// ChildEnv is set; otherwise it returns at once. Call it first thing in
-// main and TestMain of a binary that runs the suite.
+// ChildMain runs the child's side of a scale or many-clusters measurement
+// and exits, when ChildEnv is set; otherwise it returns at once. Call it
+// first thing in main and TestMain of a binary that runs the suite.
 func ChildMain() {
-	if os.Getenv(ChildEnv) == "" {
+	var err error
+	switch os.Getenv(ChildEnv) {
+	case "":
 		return
+	case clustersChildMode:
+		err = clustersChild(bufio.NewReader(os.Stdin), os.Stdout)
+	default:
+		err = child(os.Stdin, os.Stdout)
 	}
-	if err := child(os.Stdin, os.Stdout); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
 		os.Exit(1)
 	}

@@ -1,7 +1,9 @@
 // Package benchsuite measures kubeworker on the local control plane and
 // writes the figures to BENCHMARKS.md: submission throughput against a raw
 // client-go Create loop, watch connections, API requests and heap per run,
-// and how fast a finished run is detected, at each size asked for.
+// and how fast a finished run is detected, at each size asked for; and,
+// when asked (Options.Clusters), what one Worker's runs cost spread over
+// two clusters against all in one: watches, requests and heap per run.
 //
 // The Worker under measure runs in a child process (the same binary,
 // re-run with ChildEnv set), so that its heap holds only the Worker and its

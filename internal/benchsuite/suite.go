@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -42,6 +43,15 @@ type Options struct {
 	// the API server starves the Worker (see Overload). Default 0: no
 	// burst.
 	Overload int
+	// Clusters is how many runs the many-clusters measurement makes each
+	// way: all in the suite's cluster, then half in a second cluster it
+	// starts (see Clusters). Default 0: none.
+	Clusters int
+	// Only, when set, names the measurements to take, of "scale",
+	// "submit", "overload" and "clusters" ("prepare" is MeasurePrepare's,
+	// and Run takes it as a name only); the rest are skipped. Overload
+	// and Clusters of 0 skip theirs all the same. Default: all of them.
+	Only []string
 	// Progress gets a line per step. Default: discard.
 	Progress io.Writer
 }
@@ -65,6 +75,30 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// measurements are the names Options.Only takes.
+var measurements = []string{"prepare", "scale", "submit", "overload", "clusters"}
+
+// Takes says whether o asks for the measurement called name (one of
+// Options.Only's names).
+func (o Options) Takes(name string) bool {
+	return len(o.Only) == 0 || slices.Contains(o.Only, name)
+}
+
+// Check returns an error naming every unknown measurement in o.Only; Run
+// calls it first.
+func (o Options) Check() error {
+	var bad []string
+	for _, name := range o.Only {
+		if !slices.Contains(measurements, name) {
+			bad = append(bad, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("Options.Only: unknown %s (known: %s)", strings.Join(bad, ", "), strings.Join(measurements, ", "))
+	}
+	return nil
+}
+
 func (o Options) runTime(n int) time.Duration {
 	if o.RunTime > 0 {
 		return o.RunTime
@@ -86,13 +120,20 @@ type Report struct {
 	Scale   []Scale
 	// Overload is the overload burst, if Options.Overload asked for one.
 	Overload *Overload
+	// Clusters is the many-clusters measurement, if Options.Clusters
+	// asked for one.
+	Clusters *Clusters
 }
 
 // Run measures kubeworker on cluster and returns the figures, all but
 // Prepare, which needs no cluster (see MeasurePrepare). It creates its own
-// namespaces and leaves them for the cluster's Stop.
+// namespaces and leaves them for the cluster's Stop; a second cluster
+// it starts (Options.Clusters) it stops.
 func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
 	rep := &Report{
 		Machine: fmt.Sprintf("%d CPUs, %s/%s, %s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version()),
 		CPUs:    runtime.NumCPU(),
@@ -105,7 +146,11 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Repo
 	// Scale first: the submission rounds leave ~49,000 suspended Jobs
 	// behind, and a 1,000-run scale measurement after them saw 632 pods
 	// miss their start timeout.
-	for _, n := range opts.Sizes {
+	var sizes []int
+	if opts.Takes("scale") {
+		sizes = opts.Sizes
+	}
+	for _, n := range sizes {
 		fmt.Fprintf(opts.Progress, "bench: %d concurrent runs\n", n)
 		s, err := measureScale(ctx, cluster, admin, opts, n)
 		if err != nil {
@@ -113,7 +158,7 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Repo
 		}
 		rep.Scale = append(rep.Scale, s)
 	}
-	if opts.Overload > 0 {
+	if opts.Overload > 0 && opts.Takes("overload") {
 		fmt.Fprintf(opts.Progress, "bench: overload burst of %d runs\n", opts.Overload)
 		o, err := measureOverload(ctx, cluster, admin, opts, opts.Overload)
 		if err != nil {
@@ -121,11 +166,24 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Repo
 		}
 		rep.Overload = &o
 	}
-	for _, m := range []struct {
+	if opts.Clusters > 0 && opts.Takes("clusters") {
+		fmt.Fprintf(opts.Progress, "bench: %d runs in one cluster, then spread over two\n", opts.Clusters)
+		c, err := measureClusters(ctx, cluster, admin, opts, opts.Clusters)
+		if err != nil {
+			return nil, fmt.Errorf("many clusters, %d runs: %w", opts.Clusters, err)
+		}
+		rep.Clusters = &c
+	}
+	type submission struct {
 		qps      float32
 		burst    int
 		isolated bool
-	}{{100, 200, false}, {5000, 10000, true}, {5000, 10000, false}} {
+	}
+	var submissions []submission
+	if opts.Takes("submit") {
+		submissions = []submission{{100, 200, false}, {5000, 10000, true}, {5000, 10000, false}}
+	}
+	for _, m := range submissions {
 		where := "sharing every CPU"
 		if m.isolated {
 			where = "control plane on CPU 0, client on the others"

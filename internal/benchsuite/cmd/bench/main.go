@@ -4,6 +4,14 @@
 //
 //	go run ./internal/benchsuite/cmd/bench -sizes 1000,5000 -o BENCHMARKS.md
 //
+// -clusters N adds the many-clusters measurement (N runs in one cluster,
+// then spread over two), and -only runs only the measurements named, so
+// this one alone is
+//
+//	go run ./internal/benchsuite/cmd/bench -only clusters -clusters 1000 -o BENCHMARKS.md
+//
+// which rewrites only its own table in BENCHMARKS.md.
+//
 // Run it on a quiet machine: figures taken while other work runs say
 // little. The API server runs with its watch cache on, as real ones do.
 package main
@@ -34,13 +42,23 @@ func main() {
 func run(args []string) error {
 	flags := flag.NewFlagSet("bench", flag.ContinueOnError)
 	sizes := flags.String("sizes", "1000,5000", "numbers of concurrent runs to measure, comma-separated")
-	out := flags.String("o", "BENCHMARKS.md", "Markdown file to write the table into")
+	out := flags.String("o", "BENCHMARKS.md", "Markdown file to write the tables into")
 	var opts benchsuite.Options
 	flags.IntVar(&opts.SubmitJobs, "submit", 1000, "Jobs per way of creating in a submission round")
 	flags.IntVar(&opts.SubmitRounds, "rounds", 7, "submission rounds")
 	flags.IntVar(&opts.Overload, "overload", 2000, "runs of the overload burst, submitted at once while the API server starves the Worker; 0: none")
+	flags.IntVar(&opts.Clusters, "clusters", 0, "runs of the many-clusters measurement, in one cluster then spread over two; 0: none")
+	only := flags.String("only", "", "measurements to take, comma-separated, of prepare, scale, submit, overload, clusters; default: all")
 	if err := flags.Parse(args); err != nil {
 		return err
+	}
+	if *only != "" {
+		for _, name := range strings.Split(*only, ",") {
+			opts.Only = append(opts.Only, strings.TrimSpace(name))
+		}
+	}
+	if err := opts.Check(); err != nil {
+		return fmt.Errorf("-only: %w", err)
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -53,10 +71,13 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
-	fmt.Fprintln(os.Stderr, "bench: render+prepare against strict decode, before the cluster starts")
-	prepare, err := benchsuite.MeasurePrepare()
-	if err != nil {
-		return fmt.Errorf("render+prepare: %w", err)
+	var prepare benchsuite.Prepare
+	if opts.Takes("prepare") {
+		fmt.Fprintln(os.Stderr, "bench: render+prepare against strict decode, before the cluster starts")
+		var err error
+		if prepare, err = benchsuite.MeasurePrepare(); err != nil {
+			return fmt.Errorf("render+prepare: %w", err)
+		}
 	}
 	cluster, err := clustertest.Start(ctx, clustertest.Options{Progress: os.Stderr, WatchCache: true})
 	if err != nil {
