@@ -2,7 +2,6 @@ package jobwatch
 
 import (
 	"maps"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,17 +125,6 @@ func (w *kueueWorkload) jobUID() types.UID {
 		}
 	}
 	return ""
-}
-
-// jobNames returns the names of the Jobs that own the Workload.
-func (w *kueueWorkload) jobNames() []string {
-	var names []string
-	for _, ref := range w.OwnerReferences {
-		if ref.Kind == "Job" && strings.HasPrefix(ref.APIVersion, "batch/") && ref.Name != "" {
-			names = append(names, ref.Name)
-		}
-	}
-	return names
 }
 
 // trimWorkload is the Workload stream's TransformFunc: it parses an

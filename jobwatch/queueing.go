@@ -91,7 +91,7 @@ func (r *run) followQueue() {
 	if lq == "" || r.kq != nil {
 		return
 	}
-	r.wt.followKueue()
+	r.s.followKueue(r.wt, r.job.UID)
 	r.kq = &queueRun{ws: r.s.workloads(), seen: map[string]bool{}, q: Queueing{LocalQueue: lq, QueuedAt: r.job.CreationTimestamp.Time}}
 }
 

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
@@ -43,6 +44,9 @@ type stream struct {
 	waiters map[string]map[*waiter]struct{} // by Job name; guarded by mu
 	lastErr error                           // the last list or watch error; guarded by mu
 	wls     *workloadStream                 // Kueue's Workloads, once a Wait needs them; guarded by mu
+	// byJobUID are the waiters that follow Kueue, by their Job's UID,
+	// which is all a Workload says of its Job for sure; guarded by mu.
+	byJobUID map[types.UID]map[*waiter]struct{}
 }
 
 func newStream(w *Watcher, ns string) (*stream, error) {
@@ -232,6 +236,27 @@ func (s *stream) unregister(wt *waiter) {
 	if len(s.waiters[wt.job]) == 0 {
 		delete(s.waiters, wt.job)
 	}
+	if uid := wt.kueueJob; uid != "" {
+		delete(s.byJobUID[uid], wt)
+		if len(s.byJobUID[uid]) == 0 {
+			delete(s.byJobUID, uid)
+		}
+	}
+}
+
+// followKueue makes the Workload stream hand the waiter the states of
+// the Workloads of the Job with uid.
+func (s *stream) followKueue(wt *waiter, uid types.UID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byJobUID == nil {
+		s.byJobUID = map[types.UID]map[*waiter]struct{}{}
+	}
+	if s.byJobUID[uid] == nil {
+		s.byJobUID[uid] = map[*waiter]struct{}{}
+	}
+	s.byJobUID[uid][wt] = struct{}{}
+	wt.kueueJob = uid
 }
 
 // onJob hands a Job change to its waiters. It runs on the informer's

@@ -21,8 +21,9 @@ type waiter struct {
 	deletedJobs map[types.UID]*batchv1.Job // last state of deleted Jobs of this name; guarded by mu
 	deletedPods map[types.UID]*corev1.Pod  // last state of deleted pods; guarded by mu
 	snaps       []*corev1.Pod              // pod states as delivered, if record; guarded by mu
-	kueue       bool                       // keep Workload states; guarded by mu
-	workloads   []*kueueWorkload           // Workload states as delivered, if kueue; guarded by mu
+	workloads   []*kueueWorkload           // Workload states as delivered; guarded by mu
+
+	kueueJob types.UID // the Job whose Workloads it follows; guarded by the stream's mu
 }
 
 func newWaiter(job string, record bool) *waiter {
@@ -65,23 +66,14 @@ func (w *waiter) podChanged(pod *corev1.Pod, deleted bool) {
 	w.poke()
 }
 
-// workloadChanged records a Workload's new state, if the Wait follows
-// Kueue, and wakes it: a Workload goes through states (evicted, requeued)
-// faster than a Wait may look, and each is an event.
+// workloadChanged records a new state of the Workload of the Job the
+// waiter follows in Kueue, and wakes it: a Workload goes through states
+// (evicted, requeued) faster than a Wait may look, and each is an event.
 func (w *waiter) workloadChanged(wl *kueueWorkload) {
 	w.mu.Lock()
-	if w.kueue {
-		w.workloads = append(w.workloads, wl)
-	}
+	w.workloads = append(w.workloads, wl)
 	w.mu.Unlock()
 	w.poke()
-}
-
-// followKueue makes the waiter keep the Workload states delivered.
-func (w *waiter) followKueue() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.kueue = true
 }
 
 // takeWorkloads returns and forgets the Workload states recorded so far.

@@ -200,9 +200,7 @@ func (s *stream) onWorkload(obj any) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, name := range wl.jobNames() {
-		for wt := range s.waiters[name] {
-			wt.workloadChanged(wl)
-		}
+	for wt := range s.byJobUID[wl.jobUID()] {
+		wt.workloadChanged(wl)
 	}
 }
