@@ -45,8 +45,10 @@ type Options struct {
 
 	// Metrics receives what the Watcher measures: its shared streams'
 	// watch restarts and relists (410 Gone among them), log stream
-	// reconnects, and per followed Job the time from creation to pod
-	// start and from the run container's end to the Result. The API
+	// reconnects, per followed Job the time from creation to pod start
+	// and from the run container's end to the Result, and for Jobs queued
+	// in Kueue their waits for admission, preemptions, requeues and how
+	// many wait now. The API
 	// requests themselves are counted by the client's transport (see
 	// metrics.WrapTransport). Default: none (metrics.Discard).
 	Metrics metrics.Recorder
