@@ -38,7 +38,8 @@ func childArgs() []string {
 	return nil
 }
 
-// ChildMain runs the child's side of a scale or many-clusters measurement
+// ChildMain runs the child's side of a scale, many-clusters or Kueue
+// measurement
 // and exits, when ChildEnv is set; otherwise it returns at once. Call it
 // first thing in main and TestMain of a binary that runs the suite.
 func ChildMain() {
@@ -48,6 +49,8 @@ func ChildMain() {
 		return
 	case clustersChildMode:
 		err = clustersChild(bufio.NewReader(os.Stdin), os.Stdout)
+	case kueueChildMode:
+		err = kueueChild(bufio.NewReader(os.Stdin), os.Stdout)
 	default:
 		err = child(os.Stdin, os.Stdout)
 	}

@@ -3,7 +3,10 @@
 // client-go Create loop, watch connections, API requests and heap per run,
 // and how fast a finished run is detected, at each size asked for; and,
 // when asked (Options.Clusters), what one Worker's runs cost spread over
-// two clusters against all in one: watches, requests and heap per run.
+// two clusters against all in one: watches, requests and heap per run;
+// and, when asked (Options.Kueue), what runs through a Kueue LocalQueue
+// cost (a Workload stream beside the Job and pod ones, requests) and how
+// soon a Run sees Kueue's admission.
 //
 // The Worker under measure runs in a child process (the same binary,
 // re-run with ChildEnv set), so that its heap holds only the Worker and its

@@ -26,6 +26,13 @@ const (
 	clustersEndMarker   = "<!-- benchsuite:clusters:end -->"
 )
 
+// The Kueue table sits between these markers, apart from the others, so
+// that it is measured (-kueue) and written on its own.
+const (
+	kueueBeginMarker = "<!-- benchsuite:kueue:begin -->"
+	kueueEndMarker   = "<!-- benchsuite:kueue:end -->"
+)
+
 // leastPlanePerJob is the least control-plane CPU per Job of the raw loop
 // among the submission measurements, or 0.
 func leastPlanePerJob(subs []Submission) time.Duration {
@@ -40,7 +47,7 @@ func leastPlanePerJob(subs []Submission) time.Duration {
 
 // WriteTable writes rep as Markdown tables with the goal of each figure
 // and the command that reproduces it: the suite's table, then the
-// many-clusters one, each if rep has its figures.
+// many-clusters one, then the Kueue one, each if rep has its figures.
 func WriteTable(w io.Writer, rep *Report, command string) error {
 	var b bytes.Buffer
 	if rep.hasMain() {
@@ -51,6 +58,12 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 			b.WriteString("\n")
 		}
 		writeClusters(&b, rep, command)
+	}
+	if rep.Kueue != nil {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		writeKueue(&b, rep, command)
 	}
 	_, err := w.Write(b.Bytes())
 	return err
@@ -283,8 +296,8 @@ func kib(bytes float64) string {
 
 // UpdateFile puts the tables of rep between their markers in the
 // Markdown file at path, keeping the rest: the suite's table if rep has
-// its figures, the many-clusters one if rep has that, so a run of one
-// measurement leaves the other's table alone. A file without a table's
+// its figures, the many-clusters one and the Kueue one if rep has them,
+// so a run of one measurement leaves the others' tables alone. A file without a table's
 // markers gets them at its end, and a missing file is created.
 func UpdateFile(path string, rep *Report, command string) error {
 	old, err := os.ReadFile(path)
@@ -304,6 +317,11 @@ func UpdateFile(path string, rep *Report, command string) error {
 		var table bytes.Buffer
 		writeClusters(&table, rep, command)
 		text = putTable(text, clustersBeginMarker, clustersEndMarker, table.String())
+	}
+	if rep.Kueue != nil {
+		var table bytes.Buffer
+		writeKueue(&table, rep, command)
+		text = putTable(text, kueueBeginMarker, kueueEndMarker, table.String())
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
 }

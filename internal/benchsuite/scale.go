@@ -374,25 +374,34 @@ func (e *endWatch) stop() {
 }
 
 // apiserverRequests sums apiserver_request_total over the requests a
-// Worker makes and the cluster's components do not: any request on jobs
-// (not a subresource) short of a whole-cluster list or watch, namespaced
-// lists and watches of pods, pod logs, and namespaced event lists.
+// Worker makes and the cluster's components do not (workerRequest).
 func apiserverRequests(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	return scaletest.SumMetric(ctx, admin, "apiserver_request_total{", func(l map[string]string) bool {
-		switch {
-		case l["scope"] == "cluster":
-			return false
-		case l["resource"] == "jobs" && l["subresource"] == "":
-			return true
-		case l["resource"] == "pods" && l["subresource"] == "":
-			return l["verb"] == "LIST" || l["verb"] == "WATCH"
-		case l["resource"] == "pods" && l["subresource"] == "log":
-			return true
-		case l["resource"] == "events":
-			return l["verb"] == "LIST"
-		}
+	return scaletest.SumMetric(ctx, admin, "apiserver_request_total{", workerRequest)
+}
+
+// workerRequest says whether a sample of apiserver_request_total, by its
+// labels l, is of a kind of request a Worker makes and the cluster's
+// components do not: any request on jobs (not a subresource) short of a
+// whole-cluster list or watch, namespaced lists and watches of pods and
+// of Kueue's Workloads, pod logs, and namespaced event lists. Kueue's
+// controller writes to the Jobs it manages too (it resumes them), and
+// reads Workloads through whole-cluster watches only.
+func workerRequest(l map[string]string) bool {
+	switch {
+	case l["scope"] == "cluster":
 		return false
-	})
+	case l["resource"] == "jobs" && l["subresource"] == "":
+		return true
+	case l["resource"] == "pods" && l["subresource"] == "":
+		return l["verb"] == "LIST" || l["verb"] == "WATCH"
+	case l["resource"] == "pods" && l["subresource"] == "log":
+		return true
+	case l["resource"] == "events":
+		return l["verb"] == "LIST"
+	case l["resource"] == "workloads" && l["subresource"] == "":
+		return l["verb"] == "LIST" || l["verb"] == "WATCH"
+	}
+	return false
 }
 
 // apiserverJobLists sums apiserver_request_total for namespaced LISTs of

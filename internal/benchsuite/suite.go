@@ -47,10 +47,19 @@ type Options struct {
 	// way: all in the suite's cluster, then half in a second cluster it
 	// starts (see Clusters). Default 0: none.
 	Clusters int
+	// Kueue is how many runs the Kueue measurement sends through one
+	// LocalQueue (see Kueue); it starts Kueue on the cluster, and leaves
+	// it running. Default 0: none.
+	Kueue int
+	// KueueQuota is how many of the Kueue measurement's runs its
+	// ClusterQueue admits at once: its CPU quota, each pod requesting one
+	// CPU. Default 100.
+	KueueQuota int
 	// Only, when set, names the measurements to take, of "scale",
-	// "submit", "overload" and "clusters" ("prepare" is MeasurePrepare's,
-	// and Run takes it as a name only); the rest are skipped. Overload
-	// and Clusters of 0 skip theirs all the same. Default: all of them.
+	// "submit", "overload", "clusters" and "kueue" ("prepare" is
+	// MeasurePrepare's, and Run takes it as a name only); the rest are
+	// skipped. Overload, Clusters and Kueue of 0 skip theirs all the
+	// same. Default: all of them.
 	Only []string
 	// Progress gets a line per step. Default: discard.
 	Progress io.Writer
@@ -75,8 +84,15 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+func (o Options) kueueQuota() int {
+	if o.KueueQuota > 0 {
+		return o.KueueQuota
+	}
+	return 100
+}
+
 // measurements are the names Options.Only takes.
-var measurements = []string{"prepare", "scale", "submit", "overload", "clusters"}
+var measurements = []string{"prepare", "scale", "submit", "overload", "clusters", "kueue"}
 
 // Takes says whether o asks for the measurement called name (one of
 // Options.Only's names).
@@ -123,12 +139,15 @@ type Report struct {
 	// Clusters is the many-clusters measurement, if Options.Clusters
 	// asked for one.
 	Clusters *Clusters
+	// Kueue is the Kueue measurement, if Options.Kueue asked for one.
+	Kueue *Kueue
 }
 
 // Run measures kubeworker on cluster and returns the figures, all but
 // Prepare, which needs no cluster (see MeasurePrepare). It creates its own
 // namespaces and leaves them for the cluster's Stop; a second cluster
-// it starts (Options.Clusters) it stops.
+// it starts (Options.Clusters) it stops. Kueue (Options.Kueue) it starts
+// on cluster and leaves running, after every other measurement.
 func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Report, error) {
 	opts = opts.withDefaults()
 	if err := opts.Check(); err != nil {
@@ -194,6 +213,16 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Repo
 			return nil, fmt.Errorf("submission at %g QPS, %s: %w", m.qps, where, err)
 		}
 		rep.Submit = append(rep.Submit, s)
+	}
+	// Kueue last: once started, it runs until the cluster stops, and
+	// watches every Job.
+	if opts.Kueue > 0 && opts.Takes("kueue") {
+		fmt.Fprintf(opts.Progress, "bench: %d runs through one Kueue LocalQueue, quota for %d\n", opts.Kueue, opts.kueueQuota())
+		k, err := measureKueue(ctx, cluster, admin, opts, opts.Kueue)
+		if err != nil {
+			return nil, fmt.Errorf("kueue, %d runs: %w", opts.Kueue, err)
+		}
+		rep.Kueue = &k
 	}
 	rep.Took = time.Since(rep.Started)
 	return rep, nil

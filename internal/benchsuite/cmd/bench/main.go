@@ -10,7 +10,12 @@
 //
 //	go run ./internal/benchsuite/cmd/bench -only clusters -clusters 1000 -o BENCHMARKS.md
 //
-// which rewrites only its own table in BENCHMARKS.md.
+// which rewrites only its own table in BENCHMARKS.md. -kueue N likewise
+// adds the Kueue measurement (N runs through one LocalQueue with quota for
+// -kueue-quota of them at once; it starts Kueue, built if the cache
+// lacks it):
+//
+//	go run ./internal/benchsuite/cmd/bench -only kueue -kueue 1000 -o BENCHMARKS.md
 //
 // Run it on a quiet machine: figures taken while other work runs say
 // little. The API server runs with its watch cache on, as real ones do.
@@ -48,7 +53,9 @@ func run(args []string) error {
 	flags.IntVar(&opts.SubmitRounds, "rounds", 7, "submission rounds")
 	flags.IntVar(&opts.Overload, "overload", 2000, "runs of the overload burst, submitted at once while the API server starves the Worker; 0: none")
 	flags.IntVar(&opts.Clusters, "clusters", 0, "runs of the many-clusters measurement, in one cluster then spread over two; 0: none")
-	only := flags.String("only", "", "measurements to take, comma-separated, of prepare, scale, submit, overload, clusters; default: all")
+	flags.IntVar(&opts.Kueue, "kueue", 0, "runs of the Kueue measurement, through one LocalQueue; 0: none")
+	flags.IntVar(&opts.KueueQuota, "kueue-quota", 100, "runs the Kueue measurement's ClusterQueue admits at once (its CPU quota, a CPU per pod)")
+	only := flags.String("only", "", "measurements to take, comma-separated, of prepare, scale, submit, overload, clusters, kueue; default: all")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
