@@ -48,9 +48,9 @@ type Options struct {
 	// reconnects, per followed Job the time from creation to pod start
 	// and from the run container's end to the Result, and for Jobs queued
 	// in Kueue their waits for admission, preemptions, requeues and how
-	// many wait now. The API
-	// requests themselves are counted by the client's transport (see
-	// metrics.WrapTransport). Default: none (metrics.Discard).
+	// many wait now. The API requests themselves are counted by the
+	// client's transport (see metrics.WrapTransport). Default: none
+	// (metrics.Discard).
 	Metrics metrics.Recorder
 
 	// Retry paces the retries of the last read of a finished pod's log,
