@@ -11,6 +11,10 @@ import (
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clustertest"
@@ -35,6 +39,14 @@ type Kueue struct {
 	// Took is from the first Run to the last Run's return; Elapsed the
 	// whole measurement, Kueue's start included.
 	Took, Elapsed time.Duration
+	// PeakReserving is the most Workloads that held quota in the
+	// ClusterQueue at once (its status.reservingWorkloads, read every
+	// half second while the runs ran): Quota when the quota is what holds
+	// runs back. AdmissionsPerSecond is the runs admitted, over the time
+	// from the first admission to the last, as the independent watch saw
+	// them.
+	PeakReserving       int64
+	AdmissionsPerSecond float64
 	// Outcomes counts the Results by Outcome; a Run that returned an
 	// error counts as "error".
 	Outcomes map[string]int
@@ -121,6 +133,9 @@ type kueueResult struct {
 	HeapRan            float64
 	Wrong              []string
 	RawWatchReconnects int
+	// FirstAdmission and LastAdmission are when the independent watch
+	// saw the first and the last Workload admitted.
+	FirstAdmission, LastAdmission time.Time
 }
 
 func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kubernetes.Interface, opts Options, n int) (k Kueue, err error) {
@@ -179,12 +194,14 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 		return k, err
 	}
 	fmt.Fprintf(stdin, "%s\n", params)
+	peak := watchReserving(ctx, cluster, ns)
 	out := bufio.NewReader(stdout)
 	// The child says "ran" once every run has returned, and holds its
 	// Worker open until told to close it.
 	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ran" {
 		return fail(fmt.Errorf("the child said %q before its runs ended (%v)", line, err))
 	}
+	k.PeakReserving = peak()
 	at, err := apiserverWatches(ctx, admin)
 	if err != nil {
 		return fail(err)
@@ -220,6 +237,9 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 	k.Waited, k.WaitedP50, k.WaitedMax = len(res.Waited), percentile(res.Waited, 50), percentile(res.Waited, 100)
 	k.QueuedP50, k.QueuedMax = percentile(res.Queued, 50), percentile(res.Queued, 100)
 	k.WatchesOpen, k.ClientRequests, k.ClientRequestKinds, k.HeapRan = res.WatchesOpen, res.Requests, res.RequestKinds, res.HeapRan
+	if span := res.LastAdmission.Sub(res.FirstAdmission); span > 0 {
+		k.AdmissionsPerSecond = float64(len(res.Queued)-1) / span.Seconds()
+	}
 	k.Timed = len(res.Admission)
 	k.AdmissionP50, k.AdmissionP99 = percentile(res.Admission, 50), percentile(res.Admission, 99)
 	k.AdmissionMax, k.AdmissionMin = percentile(res.Admission, 100), percentile(res.Admission, 0)
@@ -232,6 +252,42 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 		k.Wrong = append(k.Wrong, fmt.Sprintf("the independent Workload watch was cut and resumed %d times: admissions seen after a cut are timed late", res.RawWatchReconnects))
 	}
 	return k, nil
+}
+
+// watchReserving reads the ClusterQueue's status.reservingWorkloads
+// every half second until the returned function is called, which stops
+// it and returns the most seen. The ClusterQueue is the one AddQueue
+// makes for the namespace ns (named after it).
+func watchReserving(ctx context.Context, cluster *clustertest.Cluster, ns string) (peak func() int64) {
+	dyn, err := dynamic.NewForConfig(cluster.Config())
+	if err != nil {
+		return func() int64 { return -1 }
+	}
+	cq := dyn.Resource(schema.GroupVersionResource{Group: workloadsResource.Group, Version: workloadsResource.Version, Resource: "clusterqueues"})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var most int64
+	go func() {
+		defer close(done)
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if obj, err := cq.Get(ctx, ns, metav1.GetOptions{}); err == nil {
+				n, _, _ := unstructured.NestedInt64(obj.Object, "status", "reservingWorkloads")
+				most = max(most, n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		cancel()
+		<-done
+		return most
+	}
 }
 
 // apiserverWatches reads the API server's namespaced watches of jobs,

@@ -196,6 +196,12 @@ func matchAdmissions(res *kueueResult, runs []kueueRun, results []*worker.Result
 		default:
 			res.Admission = append(res.Admission, run.sinkAt.Sub(a.at))
 			res.Queued = append(res.Queued, a.at.Sub(run.created))
+			if res.FirstAdmission.IsZero() || a.at.Before(res.FirstAdmission) {
+				res.FirstAdmission = a.at
+			}
+			if a.at.After(res.LastAdmission) {
+				res.LastAdmission = a.at
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -24,8 +25,8 @@ func writeKueue(b *bytes.Buffer, rep *Report, command string) {
 		fmt.Sprintf("about %d of %d", max(k.Runs-k.Quota, 0), k.Runs),
 		fmt.Sprintf("**%d** of %d; p50 %s, max %s (by the child's clock, Job created → a raw watch sees it admitted, every run: p50 %s, max %s)",
 			k.Waited, k.Runs, secs(k.WaitedP50), secs(k.WaitedMax), secs(k.QueuedP50), secs(k.QueuedMax)))
-	row("watch connections the Worker held once every run had returned (its client's transport)", "3 per namespace: Jobs, pods, Workloads",
-		fmt.Sprintf("**%d**", k.WatchesOpen))
+	row("watch connections the Worker held once every run had returned (its client's transport), and the watches it opened in all, by resource", "3 per namespace: Jobs, pods, Workloads",
+		fmt.Sprintf("**%d** (opened: %s)", k.WatchesOpen, watchesOpened(k.ClientRequestKinds)))
 	row("namespaced watches, rise on the API server at that moment, by resource", "+1 each",
 		fmt.Sprintf("jobs +%.0f, pods +%.0f, workloads **+%.0f**", k.APIServerWatches["jobs"], k.APIServerWatches["pods"], k.APIServerWatches["workloads"]))
 	row("API requests per run (API server's apiserver_request_total, the kinds a Worker makes, Kueue's writes to the Jobs among them)",
@@ -39,8 +40,11 @@ func writeKueue(b *bytes.Buffer, rep *Report, command string) {
 			ms(k.AdmissionP50), ms(k.AdmissionP99), ms(k.AdmissionMax), ms(k.AdmissionMin), k.Timed, k.Runs, k.Negative))
 	row("Worker heap per run, every run returned, the Worker open (its streams' caches hold the runs' Jobs, pods and Workloads)",
 		"≈ the many-clusters table's one cluster", fmt.Sprintf("**%s**", kib(k.HeapRan)))
+	row("most Workloads holding quota at once (the ClusterQueue's status.reservingWorkloads, read every 0.5 s)", fmt.Sprintf("%d: the quota holds runs back", k.Quota),
+		fmt.Sprintf("**%d**", k.PeakReserving))
 	rounds := (k.Runs + k.Quota - 1) / max(k.Quota, 1)
-	row("wall time, first Run to last return", fmt.Sprintf("≥ %d rounds of the quota × 1–2 s", rounds), k.Took.Round(100*time.Millisecond).String())
+	row("wall time, first Run to last return", fmt.Sprintf("≥ %d rounds of the quota × 1–2 s", rounds),
+		fmt.Sprintf("%s (Kueue admitted %.1f runs/s, first admission to last, as the raw watch saw them)", k.Took.Round(100*time.Millisecond), k.AdmissionsPerSecond))
 	if len(k.Wrong) > 0 {
 		fmt.Fprintf(b, "\n%d problems; the first:\n", len(k.Wrong))
 		for _, wrong := range k.Wrong[:min(len(k.Wrong), maxWrong)] {
@@ -61,6 +65,23 @@ func kindsString(kinds map[string]float64) string {
 	parts := make([]string, len(names))
 	for i, name := range names {
 		parts[i] = fmt.Sprintf("%s %.0f", name, kinds[name])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// watchesOpened writes the watch requests among kinds ("verb resource
+// code" counts) by resource, whatever their code: "jobs 1, pods 1".
+func watchesOpened(kinds map[string]int64) string {
+	by := map[string]int64{}
+	for kind, n := range kinds {
+		if f := strings.Fields(kind); len(f) == 3 && f[0] == "watch" {
+			by[f[1]] += n
+		}
+	}
+	names := slices.Sorted(maps.Keys(by))
+	parts := make([]string, len(names))
+	for i, name := range names {
+		parts[i] = fmt.Sprintf("%s %d", name, by[name])
 	}
 	return strings.Join(parts, ", ")
 }

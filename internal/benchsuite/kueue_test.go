@@ -31,6 +31,9 @@ func TestKueueSmoke(t *testing.T) {
 	if k.Waited == 0 || k.WaitedMax < 2*time.Second || k.QueuedMax < 2*time.Second {
 		t.Errorf("%d runs waited, at most %s (%s by the child's clock); want the queue to hold runs back", k.Waited, k.WaitedMax, k.QueuedMax)
 	}
+	if k.PeakReserving < 1 || k.PeakReserving > 2 || k.AdmissionsPerSecond <= 0 {
+		t.Errorf("at most %d Workloads held quota at once (quota 2); %.1f admissions/s", k.PeakReserving, k.AdmissionsPerSecond)
+	}
 	if k.WatchesOpen != 3 {
 		t.Errorf("the Worker held %d watches, want 3: Jobs, pods, Workloads", k.WatchesOpen)
 	}
@@ -61,10 +64,11 @@ func kueueReport() *Report {
 		Machine: "2 CPUs, linux/amd64, go1.26",
 		Started: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC),
 		Kueue: &Kueue{Runs: 1000, Quota: 100, KueueStart: 3140 * time.Millisecond, Took: 41*time.Second + 300*time.Millisecond, Elapsed: 52 * time.Second,
+			PeakReserving: 100, AdmissionsPerSecond: 26.04,
 			Outcomes: map[string]int{"Succeeded": 998, "NeverStarted": 1, "error": 1},
 			Waited:   905, WaitedP50: 17 * time.Second, WaitedMax: 38 * time.Second, QueuedP50: 16800 * time.Millisecond, QueuedMax: 37900 * time.Millisecond,
 			WatchesOpen: 3, APIServerWatches: map[string]float64{"jobs": 1, "pods": 1, "workloads": 1},
-			ClientRequests: 1006, ClientRequestKinds: map[string]int64{"create jobs 201": 1000, "watch jobs 200": 2, "watch pods 200": 1, "list workloads 200": 1, "watch workloads 200": 2},
+			ClientRequests: 1006, ClientRequestKinds: map[string]int64{"create jobs 201": 1000, "watch jobs 200": 2, "watch jobs 0": 1, "watch pods 200": 1, "list workloads 200": 1, "watch workloads 200": 2},
 			APIServerRequests: map[string]float64{"POST jobs": 1000, "PATCH jobs": 1000, "CONNECT pods/log": 998, "LIST workloads": 1, "WATCH workloads": 1, "LIST jobs": 1, "WATCH jobs": 1, "LIST pods": 1, "WATCH pods": 1},
 			AdmissionP50:      2100 * time.Microsecond, AdmissionP99: 48 * time.Millisecond, AdmissionMax: 212 * time.Millisecond, AdmissionMin: -3400 * time.Microsecond,
 			Timed: 998, Negative: 12, HeapRan: 12.3 * 1024,
@@ -104,13 +108,14 @@ func TestWriteTableKueue(t *testing.T) {
 		"| figure | expected | measured |\n|---|---|---|\n",
 		"quota for 100 at once (1 CPU each), pods running 1–2 s, by outcome | 1000 Succeeded | **998 Succeeded, 1 NeverStarted, 1 error** |",
 		"| about 900 of 1000 | **905** of 1000; p50 17.0 s, max 38.0 s (by the child's clock, Job created → a raw watch sees it admitted, every run: p50 16.8 s, max 37.9 s) |",
-		"| 3 per namespace: Jobs, pods, Workloads | **3** |",
+		"| 3 per namespace: Jobs, pods, Workloads | **3** (opened: jobs 3, pods 1, workloads 2) |",
+		"| 100: the quota holds runs back | **100** |",
 		"| +1 each | jobs +1, pods +1, workloads **+1** |",
 		"| **3.004** (PATCH jobs 1000, POST jobs 1000, CONNECT pods/log 998, LIST jobs 1, LIST pods 1, LIST workloads 1, WATCH jobs 1, WATCH pods 1, WATCH workloads 1) |",
 		"| 1.006 |",
 		"| p50 **2.1 ms**, p99 **48 ms**, max **212 ms** (min -3.4 ms; 998 of 1000 runs timed, 12 below zero: the sink first) |",
 		"| **12.3 KiB** |",
-		"| ≥ 10 rounds of the quota × 1–2 s | 41.3s |",
+		"| ≥ 10 rounds of the quota × 1–2 s | 41.3s (Kueue admitted 26.0 runs/s, first admission to last, as the raw watch saw them) |",
 		"2 problems; the first:\n\n- run 7: context deadline exceeded\n- run 9",
 	} {
 		if !strings.Contains(out, want) {
