@@ -190,6 +190,16 @@ func (s *stream) syncErr() error {
 			errs = append(errs, fmt.Errorf("namespace %s: the %s stream is failing: %w", s.ns, lw.resource, err))
 		}
 	}
+	// Kueue's Workloads, once a queued Job opened their stream: a failing
+	// stream (Forbidden, say) is reported; a cluster without Kueue is not.
+	s.mu.Lock()
+	ws := s.wls
+	s.mu.Unlock()
+	if ws != nil && !ws.notServed.Load() {
+		if err := ws.lw.failingErr(); err != nil {
+			errs = append(errs, fmt.Errorf("namespace %s: the workloads stream is failing: %w", s.ns, err))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -88,10 +88,11 @@ func (w *Watcher) Close() {
 // is not, with the cause when one is known (Forbidden, a refused
 // connection). A Watcher that runs no stream yet (no Wait so far) is
 // synced; a closed one returns ErrClosed. Serve it as a readiness check:
-// worker's Agent.HealthHandler does. It does not block. The streams of
-// Kueue's Workloads do not count: a Wait does without them (a queued Job
-// is then followed as a suspended one), and a cluster without Kueue, or
-// a client not allowed to read Workloads, is no reason to be unready.
+// worker's Agent.HealthHandler does. It does not block. A stream of
+// Kueue's Workloads (opened by a queued Job) counts when its last list
+// or watch failed (Forbidden, say: queued Jobs are then followed as
+// plain suspended ones, without Kueue's diagnoses), but not when the
+// cluster does not serve Kueue's API at all.
 func (w *Watcher) Synced() error {
 	w.mu.Lock()
 	if w.closed {
