@@ -33,7 +33,7 @@ cluster: provision
 # Fuzz every target for FUZZTIME each (default 1m).
 FUZZTIME ?= 1m
 fuzz:
-	@for pkg in ./manifest ./clusterid ./secrets ./jobwatch; do \
+	@for pkg in ./manifest ./clusterid ./secrets ./jobwatch ./kubeconfig; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
