@@ -47,6 +47,13 @@ type Kueue struct {
 	// them.
 	PeakReserving       int64
 	AdmissionsPerSecond float64
+	// HeldP50 and HeldMax are, per run, the time its Workload held quota
+	// as the Result tells it: from Queue.AdmittedAt to FinishedAt (the
+	// Job's completion), both the cluster's whole-second times; of it,
+	// StartP50 is the median from AdmittedAt to StartedAt (the Job's
+	// start). Quota is freed a little after FinishedAt, once Kueue has
+	// seen the Job finish.
+	HeldP50, HeldMax, StartP50 time.Duration
 	// Outcomes counts the Results by Outcome; a Run that returned an
 	// error counts as "error".
 	Outcomes map[string]int
@@ -126,6 +133,7 @@ type kueueResult struct {
 	Outcomes           map[string]int
 	Waited             []time.Duration // Queue.Waited of the runs with one > 0
 	Queued             []time.Duration // creation → raw admission, local
+	Held, Start        []time.Duration // AdmittedAt → FinishedAt, → StartedAt
 	Admission          []time.Duration // raw admission → sink, local
 	WatchesOpen        int64
 	Requests           int64
@@ -236,6 +244,7 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 	k.Took, k.Outcomes, k.Wrong = res.Took, res.Outcomes, res.Wrong
 	k.Waited, k.WaitedP50, k.WaitedMax = len(res.Waited), percentile(res.Waited, 50), percentile(res.Waited, 100)
 	k.QueuedP50, k.QueuedMax = percentile(res.Queued, 50), percentile(res.Queued, 100)
+	k.HeldP50, k.HeldMax, k.StartP50 = percentile(res.Held, 50), percentile(res.Held, 100), percentile(res.Start, 50)
 	k.WatchesOpen, k.ClientRequests, k.ClientRequestKinds, k.HeapRan = res.WatchesOpen, res.Requests, res.RequestKinds, res.HeapRan
 	if span := res.LastAdmission.Sub(res.FirstAdmission); span > 0 {
 		k.AdmissionsPerSecond = float64(len(res.Queued)-1) / span.Seconds()

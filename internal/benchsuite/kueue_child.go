@@ -175,8 +175,14 @@ func matchAdmissions(res *kueueResult, runs []kueueRun, results []*worker.Result
 		if rr == nil {
 			continue // an error, listed already
 		}
-		if rr.Queue != nil && rr.Queue.Waited > 0 {
-			res.Waited = append(res.Waited, rr.Queue.Waited)
+		if q := rr.Queue; q != nil {
+			if q.Waited > 0 {
+				res.Waited = append(res.Waited, q.Waited)
+			}
+			if !q.AdmittedAt.IsZero() && !rr.FinishedAt.IsZero() && !rr.StartedAt.IsZero() {
+				res.Held = append(res.Held, rr.FinishedAt.Sub(q.AdmittedAt))
+				res.Start = append(res.Start, rr.StartedAt.Sub(q.AdmittedAt))
+			}
 		}
 		run := runs[i]
 		a, ok := byJob[rr.PID.Name]

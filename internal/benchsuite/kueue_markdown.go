@@ -42,6 +42,9 @@ func writeKueue(b *bytes.Buffer, rep *Report, command string) {
 		"≈ the many-clusters table's one cluster", fmt.Sprintf("**%s**", kib(k.HeapRan)))
 	row("most Workloads holding quota at once (the ClusterQueue's status.reservingWorkloads, read every 0.5 s)", fmt.Sprintf("%d: the quota holds runs back", k.Quota),
 		fmt.Sprintf("**%d**", k.PeakReserving))
+	row("time a run held quota: admitted → its Job finished (Result's Queue.AdmittedAt → FinishedAt, the cluster's whole seconds), and of it admitted → the Job started",
+		"a little over the pod's 1–2 s",
+		fmt.Sprintf("p50 **%s**, max %s; admitted → started p50 %s", secs(k.HeldP50), secs(k.HeldMax), secs(k.StartP50)))
 	rounds := (k.Runs + k.Quota - 1) / max(k.Quota, 1)
 	row("wall time, first Run to last return", fmt.Sprintf("≥ %d rounds of the quota × 1–2 s", rounds),
 		fmt.Sprintf("%s (Kueue admitted %.1f runs/s, first admission to last, as the raw watch saw them)", k.Took.Round(100*time.Millisecond), k.AdmissionsPerSecond))

@@ -34,6 +34,9 @@ func TestKueueSmoke(t *testing.T) {
 	if k.PeakReserving < 1 || k.PeakReserving > 2 || k.AdmissionsPerSecond <= 0 {
 		t.Errorf("at most %d Workloads held quota at once (quota 2); %.1f admissions/s", k.PeakReserving, k.AdmissionsPerSecond)
 	}
+	if k.HeldP50 <= 0 || k.HeldMax < k.HeldP50 {
+		t.Errorf("runs held quota p50 %s, at most %s", k.HeldP50, k.HeldMax)
+	}
 	if k.WatchesOpen != 3 {
 		t.Errorf("the Worker held %d watches, want 3: Jobs, pods, Workloads", k.WatchesOpen)
 	}
@@ -64,7 +67,7 @@ func kueueReport() *Report {
 		Machine: "2 CPUs, linux/amd64, go1.26",
 		Started: time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC),
 		Kueue: &Kueue{Runs: 1000, Quota: 100, KueueStart: 3140 * time.Millisecond, Took: 41*time.Second + 300*time.Millisecond, Elapsed: 52 * time.Second,
-			PeakReserving: 100, AdmissionsPerSecond: 26.04,
+			PeakReserving: 100, AdmissionsPerSecond: 26.04, HeldP50: 3 * time.Second, HeldMax: 9 * time.Second, StartP50: time.Second,
 			Outcomes: map[string]int{"Succeeded": 998, "NeverStarted": 1, "error": 1},
 			Waited:   905, WaitedP50: 17 * time.Second, WaitedMax: 38 * time.Second, QueuedP50: 16800 * time.Millisecond, QueuedMax: 37900 * time.Millisecond,
 			WatchesOpen: 3, APIServerWatches: map[string]float64{"jobs": 1, "pods": 1, "workloads": 1},
@@ -110,6 +113,7 @@ func TestWriteTableKueue(t *testing.T) {
 		"| about 900 of 1000 | **905** of 1000; p50 17.0 s, max 38.0 s (by the child's clock, Job created → a raw watch sees it admitted, every run: p50 16.8 s, max 37.9 s) |",
 		"| 3 per namespace: Jobs, pods, Workloads | **3** (opened: jobs 3, pods 1, workloads 2) |",
 		"| 100: the quota holds runs back | **100** |",
+		"| a little over the pod's 1–2 s | p50 **3.0 s**, max 9.0 s; admitted → started p50 1.0 s |",
 		"| +1 each | jobs +1, pods +1, workloads **+1** |",
 		"| **3.004** (PATCH jobs 1000, POST jobs 1000, CONNECT pods/log 998, LIST jobs 1, LIST pods 1, LIST workloads 1, WATCH jobs 1, WATCH pods 1, WATCH workloads 1) |",
 		"| 1.006 |",
