@@ -11,6 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 )
 
 // kueueRun is the cluster's Kueue: set up once by the first StartKueue,
@@ -50,17 +53,35 @@ func (c *Cluster) StartKueue(ctx context.Context) error {
 		return fmt.Errorf("start Kueue: %w", err)
 	}
 	p := newProgress(c.opts.progress())
+	for attempt := 1; ; attempt++ {
+		err := c.startKueue(ctx, p)
+		if err == nil {
+			return nil
+		}
+		// A port picked free was taken before Kueue bound it (another
+		// cluster starting): on a first start, nothing points at the
+		// ports yet but the CRDs' conversion webhooks, which are
+		// installed again; pick new ones.
+		if !errors.Is(err, errPortTaken) || c.kueue == nil || c.kueue.webhooks || attempt == 3 {
+			return fmt.Errorf("start Kueue: %w", err)
+		}
+		c.kueue = nil
+	}
+}
+
+// startKueue is one attempt of StartKueue; c.kueueMu is held.
+func (c *Cluster) startKueue(ctx context.Context, p *progress) error {
 	if c.kueue == nil {
 		k, err := c.setUpKueue(ctx)
 		if err != nil {
-			return fmt.Errorf("start Kueue: %w", err)
+			return err
 		}
 		c.kueue = k
 	}
 	k := c.kueue
 	if !k.crds {
 		if err := p.step("install Kueue's CRDs", func() error { return c.installKueueCRDs(ctx, k) }); err != nil {
-			return fmt.Errorf("start Kueue: %w", err)
+			return err
 		}
 	}
 	err := p.step("start Kueue", func() error {
@@ -84,10 +105,10 @@ func (c *Cluster) StartKueue(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("start Kueue: %w", err)
+		return err
 	}
 	if err := p.step("register Kueue's webhooks", func() error { return c.registerKueueWebhooks(ctx, k) }); err != nil {
-		return fmt.Errorf("start Kueue: %w", errors.Join(err, k.proc.kill()))
+		return errors.Join(err, k.proc.kill())
 	}
 	return nil
 }
@@ -153,7 +174,7 @@ func (c *Cluster) installKueueCRDs(ctx context.Context, k *kueueRun) error {
 	if err != nil {
 		return err
 	}
-	if err := createCRDs(ctx, c.dyn, crds); err != nil {
+	if err := applyCRDs(ctx, c.dyn, crds); err != nil {
 		return err
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kueueNamespace}}
@@ -162,6 +183,31 @@ func (c *Cluster) installKueueCRDs(ctx context.Context, k *kueueRun) error {
 	}
 	k.crds = true
 	return nil
+}
+
+// applyCRDs creates crds, or updates the spec of those that exist (their
+// conversion webhook's port may have changed), and waits until each is
+// established.
+func applyCRDs(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
+	client := dyn.Resource(crdResource)
+	for _, crd := range crds {
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			got, err := client.Get(ctx, crd.GetName(), metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil // createCRDs makes it
+			}
+			if err != nil {
+				return err
+			}
+			got.Object["spec"] = crd.Object["spec"]
+			_, err = client.Update(ctx, got, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("update CRD %s: %w", crd.GetName(), err)
+		}
+	}
+	return createCRDs(ctx, dyn, crds)
 }
 
 // writeKueueFiles writes Kueue's serving certificate (for 127.0.0.1, from
