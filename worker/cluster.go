@@ -18,7 +18,9 @@ import (
 // Worker's own cluster; List and Sweep look in it; Attach and Kill reach
 // it by the cluster UID in a PID; a run reaches it with a cluster_config
 // whose context_name is its Name and that has no config, or with a
-// kubeconfig that connects the same way.
+// kubeconfig that connects the same way (same server, CA and
+// credentials: kubeconfig.Fingerprint), unless Config has a Transport,
+// WrapTransport or Dial, which may add what a fingerprint cannot see.
 type Cluster struct {
 	// Name names the cluster in Result.Cluster, RunInfo.Cluster, the
 	// metrics' cluster label and the logs. Required: a valid label value,
@@ -54,9 +56,9 @@ type RunClusters struct {
 	AllowUnsafeKubeconfigs bool
 	// IdleTimeout is how long a run's cluster is kept, with its client
 	// and watch streams, once no run, Attach or Sweep uses it. It is then
-	// let go (streams closed, the Secrets its store made deleted) and
-	// connected again when a run names it. Default:
-	// DefaultClusterIdleTimeout.
+	// let go (streams closed; the Secrets its store made are deleted at
+	// Close, since they may serve later runs) and connected again when a
+	// run names it. Default: DefaultClusterIdleTimeout.
 	IdleTimeout time.Duration
 }
 

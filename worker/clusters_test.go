@@ -1,14 +1,19 @@
 package worker
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/kubeconfig"
 )
 
@@ -104,3 +109,39 @@ func TestKillAndAttachRefuseAPIDOfNoKnownCluster(t *testing.T) {
 		t.Errorf("%d requests sent, want none: %v", n, client.Actions())
 	}
 }
+
+// TestARunKubeconfigNeverBorrowsAWrappedTransport: a cluster given with
+// a transport wrapper (which may add credentials that no fingerprint
+// sees) is not shared with a run whose kubeconfig connects the same way
+// otherwise; the run connects on its own and its credentials alone.
+func TestARunKubeconfigNeverBorrowsAWrappedTransport(t *testing.T) {
+	var used atomic.Bool
+	given := &rest.Config{Host: "https://127.0.0.1:1", WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) { used.Store(true); return rt.RoundTrip(r) })
+	}}
+	kc := map[string]any{
+		"clusters":        []any{map[string]any{"name": "b", "cluster": map[string]any{"server": "https://127.0.0.1:1"}}},
+		"users":           []any{map[string]any{"name": "u", "user": map[string]any{}}},
+		"contexts":        []any{map[string]any{"name": "b", "context": map[string]any{"cluster": "b", "user": "u"}}},
+		"current-context": "b",
+	}
+	w, err := New(fake.NewClientset(), Options{Namespace: "ns", Retry: jobtest.FastRetry,
+		Clusters: []Cluster{{Name: "b", Config: given}}, RunClusters: RunClusters{Allow: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close(t.Context())
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	_, err = w.Run(ctx, RunSpec{ID: "r", Values: map[string]any{"cluster_config": map[string]any{"config": kc}}})
+	if err == nil || !strings.Contains(err.Error(), "read the cluster's UID") {
+		t.Errorf("Run: %v; want its own connect to fail", err)
+	}
+	if used.Load() {
+		t.Error("the run's request went through the given cluster's transport")
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

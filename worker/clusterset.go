@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,10 @@ type runCluster struct {
 	refs  int           // users of c
 	gen   int           // bumped to cancel a pending let-go
 	timer *time.Timer   // the pending let-go, if any
+	// connecting is closed when the connect in progress ends; nil if none.
+	connecting chan struct{}
+	// retired are the secret stores of the parts let go, closed by Close.
+	retired []SecretStore
 }
 
 // uidOf returns rc's UID, "" until read.
@@ -112,30 +117,78 @@ func (s *clusterSet) forRun(ctx context.Context, cc *manifest.ClusterConfig) (*c
 		s.runs[key] = rc
 	}
 	s.mu.Unlock()
-	return s.use(ctx, rc)
+	c, release, err := s.use(ctx, rc)
+	if err != nil && rc.uidOf() == "" {
+		// Never reached: keep no entry (nor its credentials) for it.
+		s.mu.Lock()
+		if s.runs[key] == rc {
+			delete(s.runs, key)
+		}
+		s.mu.Unlock()
+	}
+	return c, release, err
 }
 
-// use takes a reference on rc, connecting it if it was let go.
+// use takes a reference on rc, connecting it if it was let go. The
+// connect (a UID read, retried) runs without rc.mu: callers for the same
+// cluster wait for it, each until its own ctx ends; Close, List and
+// Sweep do not.
 func (s *clusterSet) use(ctx context.Context, rc *runCluster) (*clusterParts, func(), error) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.gen++ // a pending let-go is off
-	if s.closed.Load() {
-		return nil, nil, ErrClosed
-	}
-	if rc.c == nil {
+	for {
+		rc.mu.Lock()
+		rc.gen++ // a pending let-go is off
+		rc.stopTimer()
+		if s.closed.Load() {
+			rc.mu.Unlock()
+			return nil, nil, ErrClosed
+		}
+		if rc.c != nil {
+			rc.refs++
+			c := rc.c
+			rc.mu.Unlock()
+			var once sync.Once
+			return c, func() { once.Do(func() { s.release(rc) }) }, nil
+		}
+		if wait := rc.connecting; wait != nil {
+			rc.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		rc.connecting = done
+		rc.mu.Unlock()
+
 		c, err := s.connect(ctx, rc)
-		if err != nil {
+		rc.mu.Lock()
+		rc.connecting = nil
+		close(done)
+		switch {
+		case err != nil:
+			rc.mu.Unlock()
 			return nil, nil, fmt.Errorf("cluster_config: %w", err)
+		case s.closed.Load():
+			rc.mu.Unlock()
+			c.parts.Waiter.Close() // nothing ran in it yet
+			return nil, nil, ErrClosed
 		}
 		rc.c = c
+		rc.mu.Unlock()
 	}
-	rc.refs++
-	var once sync.Once
-	return rc.c, func() { once.Do(func() { s.release(rc) }) }, nil
 }
 
-// connect makes rc's parts; rc.mu is held.
+// stopTimer stops rc's pending let-go timer, if any; rc.mu is held.
+func (rc *runCluster) stopTimer() {
+	if rc.timer != nil {
+		rc.timer.Stop()
+		rc.timer = nil
+	}
+}
+
+// connect makes rc's parts.
 func (s *clusterSet) connect(ctx context.Context, rc *runCluster) (*clusterParts, error) {
 	o := &s.w.opts
 	uid := rc.uidOf()
@@ -155,8 +208,17 @@ func (s *clusterSet) connect(ctx context.Context, rc *runCluster) (*clusterParts
 		return nil, err
 	}
 	c.run = rc
-	o.Logger.Info("connected to a run's cluster", "cluster", c.name, "host", rc.cfg.Host)
+	o.Logger.Info("connected to a run's cluster", "cluster", c.name, "host", redactedHost(rc.cfg.Host))
 	return c, nil
+}
+
+// redactedHost is host without a password, fit for a log.
+func redactedHost(host string) string {
+	u, err := url.Parse(host)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return u.Redacted()
 }
 
 // release drops a reference on rc; the last one starts its idle timer.
@@ -173,11 +235,13 @@ func (s *clusterSet) release(rc *runCluster) {
 	if idle == 0 {
 		idle = DefaultClusterIdleTimeout
 	}
+	rc.stopTimer()
 	rc.timer = time.AfterFunc(idle, func() { s.letGo(rc, gen) })
 }
 
-// letGo closes rc's parts if nothing used it since the release that
-// began generation gen.
+// letGo closes rc's streams if nothing used it since the release that
+// began generation gen. Its secret store is kept for Close: the Secrets
+// it made (the API-key Secret) may serve the runs of a later connect.
 func (s *clusterSet) letGo(rc *runCluster, gen int) {
 	if !s.w.enter() {
 		return // Close closes it
@@ -189,10 +253,11 @@ func (s *clusterSet) letGo(rc *runCluster, gen int) {
 		rc.mu.Unlock()
 		return
 	}
-	rc.c = nil
+	rc.c, rc.timer = nil, nil
+	rc.retired = append(rc.retired, c.parts.Store)
 	rc.mu.Unlock()
 	s.w.log.Info("let go of a run's cluster, unused", "cluster", c.name)
-	c.close(context.Background(), s.w.log)
+	c.parts.Waiter.Close()
 }
 
 // forPID returns the cluster whose UID pid names, with the cluster_config
@@ -220,23 +285,37 @@ func (s *clusterSet) forPID(ctx context.Context, pid clusterid.PID, hint func() 
 		known = append(known, p.ClusterUID)
 	}
 	s.mu.Lock()
-	var match *runCluster
+	var matches []*runCluster
 	for _, rc := range s.runs {
 		uid := rc.uidOf()
 		if uid == pid.ClusterUID {
-			match = rc
+			matches = append(matches, rc)
 		} else if uid != "" {
 			known = append(known, uid)
 		}
 	}
 	s.mu.Unlock()
+	// Several connections may reach one cluster (runs with different
+	// credentials): take one that is connected, else any.
+	var match *runCluster
+	for _, rc := range matches {
+		rc.mu.Lock()
+		connected := rc.c != nil
+		rc.mu.Unlock()
+		if match == nil || connected {
+			match = rc
+		}
+		if connected {
+			break
+		}
+	}
 	if match != nil {
 		return s.use(ctx, match)
 	}
 	if cc := hintOf(hint); cc != nil {
 		c, release, err := s.forRun(ctx, cc)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, errors.Join(append(errs, fmt.Errorf("the cluster_config of the values: %w", err))...)
 		}
 		uid, err := c.parts.Identity.PID(ctx, pid.Namespace, pid.Name)
 		if err == nil && uid.ClusterUID == pid.ClusterUID {
@@ -244,7 +323,7 @@ func (s *clusterSet) forPID(ctx context.Context, pid clusterid.PID, hint func() 
 		}
 		release()
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, errors.Join(append(errs, fmt.Errorf("the cluster_config of the values: read its UID: %w", err))...)
 		}
 		known = append(known, uid.ClusterUID)
 	}
@@ -282,6 +361,7 @@ func (s *clusterSet) all() ([]*clusterParts, func()) {
 		if rc.c != nil {
 			rc.refs++
 			rc.gen++
+			rc.stopTimer()
 			out = append(out, rc.c)
 			releases = append(releases, func() { s.release(rc) })
 		}
@@ -294,39 +374,40 @@ func (s *clusterSet) all() ([]*clusterParts, func()) {
 	}
 }
 
-// close closes every cluster's Waiter, for Worker.Close; closeStores then
-// closes their stores, once no run is left.
-func (s *clusterSet) close() []*clusterParts {
+// clusterStore is a cluster's secret store, for Close.
+type clusterStore struct {
+	cluster string
+	store   SecretStore
+}
+
+// close closes every cluster's Waiter, for Worker.Close, and returns the
+// secret stores to close once no run is left: those of the clusters
+// connected, and those of run clusters let go.
+func (s *clusterSet) close() []clusterStore {
 	s.mu.Lock()
 	s.closed.Store(true)
 	runs := s.runs
 	s.mu.Unlock()
-	out := s.upFront()
+	parts := s.upFront()
+	var stores []clusterStore
 	for _, rc := range runs {
 		rc.mu.Lock()
 		if rc.c != nil {
-			out = append(out, rc.c)
+			parts = append(parts, rc.c)
 		}
-		if rc.timer != nil {
-			rc.timer.Stop()
+		for _, st := range rc.retired {
+			stores = append(stores, clusterStore{rc.uidOf(), st})
 		}
+		rc.retired = nil
+		rc.stopTimer()
 		rc.gen++
 		rc.mu.Unlock()
 	}
-	for _, c := range out {
+	for _, c := range parts {
 		c.parts.Waiter.Close()
+		stores = append(stores, clusterStore{c.name, c.parts.Store})
 	}
-	return out
-}
-
-// close closes c's Waiter and store, for a cluster let go.
-func (c *clusterParts) close(ctx context.Context, log interface {
-	WarnContext(context.Context, string, ...any)
-}) {
-	c.parts.Waiter.Close()
-	if err := c.parts.Store.Close(ctx); err != nil {
-		log.WarnContext(ctx, "could not delete the Secrets of a cluster let go", "cluster", c.name, "error", err)
-	}
+	return stores
 }
 
 // noEnv is a LookupEnv with no variables: clusterid's EnvUID names the

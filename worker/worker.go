@@ -241,20 +241,37 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	w.clusters = &clusterSet{w: w, byFingerprint: map[string]*clusterParts{}, runs: map[string]*runCluster{},
 		own: &clusterParts{name: opts.ClusterName, client: client, parts: opts.Parts, metrics: ownRec}}
 	for i, c := range opts.Clusters {
-		cfg, err := clusterConfig(c)
+		cl, err := w.namedCluster(c)
 		if err != nil {
-			w.Close(context.Background())
-			return nil, fmt.Errorf("worker: Options.Clusters[%d] (%q): %w", i, c.Name, err)
-		}
-		cl, err := w.newCluster(c.Name, cfg, "", c.Namespaces)
-		if err != nil {
-			w.Close(context.Background())
+			// Only the clusters New built are closed: the given parts
+			// stay the caller's.
+			for _, built := range w.clusters.named {
+				built.parts.Waiter.Close()
+			}
 			return nil, fmt.Errorf("worker: Options.Clusters[%d] (%q): %w", i, c.Name, err)
 		}
 		w.clusters.named = append(w.clusters.named, cl)
-		w.clusters.byFingerprint[kubeconfig.Fingerprint(cfg)] = cl
 	}
 	return w, nil
+}
+
+// namedCluster makes the parts of a cluster of Options.Clusters and, when
+// its config holds no code that a fingerprint cannot see (a transport or
+// its wrapper, which may add credentials, a dialer), lets a run's
+// kubeconfig that connects the same way share them.
+func (w *Worker) namedCluster(c Cluster) (*clusterParts, error) {
+	cfg, err := clusterConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := w.newCluster(c.Name, cfg, "", c.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	if g := c.Config; g == nil || g.Transport == nil && g.WrapTransport == nil && g.Dial == nil {
+		w.clusters.byFingerprint[kubeconfig.Fingerprint(cfg)] = cl
+	}
+	return cl, nil
 }
 
 // clusterConfig returns the client config of a cluster given in Options.
@@ -541,15 +558,15 @@ func (w *Worker) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
-	all := w.clusters.close()
+	stores := w.clusters.close()
 	w.running.Wait()
 	var errs []error
-	for _, c := range all {
-		if err := c.parts.Store.Close(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("cluster %q: %w", c.name, err))
+	for _, cs := range stores {
+		if err := cs.store.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("cluster %q: %w", cs.cluster, err))
 		}
 	}
-	if len(all) == 1 && len(errs) == 1 {
+	if len(stores) == 1 && len(errs) == 1 {
 		return errors.Unwrap(errs[0])
 	}
 	return errors.Join(errs...)
