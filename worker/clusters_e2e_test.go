@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
@@ -184,6 +185,29 @@ func TestE2EManyClusters(t *testing.T) {
 					t.Errorf("Kill after B was let go: %v", err)
 				}
 			}
+		}
+	})
+
+	t.Run("a let-go keeps the API-key Secret for the runs after it; Close deletes it", func(t *testing.T) {
+		w := tc.worker(t, Options{Name: "apikey", RunClusters: RunClusters{Allow: true, IdleTimeout: 300 * time.Millisecond},
+			Secrets: SecretsOptions{APIKey: true}})
+		secret := "kubeworker-apikey-api-key"
+		for i := range 2 {
+			res, err := w.Run(t.Context(), RunSpec{ID: fmt.Sprintf("apikey-%d", i), Values: tc.inB(nil),
+				Env: map[string]string{"WHERE": "b", "KUBEWORKER_API_KEY": "k3y"}})
+			if err != nil || res.Outcome != jobwatch.Succeeded {
+				t.Fatalf("run %d: %v, %v", i, res.Outcome, err)
+			}
+			waitFor(t, "B let go", func() bool { return tc.watchesOnB(t) == 0 })
+			if _, err := tc.adminB.CoreV1().Secrets(tc.ns).Get(t.Context(), secret, metav1.GetOptions{}); err != nil {
+				t.Fatalf("after run %d and the let-go: the API-key Secret: %v", i, err)
+			}
+		}
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.adminB.CoreV1().Secrets(tc.ns).Get(t.Context(), secret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after Close: the API-key Secret: %v, want NotFound", err)
 		}
 	})
 
