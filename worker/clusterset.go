@@ -30,8 +30,6 @@ type clusterParts struct {
 	metrics    metrics.Recorder
 	// startErr is the error of the last Start of this cluster, for Ready.
 	startErr atomic.Pointer[error]
-	// run is the run's cluster this is, nil for the own and Options' ones.
-	run *runCluster
 }
 
 // clusterSet holds a Worker's clusters and routes runs and PIDs to them.
@@ -207,7 +205,6 @@ func (s *clusterSet) connect(ctx context.Context, rc *runCluster) (*clusterParts
 	if err != nil {
 		return nil, err
 	}
-	c.run = rc
 	o.Logger.Info("connected to a run's cluster", "cluster", c.name, "host", redactedHost(rc.cfg.Host))
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -82,7 +83,7 @@ func checkLocalQueue(ctx context.Context, client kubernetes.Interface, job *batc
 	if err := json.Unmarshal(raw, &lq); err != nil {
 		return fmt.Errorf("read LocalQueue %s/%s: %w", job.Namespace, name, err)
 	}
-	active := condition(lq.Status.Conditions, "Active")
+	active := apimeta.FindStatusCondition(lq.Status.Conditions, "Active")
 	switch {
 	case active == nil:
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("LocalQueue %s/%s has no Active condition yet (is Kueue running?)", job.Namespace, name))
@@ -97,14 +98,4 @@ func checkLocalQueue(ctx context.Context, client kubernetes.Interface, job *batc
 func kueueServed(ctx context.Context, client kubernetes.Interface) bool {
 	_, err := client.Discovery().ServerResourcesForGroupVersion(kueueGroup + "/" + kueueVersion)
 	return err == nil || !apierrors.IsNotFound(err) && !errors.Is(err, context.Canceled)
-}
-
-// condition returns the condition of type t, or nil.
-func condition(conds []metav1.Condition, t string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == t {
-			return &conds[i]
-		}
-	}
-	return nil
 }

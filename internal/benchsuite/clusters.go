@@ -1,14 +1,8 @@
 package benchsuite
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -214,7 +208,6 @@ func measureWay(ctx context.Context, opts Options, way string, n int, sides ...c
 	if len(sides) > 1 {
 		p.Second = sides[1].kubeconfig
 	}
-	params, _ := json.Marshal(p)
 	watchesBefore, reqBefore := make([]float64, len(sides)), make([]float64, len(sides))
 	for i, s := range sides {
 		if watchesBefore[i], err = scaletest.APIServerWatches(ctx, s.admin); err != nil {
@@ -225,57 +218,24 @@ func measureWay(ctx context.Context, opts Options, way string, n int, sides ...c
 		}
 	}
 
-	cctx, cancel := context.WithTimeout(ctx, p.RunTimeout+5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, os.Args[0], childArgs()...)
-	cmd.Env = append(os.Environ(), ChildEnv+"="+clustersChildMode)
-	cmd.Stderr = opts.Progress
-	stdin, err := cmd.StdinPipe()
+	child, err := startChild(ctx, clustersChildMode, p, p.RunTimeout+5*time.Minute, opts.Progress)
 	if err != nil {
 		return w, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return w, err
-	}
-	if err := cmd.Start(); err != nil {
-		return w, fmt.Errorf("start the child: %w", err)
-	}
-	fail := func(err error) (ClusterWay, error) {
-		stdin.Close()
-		io.Copy(io.Discard, stdout)
-		if werr := cmd.Wait(); werr != nil {
-			return w, fmt.Errorf("%w (the child: %v)", err, werr)
-		}
-		return w, err
-	}
-	fmt.Fprintf(stdin, "%s\n", params)
-	out := bufio.NewReader(stdout)
-	// The child says "ran" once every run has returned, and holds its
-	// Worker open until told to close it.
-	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ran" {
-		return fail(fmt.Errorf("the child said %q before its runs ended (%v)", line, err))
+	if err := child.ran(); err != nil {
+		return w, child.abort(err)
 	}
 	w.APIServerWatches = make([]float64, len(sides))
 	for i, s := range sides {
 		at, err := scaletest.APIServerWatches(ctx, s.admin)
 		if err != nil {
-			return fail(err)
+			return w, child.abort(err)
 		}
 		w.APIServerWatches[i] = at - watchesBefore[i]
 	}
-	fmt.Fprintln(stdin, "close")
-	stdin.Close()
-	rest, err := io.ReadAll(out)
-	if err != nil {
-		return fail(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		return w, fmt.Errorf("the child: %w", err)
-	}
 	var res clustersResult
-	if err := json.Unmarshal(rest, &res); err != nil {
-		return w, fmt.Errorf("the child said %q: %w", rest, err)
+	if err := child.close(&res); err != nil {
+		return w, err
 	}
 	w.Took, w.WatchesOpen, w.ClientRequests, w.ClientRequestKinds = res.Took, res.WatchesOpen, res.Requests, res.RequestKinds
 	w.HeapRan, w.HeapClosed, w.HeapSettled, w.Settle = res.HeapRan, res.HeapClosed, res.HeapSettled, p.Settle

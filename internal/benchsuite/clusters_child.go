@@ -47,13 +47,9 @@ func countedConfig(path string, t *scaletest.Transport, kinds *requestKinds) (*r
 // says "ran" when every run has returned, closes the Worker when the
 // parent says "close", and writes a clustersResult.
 func clustersChild(r *bufio.Reader, out io.Writer) error {
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("read params: %w", err)
-	}
 	var p clustersParams
-	if err := json.Unmarshal(line, &p); err != nil {
-		return fmt.Errorf("params %q: %w", line, err)
+	if err := readParams(r, &p); err != nil {
+		return err
 	}
 	kinds := &requestKinds{n: map[string]int64{}}
 	own := &scaletest.Transport{}

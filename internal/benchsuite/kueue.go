@@ -1,14 +1,8 @@
 package benchsuite
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -167,7 +161,6 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 
 	p := kueueParams{Kubeconfig: cluster.Kubeconfig(), Namespace: ns, Runs: n, LocalQueue: kueueLocalQueue,
 		Delay: "1s", Jitter: "2s", PodStartTimeout: 900, RunTimeout: 20 * time.Minute}
-	params, _ := json.Marshal(p)
 	watchesBefore, err := apiserverWatches(ctx, admin)
 	if err != nil {
 		return k, err
@@ -177,59 +170,27 @@ func measureKueue(ctx context.Context, cluster *clustertest.Cluster, admin kuber
 		return k, err
 	}
 
-	cctx, cancel := context.WithTimeout(ctx, p.RunTimeout+5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, os.Args[0], childArgs()...)
-	cmd.Env = append(os.Environ(), ChildEnv+"="+kueueChildMode)
-	cmd.Stderr = opts.Progress
-	stdin, err := cmd.StdinPipe()
+	child, err := startChild(ctx, kueueChildMode, p, p.RunTimeout+5*time.Minute, opts.Progress)
 	if err != nil {
 		return k, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return k, err
-	}
-	if err := cmd.Start(); err != nil {
-		return k, fmt.Errorf("start the child: %w", err)
-	}
-	fail := func(err error) (Kueue, error) {
-		stdin.Close()
-		io.Copy(io.Discard, stdout)
-		if werr := cmd.Wait(); werr != nil {
-			return k, fmt.Errorf("%w (the child: %v)", err, werr)
-		}
-		return k, err
-	}
-	fmt.Fprintf(stdin, "%s\n", params)
 	peak := watchReserving(ctx, cluster, ns)
-	out := bufio.NewReader(stdout)
-	// The child says "ran" once every run has returned, and holds its
-	// Worker open until told to close it.
-	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ran" {
-		return fail(fmt.Errorf("the child said %q before its runs ended (%v)", line, err))
+	if err := child.ran(); err != nil {
+		peak()
+		return k, child.abort(err)
 	}
 	k.PeakReserving = peak()
 	at, err := apiserverWatches(ctx, admin)
 	if err != nil {
-		return fail(err)
+		return k, child.abort(err)
 	}
 	k.APIServerWatches = map[string]float64{}
 	for r, v := range at {
 		k.APIServerWatches[r] = v - watchesBefore[r]
 	}
-	fmt.Fprintln(stdin, "close")
-	stdin.Close()
-	rest, err := io.ReadAll(out)
-	if err != nil {
-		return fail(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		return k, fmt.Errorf("the child: %w", err)
-	}
 	var res kueueResult
-	if err := json.Unmarshal(rest, &res); err != nil {
-		return k, fmt.Errorf("the child said %q: %w", rest, err)
+	if err := child.close(&res); err != nil {
+		return k, err
 	}
 	reqAfter, err := apiserverRequestKinds(ctx, admin)
 	if err != nil {

@@ -41,13 +41,9 @@ type kueueRun struct {
 // returned, closes the Worker when the parent says "close", and writes a
 // kueueResult.
 func kueueChild(r *bufio.Reader, out io.Writer) error {
-	line, err := r.ReadBytes('\n')
-	if err != nil {
-		return fmt.Errorf("read params: %w", err)
-	}
 	var p kueueParams
-	if err := json.Unmarshal(line, &p); err != nil {
-		return fmt.Errorf("params %q: %w", line, err)
+	if err := readParams(r, &p); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
