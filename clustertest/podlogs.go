@@ -112,7 +112,7 @@ func (l *podLogs) next(ctx context.Context) bool {
 		return false
 	}
 	defer l.queue.Done(key)
-	err := l.setUp(ctx, key)
+	err := l.setUp(ctx, key, l.queue.NumRequeues(key) >= 3)
 	switch {
 	case err == nil || ctx.Err() != nil || apierrors.IsNotFound(err) ||
 		apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
@@ -130,8 +130,12 @@ func (l *podLogs) next(ctx context.Context) bool {
 }
 
 // setUp writes the pod's log files, creates its Logs object, checks that
-// the API server serves the log, and marks the pod logs-ready.
-func (l *podLogs) setUp(ctx context.Context, key string) error {
+// the API server serves the log, and marks the pod logs-ready. With nudge,
+// an existing Logs object is touched first: kwok v0.8.0 caches its list of
+// Logs by the reflector's resourceVersion, which can move on before the
+// object reaches the list, and then it answers "log target not found"
+// until the next change to any Logs object.
+func (l *podLogs) setUp(ctx context.Context, key string, nudge bool) error {
 	obj, exists, err := l.pods.GetIndexer().GetByKey(key)
 	if err != nil || !exists {
 		return err
@@ -146,7 +150,7 @@ func (l *podLogs) setUp(ctx context.Context, key string) error {
 			return err
 		}
 	}
-	if err := l.createLogsObject(ctx, pod, containers); err != nil {
+	if err := l.createLogsObject(ctx, pod, containers, nudge); err != nil {
 		return err
 	}
 	// kwok learns of the Logs object through its own watch; ask until it
@@ -256,8 +260,9 @@ func expandEnv(s string, env map[string]string) string {
 }
 
 // createLogsObject tells kwok where the pod's logs are. The object is
-// owned by the pod, so it goes with it.
-func (l *podLogs) createLogsObject(ctx context.Context, pod *corev1.Pod, containers []string) error {
+// owned by the pod, so it goes with it. With nudge, an object that exists
+// gets a new annotation value, so kwok's watch sees a change.
+func (l *podLogs) createLogsObject(ctx context.Context, pod *corev1.Pod, containers []string, nudge bool) error {
 	var entries []any
 	for _, c := range containers {
 		entries = append(entries, map[string]any{
@@ -278,12 +283,25 @@ func (l *podLogs) createLogsObject(ctx context.Context, pod *corev1.Pod, contain
 		},
 		"spec": map[string]any{"logs": entries},
 	}}
-	_, err := l.dyn.Resource(logsResource).Namespace(pod.Namespace).Create(ctx, obj, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	logs := l.dyn.Resource(logsResource).Namespace(pod.Namespace)
+	_, err := logs.Create(ctx, obj, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		return nil
+	case !apierrors.IsAlreadyExists(err):
 		return fmt.Errorf("create Logs object: %w", err)
+	case !nudge:
+		return nil
+	}
+	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:%q}}}`, annotationNudged, time.Now().UTC().Format(time.RFC3339Nano))
+	if _, err := logs.Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("touch Logs object: %w", err)
 	}
 	return nil
 }
+
+// annotationNudged is set on a Logs object to make kwok list it again.
+const annotationNudged = AnnotationPrefix + "nudged"
 
 // file is where a container's log is kept. Namespace and pod names hold
 // no underscore, so the name is unambiguous.
