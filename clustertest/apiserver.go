@@ -19,6 +19,9 @@ type apiServerConfig struct {
 	tokenFile         string
 	kubeletCertFile   string // client certificate for kwok's kubelet server
 	kubeletKeyFile    string
+	proxyCertFile     string // client certificate for aggregated API servers
+	proxyKeyFile      string
+	egressFile        string // EgressSelectorConfiguration
 	watchCache        bool
 }
 
@@ -41,6 +44,12 @@ func (c apiServerConfig) url() string {
 //   - The watch cache is off unless asked for; see [Options.WatchCache].
 //   - Pod logs are fetched from kwok's kubelet server on the node's
 //     InternalIP (127.0.0.1), verified against the cluster CA.
+//   - Everything the API server dials in the cluster (kubelets, webhooks,
+//     aggregated API servers) goes through the cluster's egress proxy
+//     (see egress), which reaches 127.0.0.1 only.
+//   - Aggregated API servers (Kueue's visibility API) are called with the
+//     front-proxy-client certificate from the cluster CA, which they
+//     trust for the X-Remote-User headers (the requestheader flags).
 func apiServerArgs(c apiServerConfig) []string {
 	return []string{
 		"--etcd-servers=" + c.etcdURL,
@@ -64,9 +73,22 @@ func apiServerArgs(c apiServerConfig) []string {
 		"--disable-admission-plugins=TaintNodesByCondition",
 		"--allow-privileged=true",
 		"--shutdown-watch-termination-grace-period=2s",
+		"--egress-selector-config-file=" + c.egressFile,
+		"--proxy-client-cert-file=" + c.proxyCertFile,
+		"--proxy-client-key-file=" + c.proxyKeyFile,
+		"--requestheader-client-ca-file=" + c.caFile,
+		"--requestheader-allowed-names=" + frontProxyClient,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-uid-headers=X-Remote-Uid",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--watch-cache=" + strconv.FormatBool(c.watchCache),
 	}
 }
+
+// frontProxyClient is the name in the certificate that the API server
+// presents to aggregated API servers.
+const frontProxyClient = "front-proxy-client"
 
 // startAPIServer runs kube-apiserver and waits until /readyz answers 200
 // to the admin. A restart calls it again with the same configuration.

@@ -29,6 +29,7 @@ type Cluster struct {
 	dyn    dynamic.Interface
 
 	adminHTTP *http.Client
+	egress    *egress
 	proxy     *Proxy
 	podLogs   *podLogs
 
@@ -86,6 +87,9 @@ func start(ctx context.Context, opts Options, bins Binaries) (_ *Cluster, err er
 		return nil, err
 	}
 	c.api = c.apiServerConfig(ports[2])
+	if err := c.startEgress(); err != nil {
+		return nil, err
+	}
 	c.config = c.files.adminConfig(apiURL)
 	if c.adminHTTP, err = tlsClient(c.files.ca.certPEM, &c.files.adminCert); err != nil {
 		return nil, err
@@ -125,8 +129,29 @@ func (c *Cluster) apiServerConfig(port int) apiServerConfig {
 		tokenFile:        f.tokenFile,
 		kubeletCertFile:  f.kubeletClientCert,
 		kubeletKeyFile:   f.kubeletClientKey,
+		proxyCertFile:    f.proxyClientCert,
+		proxyKeyFile:     f.proxyClientKey,
+		egressFile:       f.path("egress.yaml"),
 		watchCache:       c.opts.WatchCache,
 	}
+}
+
+// startEgress starts the API server's egress proxy and writes its
+// configuration file.
+func (c *Cluster) startEgress() error {
+	e, err := startEgress(c.files.dir)
+	if err != nil {
+		return err
+	}
+	c.egress = e
+	conf, err := e.config()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.api.egressFile, conf, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", c.api.egressFile, err)
+	}
+	return nil
 }
 
 // startStorage starts etcd, then the API server, then installs kwok's CRDs.
@@ -202,7 +227,7 @@ func (c *Cluster) track(p *process) {
 	c.procs = append(c.procs, p)
 }
 
-// Stop stops the pod-log watcher and the proxy, kills every process the
+// Stop stops the pod-log watcher, the fault proxy and the egress proxy, kills every process the
 // cluster started (each with its process group, including API servers
 // replaced by restarts), waits for them to exit and removes the cluster's
 // directory. It returns every error joined. Calling it again does nothing.
@@ -222,6 +247,9 @@ func (c *Cluster) Stop() error {
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		errs = append(errs, c.procs[i].kill())
+	}
+	if c.egress != nil {
+		errs = append(errs, c.egress.close())
 	}
 	if c.files != nil {
 		if err := os.RemoveAll(c.files.dir); err != nil {

@@ -121,16 +121,21 @@
 // from the cluster's CA, its internal certificate management off; only
 // the webhooks of its own kinds and of Jobs are registered; and the build
 // changes one line of its source, to read the metrics certificate from
-// the cluster's directory instead of /etc/kueue. Its visibility API
-// (visibility.kueue.x-k8s.io, pending workloads) is not served, and the
-// VisibilityOnDemand feature gate is off: that API is an aggregated API
-// server, which kube-apiserver reaches only through an APIService backed
-// by a Service, dialling its cluster IP (there is no kube-proxy here) or,
-// with aggregator routing, an endpoint address, which may not be
-// loopback; it also needs front-proxy authentication set up, and Kueue
-// reads its certificate from a fixed /visibility directory. Read queue
-// positions from the queues' status (pendingWorkloads) and Workload
-// conditions instead.
+// the cluster's directory instead of /etc/kueue, and sets at link time
+// where its visibility server reads its certificate (a fixed /visibility
+// in Kueue).
+//
+// Kueue's visibility API (visibility.kueue.x-k8s.io v1beta2 and v1beta1:
+// a LocalQueue's or ClusterQueue's pending workloads, with their
+// positions) is served, as an aggregated API: the API server calls it,
+// with front-proxy authentication (the front-proxy-client certificate),
+// through the APIServices and the Service kueue-system/visibility-server
+// that Kueue's manifests register. There is no kube-proxy, so everything
+// the API server dials in the cluster (kubelets, webhooks, aggregated APIs)
+// goes through the cluster's egress proxy (kube-apiserver's egress
+// selector, HTTP CONNECT over a Unix socket), which maps the Service's
+// ClusterIP to the visibility server's loopback port and dials nothing but
+// 127.0.0.1.
 //
 // # What is not simulated
 //

@@ -26,6 +26,7 @@ type files struct {
 	kcmCert, kcmKey                     string
 	schedCert, schedKey                 string
 	kwokCert, kwokKey                   string
+	proxyClientCert, proxyClientKey     string
 	stagesFile                          string
 	adminKubeconfig                     string
 	kcmKubeconfig                       string
@@ -35,7 +36,7 @@ type files struct {
 
 // writeFiles makes the PKI (one CA; serving certificates for 127.0.0.1;
 // client certificates for the admin, the controller manager, the
-// scheduler, kwok and the API server's kubelet client; a service-account
+// scheduler, kwok, and the API server's kubelet and front-proxy clients; a service-account
 // signing key), the admin token file, kwok's stages, and a kubeconfig per
 // client, all pointing at apiURL.
 func writeFiles(dir, apiURL string) (*files, error) {
@@ -76,6 +77,9 @@ func writeFiles(dir, apiURL string) (*files, error) {
 		}},
 		{"kubelet-client", &f.kubeletClientCert, &f.kubeletClientKey, func() (keyPair, error) {
 			return ca.client("kube-apiserver-kubelet-client", "system:masters")
+		}},
+		{"front-proxy-client", &f.proxyClientCert, &f.proxyClientKey, func() (keyPair, error) {
+			return ca.client(frontProxyClient)
 		}},
 	}
 	for _, p := range pairs {

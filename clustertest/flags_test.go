@@ -71,6 +71,7 @@ func TestAPIServerArgs(t *testing.T) {
 		port: 6443, etcdURL: "http://127.0.0.1:2379", caFile: "ca.crt", certFile: "api.crt", keyFile: "api.key",
 		saSigningKeyFile: "sa.key", saPublicKeyFile: "sa.pub", tokenFile: "tokens.csv",
 		kubeletCertFile: "kc.crt", kubeletKeyFile: "kc.key",
+		proxyCertFile: "fp.crt", proxyKeyFile: "fp.key", egressFile: "egress.yaml",
 	}
 	t.Run("secures and confines the server", func(t *testing.T) {
 		args := apiServerArgs(c)
@@ -94,6 +95,11 @@ func TestAPIServerArgs(t *testing.T) {
 			"disable-admission-plugins":               "TaintNodesByCondition",
 			"allow-privileged":                        "true",
 			"shutdown-watch-termination-grace-period": "2s",
+			"egress-selector-config-file":             "egress.yaml",
+			"proxy-client-cert-file":                  "fp.crt",
+			"proxy-client-key-file":                   "fp.key",
+			"requestheader-client-ca-file":            "ca.crt",
+			"requestheader-allowed-names":             "front-proxy-client",
 		})
 		checkLoopbackOnly(t, args)
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +33,8 @@ func (k *kueueRun) running() bool {
 
 // StartKueue starts Kueue v0.17.0 in the cluster, and returns once it
 // admits work: its CRDs are established, its manager is ready (/readyz
-// and /healthz) and the API server reaches its webhooks. The first call
+// and /healthz), the API server reaches its webhooks, and its visibility
+// API is available (see the package doc). The first call
 // builds Kueue if the cache lacks it (see [Options.Kueue]; about 5.5
 // minutes cold), installs its CRDs and registers its webhooks; later
 // calls return at once while Kueue runs, and start it again after
@@ -86,7 +88,7 @@ func (c *Cluster) startKueue(ctx context.Context, p *progress) error {
 	}
 	err := p.step("start Kueue", func() error {
 		proc := newProcess("kueue", c.bins.Kueue, kueueArgs(k.cfg), c.files.dir)
-		proc.env = kueueEnv(k.cfg)
+		proc.env, proc.dir = kueueEnv(k.cfg), k.cfg.dir
 		health := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 		ready, healthy := httpCheck(health, k.cfg.healthURL("readyz")), httpCheck(health, k.cfg.healthURL("healthz"))
 		proc, err := launch(ctx, proc, c.opts.startTimeout(), func(ctx context.Context) error {
@@ -110,6 +112,9 @@ func (c *Cluster) startKueue(ctx context.Context, p *progress) error {
 	if err := p.step("register Kueue's webhooks", func() error { return c.registerKueueWebhooks(ctx, k) }); err != nil {
 		return errors.Join(err, k.proc.kill())
 	}
+	if err := p.step("register Kueue's visibility API", func() error { return c.registerKueueVisibility(ctx, k) }); err != nil {
+		return errors.Join(err, k.proc.kill())
+	}
 	return nil
 }
 
@@ -119,14 +124,19 @@ func (c *Cluster) startKueue(ctx context.Context, p *progress) error {
 // needs its webhooks (creating or updating a Job labelled
 // kueue.x-k8s.io/queue-name, or a Kueue object) with "failed calling
 // webhook", since each has failurePolicy Fail, and nothing admits or
-// evicts Workloads. [Cluster.StartKueue] starts it again on the same ports.
+// evicts Workloads. The APIServices of its visibility API are deleted
+// first, so that an unreachable aggregated API never stalls the cluster's
+// discovery (namespace deletion, garbage collection). [Cluster.StartKueue]
+// starts it again on the same ports and registers them again.
 func (c *Cluster) StopKueue() error {
 	c.kueueMu.Lock()
 	defer c.kueueMu.Unlock()
 	if !c.kueue.running() {
 		return nil
 	}
-	return c.kueue.proc.kill()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return errors.Join(c.unregisterKueueVisibility(ctx), c.kueue.proc.kill())
 }
 
 func (c *Cluster) errIfStopped() error {
@@ -150,14 +160,15 @@ func (c *Cluster) setUpKueue(ctx context.Context) (*kueueRun, error) {
 		}
 		c.bins.Kueue, c.bins.KueueManifests = bins.Kueue, bins.KueueManifests
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	dir := c.files.path("kueue")
 	k := &kueueRun{cfg: kueueConfig{
-		webhookPort: ports[0], metricsPort: ports[1], healthPort: ports[2],
-		certDir:    filepath.Join(dir, "certs"),
+		webhookPort: ports[0], metricsPort: ports[1], healthPort: ports[2], visibilityPort: ports[3],
+		dir:        dir,
+		certDir:    filepath.Join(dir, kueueVisibilityCertDir),
 		kubeconfig: filepath.Join(dir, "kueue.kubeconfig"),
 		configFile: filepath.Join(dir, "config.yaml"),
 	}}
@@ -217,7 +228,7 @@ func (c *Cluster) writeKueueFiles(cfg kueueConfig) error {
 	if err := os.MkdirAll(cfg.certDir, 0o700); err != nil {
 		return fmt.Errorf("make Kueue's directory: %w", err)
 	}
-	serving, err := c.files.ca.serving("kueue", loopback, "localhost")
+	serving, err := c.files.ca.serving("kueue", loopback, "localhost", kueueVisibilityHost)
 	if err != nil {
 		return err
 	}

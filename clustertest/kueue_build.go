@@ -27,9 +27,15 @@ const (
 	kueueMetricsCertEnv  = "KUEUE_METRICS_CERT_DIR"
 )
 
+// kueueVisibilityCertDir is where Kueue's visibility API server reads
+// tls.crt and tls.key: fixed at /visibility in Kueue, set at link time to
+// this path, relative to the manager's working directory.
+const kueueVisibilityCertDir = "certs"
+
 // buildKueue copies Kueue's manifests out of its module, then builds its
-// manager with the one-line change of writeKueueMain and the version
-// stamped, as its release images are. The go command refuses to overlay
+// manager with the one-line change of writeKueueMain, the version stamped,
+// as its release images are, and the visibility server's certificate
+// directory set (kueueVisibilityCertDir). The go command refuses to overlay
 // a file in the module cache, so the manager's main package (one file)
 // is copied into the throw-away module; every other package is Kueue's
 // own, from the module cache.
@@ -59,7 +65,8 @@ func buildKueue(ctx context.Context, r *goRunner, bins Binaries) error {
 	if err := writeKueueMain(download.Dir, filepath.Join(dir, "kueue")); err != nil {
 		return err
 	}
-	ldflags := "-X " + kueueModule + "/pkg/version.GitVersion=" + kueueVersion
+	ldflags := "-X " + kueueModule + "/pkg/version.GitVersion=" + kueueVersion +
+		" -X " + kueueModule + "/pkg/visibility.certDir=" + kueueVisibilityCertDir
 	return r.buildTo(ctx, dir, bins.Kueue, "./kueue", "-ldflags", ldflags)
 }
 

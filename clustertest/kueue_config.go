@@ -11,7 +11,9 @@ import (
 // kueueConfig is what Kueue's flags and configuration file are built from.
 type kueueConfig struct {
 	webhookPort, metricsPort, healthPort int
-	certDir                              string // tls.crt and tls.key, for the webhook and metrics servers
+	visibilityPort                       int
+	dir                                  string // Kueue's working directory
+	certDir                              string // tls.crt and tls.key, for every server: dir/kueueVisibilityCertDir
 	kubeconfig                           string
 	configFile                           string
 }
@@ -25,19 +27,16 @@ const kueueNamespace = "kueue-system"
 //   - Every server binds 127.0.0.1: the webhook server, with a serving
 //     certificate from the cluster's CA in certDir (internal certificate
 //     management off, so Kueue makes no certificate, Secret or CA
-//     injection of its own); metrics, over TLS with the same certificate;
-//     health probes (/healthz, /readyz), plain HTTP.
+//     injection of its own); metrics and the visibility API server
+//     (VisibilityOnDemand, on by default), over TLS with the same
+//     certificate; health probes (/healthz, /readyz), plain HTTP.
 //   - No leader election: one Kueue per cluster.
 //   - Only the batch/job integration, and only Jobs labelled
 //     kueue.x-k8s.io/queue-name are managed (manageJobsWithoutQueueName
 //     false), so the cluster's other Jobs run as without Kueue.
 //   - Client rate limits well above the defaults (20 QPS, burst 30), as
 //     for the controller manager.
-//   - The VisibilityOnDemand feature gate is off: with internal
-//     certificate management off, its aggregated API server reads its
-//     certificate from a fixed /visibility directory and Kueue exits when
-//     that is missing; and the API server could not reach it anyway (see
-//     the package doc). Every other gate keeps its default.
+//   - Every feature gate keeps its default.
 func kueueConfiguration(c kueueConfig) ([]byte, error) {
 	conf := map[string]any{
 		"apiVersion": "config.kueue.x-k8s.io/v1beta2",
@@ -55,7 +54,7 @@ func kueueConfiguration(c kueueConfig) ([]byte, error) {
 		"manageJobsWithoutQueueName": false,
 		"integrations":               map[string]any{"frameworks": []string{"batch/job"}},
 		"clientConnection":           map[string]any{"qps": 500, "burst": 1000},
-		"featureGates":               map[string]bool{"VisibilityOnDemand": false},
+		"visibilityServer":           map[string]any{"bindAddress": loopback},
 	}
 	data, err := yaml.Marshal(conf)
 	if err != nil {
@@ -69,6 +68,7 @@ func kueueArgs(c kueueConfig) []string {
 	return []string{
 		"--config=" + c.configFile,
 		"--kubeconfig=" + c.kubeconfig,
+		"--visibility-server-port=" + strconv.Itoa(c.visibilityPort),
 	}
 }
 

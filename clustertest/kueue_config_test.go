@@ -13,8 +13,8 @@ import (
 )
 
 var testKueueConfig = kueueConfig{
-	webhookPort: 9443, metricsPort: 8443, healthPort: 8081,
-	certDir: "/c/kueue/certs", kubeconfig: "/c/kueue/kueue.kubeconfig", configFile: "/c/kueue/config.yaml",
+	webhookPort: 9443, metricsPort: 8443, healthPort: 8081, visibilityPort: 8082,
+	dir: "/c/kueue", certDir: "/c/kueue/certs", kubeconfig: "/c/kueue/kueue.kubeconfig", configFile: "/c/kueue/config.yaml",
 }
 
 func TestKueueConfigurationBindsLoopbackAndManagesOnlyQueuedJobs(t *testing.T) {
@@ -27,21 +27,21 @@ func TestKueueConfigurationBindsLoopbackAndManagesOnlyQueuedJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"apiVersion":                      "config.kueue.x-k8s.io/v1beta2",
-		"kind":                            "Configuration",
-		"webhook.host":                    "127.0.0.1",
-		"webhook.port":                    float64(9443),
-		"webhook.certDir":                 "/c/kueue/certs",
-		"metrics.bindAddress":             "127.0.0.1:8443",
-		"health.healthProbeBindAddress":   "127.0.0.1:8081",
-		"leaderElection.leaderElect":      false,
-		"internalCertManagement.enable":   false,
-		"manageJobsWithoutQueueName":      false,
-		"featureGates.VisibilityOnDemand": false,
-		"integrations.frameworks":         []any{"batch/job"},
-		"clientConnection.qps":            float64(500),
-		"namespace":                       "kueue-system",
-		"clientConnection.burst":          float64(1000),
+		"apiVersion":                    "config.kueue.x-k8s.io/v1beta2",
+		"kind":                          "Configuration",
+		"webhook.host":                  "127.0.0.1",
+		"webhook.port":                  float64(9443),
+		"webhook.certDir":               "/c/kueue/certs",
+		"metrics.bindAddress":           "127.0.0.1:8443",
+		"health.healthProbeBindAddress": "127.0.0.1:8081",
+		"leaderElection.leaderElect":    false,
+		"internalCertManagement.enable": false,
+		"manageJobsWithoutQueueName":    false,
+		"visibilityServer.bindAddress":  "127.0.0.1",
+		"integrations.frameworks":       []any{"batch/job"},
+		"clientConnection.qps":          float64(500),
+		"namespace":                     "kueue-system",
+		"clientConnection.burst":        float64(1000),
 	}
 	for path, w := range want {
 		got, found, err := unstructured.NestedFieldNoCopy(conf, strings.Split(path, ".")...)
@@ -53,11 +53,11 @@ func TestKueueConfigurationBindsLoopbackAndManagesOnlyQueuedJobs(t *testing.T) {
 			t.Errorf("%s = %v, want %v", path, got, w)
 		}
 	}
-	if gates, _, _ := unstructured.NestedMap(conf, "featureGates"); len(gates) != 1 {
-		t.Errorf("feature gates %v: want only VisibilityOnDemand changed", gates)
+	if gates, found, _ := unstructured.NestedMap(conf, "featureGates"); found {
+		t.Errorf("feature gates %v: want every gate at its default", gates)
 	}
 	args := kueueArgs(testKueueConfig)
-	checkFlags(t, args, map[string]string{"config": "/c/kueue/config.yaml", "kubeconfig": "/c/kueue/kueue.kubeconfig"})
+	checkFlags(t, args, map[string]string{"config": "/c/kueue/config.yaml", "kubeconfig": "/c/kueue/kueue.kubeconfig", "visibility-server-port": "8082"})
 	if env := kueueEnv(testKueueConfig); !slices.Contains(env, "KUEUE_METRICS_CERT_DIR=/c/kueue/certs") {
 		t.Error("the metrics certificate directory is not in Kueue's environment")
 	}

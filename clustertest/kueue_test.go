@@ -1,14 +1,19 @@
 package clustertest
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -230,5 +235,58 @@ func endPod(t *testing.T, client kubernetes.Interface, ns, name string) {
 	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"0s"}}}`, AnnotationDelay)
 	if _, err := client.CoreV1().Pods(ns).Patch(t.Context(), name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatalf("end pod %s: %v", name, err)
+	}
+}
+
+func TestKueueVisibilityAPIServesPendingWorkloadsInOrder(t *testing.T) {
+	t.Parallel()
+	startKueue(t)
+	client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+	addQueue(t, QueueOptions{Namespace: ns, CPU: "1"})
+	// The first runs, the other three wait, in the order of creation
+	// (Kueue orders equal priorities by creation time, whole seconds: each
+	// is made in a later second).
+	first := createJob(t, client, ns, queuedJob("queue", "1", map[string]string{AnnotationDelay: "1h"}))
+	waitWorkload(t, ns, first.UID, "Admitted", hasCondition("Admitted", "True", ""))
+	var want []string
+	for range 3 {
+		job := createJob(t, client, ns, queuedJob("queue", "1", map[string]string{AnnotationDelay: "1h"}))
+		wl := waitWorkload(t, ns, job.UID, "Pending", hasCondition("QuotaReserved", "False", "Pending"))
+		want = append(want, wl.GetName())
+		time.Sleep(time.Until(wl.GetCreationTimestamp().Add(time.Second)))
+	}
+	for _, version := range kueueVisibilityVersions {
+		path := fmt.Sprintf("/apis/%s/%s/namespaces/%s/localqueues/queue/pendingworkloads", kueueVisibilityGroup, version, ns)
+		var got []string
+		var last string
+		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			data, err := client.Discovery().RESTClient().Get().AbsPath(path).DoRaw(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					last = err.Error()
+				}
+				return false, nil
+			}
+			var summary struct {
+				Items []struct {
+					Metadata             metav1.ObjectMeta `json:"metadata"`
+					PositionInLocalQueue int32             `json:"positionInLocalQueue"`
+				} `json:"items"`
+			}
+			if err := json.Unmarshal(data, &summary); err != nil {
+				return false, err
+			}
+			got, last = nil, string(data)
+			for i, it := range summary.Items {
+				if int(it.PositionInLocalQueue) != i {
+					return false, nil
+				}
+				got = append(got, it.Metadata.Name)
+			}
+			return slices.Equal(got, want), nil
+		})
+		if err != nil {
+			t.Fatalf("GET %s: %v; want the pending workloads %v, last answer: %s", path, err, want, last)
+		}
 	}
 }

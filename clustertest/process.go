@@ -19,6 +19,7 @@ type process struct {
 	path    string
 	args    []string
 	env     []string
+	dir     string // working directory; "" is the test's
 	logPath string
 
 	cmd  *exec.Cmd
@@ -45,6 +46,7 @@ func (p *process) start() error {
 	defer logFile.Close()
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Env = p.env
+	cmd.Dir = p.dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

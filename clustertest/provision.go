@@ -16,6 +16,7 @@ const (
 	etcdVersion       = "v3.6.16"
 	kwokVersion       = "v0.8.0"
 	kueueVersion      = "v0.17.0"
+	kueueBuildTag     = "-b2" // names the build's own changes: bump it when buildKueue changes
 )
 
 // Binaries holds the paths of the control plane's programs.
@@ -51,7 +52,7 @@ func binariesIn(dir string) Binaries {
 		KubeControllerManager: filepath.Join(dir, "kube-controller-manager"),
 		KubeScheduler:         filepath.Join(dir, "kube-scheduler"),
 		Kwok:                  filepath.Join(dir, "kwok"),
-		Kueue:                 filepath.Join(dir, "kueue-"+kueueVersion),
+		Kueue:                 filepath.Join(dir, "kueue-"+kueueVersion+kueueBuildTag),
 		KueueManifests:        filepath.Join(dir, "kueue-"+kueueVersion+"-manifests"),
 	}
 }
