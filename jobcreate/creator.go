@@ -248,13 +248,18 @@ func RunJobName(generateName, runID string) string {
 	return prefix + suffix
 }
 
+// AnnotationOwner names, on a Job of a fleet of worker replicas, the
+// replica that follows its run (see worker.Fleet). It is not part of the
+// spec hash: the same run prepared by two replicas has the same hash.
+const AnnotationOwner = "kubeworker.io/owner"
+
 // SpecHash is a hash of what makes a Job: its labels, its annotations
-// other than AnnotationSpecHash, and its spec. Names and server-set fields
+// other than AnnotationSpecHash and AnnotationOwner, and its spec. Names and server-set fields
 // do not count.
 func SpecHash(job *batchv1.Job) string {
 	ann := make(map[string]string, len(job.Annotations))
 	for k, v := range job.Annotations {
-		if k != AnnotationSpecHash {
+		if k != AnnotationSpecHash && k != AnnotationOwner {
 			ann[k] = v
 		}
 	}

@@ -1,6 +1,8 @@
 package jobwatch
 
 import (
+	"strings"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +40,27 @@ func trimmer(sel labels.Selector) cache.TransformFunc {
 }
 
 // keep returns the entries of m under keys, or nil if none.
+// annotationPrefix starts the labels and annotations kubeworker writes on
+// a Job (its run, worker, owner replica, watch settings, cancellation):
+// kept in the streams' caches, for Watcher.Jobs and Wait. The others are
+// dropped, but for jobLabels.
+const annotationPrefix = "kubeworker.io/"
+
+// keepPrefixed returns the entries of m whose keys start with prefix, nil
+// if none.
+func keepPrefixed(m map[string]string, prefix string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix) {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
+
 func keep(m map[string]string, keys []string) map[string]string {
 	var out map[string]string
 	for _, k := range keys {
@@ -68,6 +91,13 @@ var jobLabels = []string{manifest.LabelQueueName, manifest.LabelPriorityClass}
 func trimJob(j *batchv1.Job) *batchv1.Job {
 	out := &batchv1.Job{ObjectMeta: trimMeta(&j.ObjectMeta)}
 	out.Labels = keep(j.Labels, jobLabels)
+	for k, v := range keepPrefixed(j.Labels, annotationPrefix) {
+		if out.Labels == nil {
+			out.Labels = map[string]string{}
+		}
+		out.Labels[k] = v
+	}
+	out.Annotations = keepPrefixed(j.Annotations, annotationPrefix)
 	sp := &j.Spec
 	out.Spec.BackoffLimit, out.Spec.BackoffLimitPerIndex = sp.BackoffLimit, sp.BackoffLimitPerIndex
 	out.Spec.Completions, out.Spec.Parallelism = sp.Completions, sp.Parallelism

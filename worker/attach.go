@@ -223,14 +223,21 @@ func (w *Worker) checkManaged(pid clusterid.PID, job *batchv1.Job) error {
 // follow waits for job, a Job of this Worker, with the watch settings
 // opts.Values give. It does not deliver the Result.
 func (w *Worker) follow(ctx context.Context, c *clusterParts, pid clusterid.PID, job heldJob, opts AttachOptions) (Result, error) {
+	_, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: job.runID, Values: opts.Values})
+	if err != nil {
+		res := Result{PID: pid, RunID: job.runID, Cluster: c.name, CreatedAt: job.created}
+		res.ExitCode = -1
+		return res, fmt.Errorf("render the watch settings (AttachOptions.Values): %w", err)
+	}
+	return w.followWith(ctx, c, pid, job, w.waitOptions(cfg, opts.Logs, opts.LogsSince, opts.Events))
+}
+
+// followWith waits for job with the watch settings wo.
+func (w *Worker) followWith(ctx context.Context, c *clusterParts, pid clusterid.PID, job heldJob, wo jobwatch.WaitOptions) (Result, error) {
 	runID := job.runID
 	res := Result{PID: pid, RunID: runID, Cluster: c.name, CreatedAt: job.created}
 	res.ExitCode = -1
-	_, cfg, err := w.opts.Parts.Preparer.Prepare(ctx, RunSpec{ID: runID, Values: opts.Values})
-	if err != nil {
-		return res, fmt.Errorf("render the watch settings (AttachOptions.Values): %w", err)
-	}
-	wo := w.waitOptions(cfg, opts.Logs, opts.LogsSince, opts.Events)
+	var err error
 	res.Result, err = c.parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: pid.Namespace, Name: pid.Name}, wo)
 	switch {
 	case errors.Is(err, jobwatch.ErrNotFound):

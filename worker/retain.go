@@ -2,9 +2,11 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -12,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kubeworker/kubeworker/jobcreate"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/retry"
@@ -37,13 +40,20 @@ func retain(job *batchv1.Job) {
 	job.Spec.TTLSecondsAfterFinished = nil
 }
 
-// deliver hands res to onResult, if any, and once the Result is recorded
-// releases the Job. An error of onResult is returned, and the Job is kept.
+// deliver hands res to onResult, if any, and to the fleet's Sink, and
+// once the Result is recorded releases the Job. An error of either is
+// returned, and the Job is kept.
 func (w *Worker) deliver(ctx context.Context, c *clusterParts, job heldJob, res Result, onResult func(Result) error) error {
 	if onResult != nil {
 		if err := onResult(res); err != nil {
 			w.log.WarnContext(ctx, "the Result was not recorded; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
 			return fmt.Errorf("record the Result: %w", err)
+		}
+	}
+	if w.fleet != nil && res.Outcome != jobwatch.TimedOut {
+		if err := w.opts.Fleet.Sink.Record(ctx, res); err != nil {
+			w.log.WarnContext(ctx, "the fleet's Sink did not record the Result; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
+			return fmt.Errorf("record the Result (Options.Fleet.Sink): %w", err)
 		}
 	}
 	w.release(ctx, c, job, res)
@@ -60,13 +70,15 @@ type heldJob struct {
 	created                time.Time
 	ttlAnnotation          string // AnnotationTTL's value
 	hasTTLAnnotation       bool
-	hasTTL                 bool // spec.ttlSecondsAfterFinished is set
+	owner                  string // jobcreate.AnnotationOwner's value
+	hasTTL                 bool   // spec.ttlSecondsAfterFinished is set
 }
 
 func hold(job *batchv1.Job) heldJob {
 	h := heldJob{namespace: job.Namespace, name: job.Name, runID: job.Labels[manifest.LabelRunID],
 		uid: job.UID, created: job.CreationTimestamp.Time, hasTTL: job.Spec.TTLSecondsAfterFinished != nil}
 	h.ttlAnnotation, h.hasTTLAnnotation = job.Annotations[AnnotationTTL]
+	h.owner = job.Annotations[jobcreate.AnnotationOwner]
 	return h
 }
 
@@ -81,28 +93,40 @@ func hold(job *batchv1.Job) heldJob {
 // Options.Retry, for up to its deadline (3 minutes by default) even when
 // ctx has ended: the caller waits for it.
 func (w *Worker) release(ctx context.Context, c *clusterParts, job heldJob, res Result) {
-	v, ok := job.ttlAnnotation, job.hasTTLAnnotation
-	if !ok || job.hasTTL || res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
+	if res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
 		return
 	}
-	ttl, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || ttl < 0 {
-		w.log.WarnContext(ctx, "bad TTL annotation; the Job is kept", "pid", res.PID.String(), "annotation", AnnotationTTL, "value", v)
+	var ttl int64 = -1
+	if v, ok := job.ttlAnnotation, job.hasTTLAnnotation; ok && !job.hasTTL {
+		var err error
+		if ttl, err = strconv.ParseInt(v, 10, 32); err != nil || ttl < 0 {
+			w.log.WarnContext(ctx, "bad TTL annotation; the Job is kept", "pid", res.PID.String(), "annotation", AnnotationTTL, "value", v)
+			return
+		}
+	}
+	fleetJob := w.fleet != nil && job.owner != ""
+	if ttl < 0 && !fleetJob {
 		return
 	}
-	patch := fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.uid, ttl)
+	pt, patch := types.MergePatchType, fmt.Appendf(nil, `{"metadata":{"uid":%q},"spec":{"ttlSecondsAfterFinished":%d}}`, job.uid, ttl)
+	if fleetJob {
+		pt, patch = types.JSONPatchType, deliveredPatch(job, ttl)
+	}
 	jobs, err := c.jobs(job.namespace)
 	if err == nil {
 		// Not cut short by ctx, which may end with the run: bounded by
 		// the retry policy's deadline instead.
 		err = w.retry(ctx, "give the Job its TTL back", res.PID.String()).Do(context.WithoutCancel(ctx), func(ctx context.Context) error {
-			_, err := jobs.Patch(ctx, job.name, types.MergePatchType, patch, metav1.PatchOptions{})
+			_, err := jobs.Patch(ctx, job.name, pt, patch, metav1.PatchOptions{})
 			return err
 		})
 	}
 	switch {
 	case err == nil:
-		w.log.DebugContext(ctx, "released the Job to its TTL", "run", res.RunID, "pid", res.PID.String(), "ttl_seconds", ttl)
+		w.log.DebugContext(ctx, "released the Job", "run", res.RunID, "pid", res.PID.String(), "ttl_seconds", ttl, "delivered", fleetJob)
+	case fleetJob && (apierrors.IsInvalid(err) || apierrors.IsConflict(err) || isUnprocessable(err)):
+		// A test failed: another replica owns the Job now, or it was replaced.
+		w.log.DebugContext(ctx, "the Job to release is not this replica's any more", "run", res.RunID, "pid", res.PID.String(), "error", err)
 	case apierrors.IsNotFound(err), otherUID(err):
 		// Gone, or another Job took the name: nothing of ours to release.
 		w.log.DebugContext(ctx, "the Job to release is gone", "run", res.RunID, "pid", res.PID.String(), "error", err)
@@ -110,6 +134,31 @@ func (w *Worker) release(ctx context.Context, c *clusterParts, job heldJob, res 
 		w.log.WarnContext(ctx, "could not give the Job its TTL back; it is kept until a later Attach or Sweep (does the worker have the patch verb on jobs?)",
 			"run", res.RunID, "pid", res.PID.String(), "error", err)
 	}
+}
+
+// deliveredPatch is the JSON patch that marks a fleet's Job delivered
+// (and gives it its TTL back, if ttl >= 0), only if it is still the same
+// Job and still job.owner's: the API server applies all of it or none.
+func deliveredPatch(job heldJob, ttl int64) []byte {
+	esc := strings.NewReplacer("~", "~0", "/", "~1")
+	ann := "/metadata/annotations/"
+	ops := []map[string]any{
+		{"op": "test", "path": "/metadata/uid", "value": string(job.uid)},
+		{"op": "test", "path": ann + esc.Replace(jobcreate.AnnotationOwner), "value": job.owner},
+		{"op": "add", "path": ann + esc.Replace(AnnotationDelivered), "value": "true"},
+	}
+	if ttl >= 0 {
+		ops = append(ops, map[string]any{"op": "add", "path": "/spec/ttlSecondsAfterFinished", "value": ttl})
+	}
+	data, _ := json.Marshal(ops)
+	return data
+}
+
+// isUnprocessable reports whether err is a 422 without an Invalid
+// reason: the API server's answer to a JSON patch whose test failed.
+func isUnprocessable(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status) && status.Status().Code == 422
 }
 
 // otherUID reports whether err refuses a patch because it names another

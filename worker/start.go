@@ -38,6 +38,11 @@ func (w *Worker) Start(ctx context.Context) error {
 			return fmt.Errorf("worker: start%s: %w", inCluster(c), err)
 		}
 	}
+	if w.fleet != nil {
+		if err := w.fleet.start(ctx); err != nil {
+			return fmt.Errorf("worker: start: %w", err)
+		}
+	}
 	return nil
 }
 

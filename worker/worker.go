@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/fleet"
 	"github.com/kubeworker/kubeworker/jobcreate"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
@@ -187,6 +188,11 @@ type Options struct {
 	// kept. Default: refused.
 	RunClusters RunClusters
 
+	// Fleet makes this Worker one replica of several of the same Name,
+	// which share the runs and take over each other's (see Fleet).
+	// Default: off.
+	Fleet Fleet
+
 	// Parts replaces default parts of the Worker's own cluster; nil ones
 	// are built from the client. The other clusters get the default
 	// parts, built from their clients and tuned by these Options.
@@ -201,6 +207,7 @@ type Worker struct {
 	opts     Options
 	log      *slog.Logger
 	clusters *clusterSet
+	fleet    *fleetState // nil without Options.Fleet
 
 	mu      sync.Mutex
 	closed  bool
@@ -216,7 +223,7 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	if err := validLabelValue(opts.Name); err != nil {
 		return nil, fmt.Errorf("worker: name: %w", err)
 	}
-	if err := errors.Join(opts.checkParts(), opts.checkClusters()); err != nil {
+	if err := errors.Join(opts.checkParts(), opts.checkClusters(), opts.Fleet.check()); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	if opts.Logger == nil {
@@ -238,6 +245,12 @@ func New(client kubernetes.Interface, opts Options) (*Worker, error) {
 	ownRec := metrics.ForCluster(opts.Metrics, opts.ClusterName)
 	opts.Parts = opts.defaultParts(client, opts.Parts, ownRec, clusterid.Options{})
 	w := &Worker{opts: opts, log: opts.Logger}
+	if opts.Fleet.Enabled {
+		if client == nil {
+			return nil, errors.New("worker: Options.Fleet needs a client (the Leases are in the Worker's own cluster)")
+		}
+		w.fleet = newFleetState(w, opts.Fleet)
+	}
 	w.clusters = &clusterSet{w: w, byFingerprint: map[string]*clusterParts{}, runs: map[string]*runCluster{},
 		own: &clusterParts{name: opts.ClusterName, client: client, parts: opts.Parts, metrics: ownRec}}
 	for i, c := range opts.Clusters {
@@ -446,6 +459,16 @@ func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *bat
 	if w.opts.RetainUntilRecorded {
 		retain(job)
 	}
+	var member *fleet.Member
+	if w.fleet != nil {
+		var end func()
+		var err error
+		ctx, member, end, err = w.fleet.fleetRun(ctx, c, run, job, cfg)
+		if err != nil {
+			return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, err)
+		}
+		defer end()
+	}
 	done, err := c.parts.Store.Apply(ctx, job)
 	if err != nil {
 		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, err)
@@ -455,11 +478,16 @@ func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *bat
 		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, closed(errors.Join(err, derr)))
 	}
 	res := Result{RunID: run.ID, Cluster: c.name, CreatedAt: created.CreationTimestamp.Time}
-	held := hold(created)
-	res.PID, err = c.parts.Identity.PID(ctx, held.namespace, held.name)
+	res.PID, err = c.parts.Identity.PID(ctx, created.Namespace, created.Name)
 	if err != nil {
-		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, held.namespace, held.name, err)
+		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, err)
 	}
+	if member != nil {
+		if created, err = w.adopted(ctx, c, member, created, res.PID); err != nil {
+			return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
+		}
+	}
+	held := hold(created)
 	w.log.InfoContext(ctx, "created Job", "run", run.ID, "pid", res.PID.String(), "cluster", c.name)
 	if run.Started != nil {
 		run.Started(res.PID)
@@ -468,7 +496,8 @@ func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *bat
 	wo := w.waitOptions(cfg, run.Logs, time.Time{}, run.Events)
 	res.Result, err = c.parts.Waiter.Wait(ctx, jobwatch.JobRef{Namespace: held.namespace, Name: held.name}, wo)
 	if err != nil {
-		if ctx.Err() != nil && w.opts.DeleteOnCancel {
+		err = fenced(ctx, err)
+		if ctx.Err() != nil && w.opts.DeleteOnCancel && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
 			// Bounded by the retry policy's deadline, not by ctx, which
 			// has ended.
 			kerr := c.parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
@@ -553,13 +582,22 @@ func (w *Worker) Kill(ctx context.Context, pid clusterid.PID, grace time.Duratio
 // Close stops following runs (their Run and Attach calls return an
 // error, and the attaches a Sweep started end), in every cluster, waits
 // for them, closes every watch stream, and deletes the Secrets the worker
-// created. It leaves Jobs alone.
+// created. It leaves Jobs alone. A fleet replica then leaves its fleet,
+// giving its Lease up: the other replicas take its runs over at once.
 func (w *Worker) Close(ctx context.Context) error {
 	w.mu.Lock()
 	w.closed = true
 	w.mu.Unlock()
+	if w.fleet != nil {
+		w.fleet.close()
+	}
 	stores := w.clusters.close()
 	w.running.Wait()
+	var leaveErr error
+	if w.fleet != nil {
+		// Only now that nothing follows a run: the others take them over.
+		leaveErr = w.fleet.leave(ctx)
+	}
 	var errs []error
 	for _, cs := range stores {
 		if err := cs.store.Close(ctx); err != nil {
@@ -567,9 +605,9 @@ func (w *Worker) Close(ctx context.Context) error {
 		}
 	}
 	if len(stores) == 1 && len(errs) == 1 {
-		return errors.Unwrap(errs[0])
+		return errors.Join(leaveErr, errors.Unwrap(errs[0]))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, leaveErr)...)
 }
 
 // templatePreparer is the default Preparer.
