@@ -199,7 +199,7 @@ type fleetState struct {
 	member    *fleet.Member // nil while not a member
 	ctx       context.Context
 	cancel    context.CancelCauseFunc // ends ctx: ErrNotMember (the member was lost) or ErrClosed
-	following map[string]bool    // runKey → followed in this process
+	following map[string]bool         // runKey → followed in this process
 	started   bool
 	closed    bool
 
