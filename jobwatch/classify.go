@@ -21,7 +21,9 @@ import (
 // The Job has ended when it has a Complete or SuccessCriteriaMet
 // condition or a completion time (succeeded); a Failed or FailureTarget
 // condition, or more failed pods than its backoffLimit (failed); or a
-// deletionTimestamp (Deleted).
+// deletionTimestamp (Deleted, or Cancelled when the Job carries
+// AnnotationCancelled: Reason ReasonCancelled, Message the annotation's
+// value).
 //
 // The Job's own conditions decide, as soon as the Job controller does:
 // SuccessCriteriaMet and FailureTarget (Kubernetes 1.31 and later) come
@@ -61,8 +63,9 @@ import (
 // So a Job that failed with BackoffLimitExceeded because its pod was
 // OOM-killed gives OOMKilled, ExitCode 137, Reason OOMKilled and
 // JobReason BackoffLimitExceeded. A Job that finished before it was
-// deleted keeps its outcome; only an unfinished one is Deleted. The exit
-// code is never guessed: a pod that vanished has none (-1).
+// deleted keeps its outcome, cancelled or not; only an unfinished one is
+// Deleted (or Cancelled). The exit code is never guessed: a pod that
+// vanished has none (-1).
 //
 // Native sidecars (init containers with restartPolicy Always) never give
 // the exit code: the run container is one of the pod's containers, found
@@ -123,6 +126,9 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 		return r, true
 	case job.DeletionTimestamp != nil:
 		r.Outcome = Deleted
+		if reason, ok := job.Annotations[AnnotationCancelled]; ok {
+			r.Outcome, r.Reason, r.Message = Cancelled, ReasonCancelled, cmp.Or(reason, DefaultCancelMessage)
+		}
 		if r.FinishedAt.IsZero() || term == nil {
 			r.FinishedAt = job.DeletionTimestamp.Time
 		}
@@ -130,6 +136,23 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 	}
 	return r, false
 }
+
+// AnnotationCancelled marks a Job whose run was cancelled on purpose; its
+// value is the reason given, free text, possibly empty. A Job that
+// carries it and is deleted before it finished is [Cancelled], not
+// Deleted. worker.Worker.Cancel sets it, with a merge patch, before it
+// deletes the Job, so every reader of the deletion also sees the mark;
+// the Watcher's streams keep it on the Jobs they cache, so a Job that
+// vanishes is judged by its last state, mark included.
+const AnnotationCancelled = "kubeworker.io/cancelled"
+
+// ReasonCancelled is Result.Reason of a Cancelled run; Result.Message is
+// the reason the caller gave.
+const ReasonCancelled = "Cancelled"
+
+// DefaultCancelMessage is Result.Message of a Cancelled run whose
+// AnnotationCancelled is empty.
+const DefaultCancelMessage = "cancelled; no reason given"
 
 // jobEnding is what a Job's status says about its end.
 type jobEnding struct {

@@ -5,7 +5,7 @@ import "strconv"
 // Outcome is how a run ended. Every ending of a Job that [Watcher.Wait]
 // observes maps to exactly one Outcome; when several apply, the most
 // specific cause wins (see [Classify] for the order). [Outcome.Fault]
-// says whether the run or the infrastructure is to blame.
+// says whether the run, the infrastructure or the caller is to blame.
 type Outcome int
 
 const (
@@ -78,6 +78,14 @@ const (
 	// suspended. A Workload deactivated for running past its maximum
 	// execution time ends DeadlineExceeded instead.
 	Deactivated
+	// Cancelled: the Job was deleted (or began deletion) before it
+	// finished, and carries [AnnotationCancelled]: someone stopped the
+	// run on purpose (worker.Worker.Cancel marks the Job, then deletes
+	// it). Reason is ReasonCancelled and Message the annotation's value,
+	// the reason the caller gave (DefaultCancelMessage when empty). A Job
+	// deleted without the annotation is Deleted; one that finished before
+	// it was marked keeps its Outcome.
+	Cancelled
 )
 
 var outcomeNames = [...]string{
@@ -98,6 +106,7 @@ var outcomeNames = [...]string{
 	PodVanished:          "PodVanished",
 	NotAdmitted:          "NotAdmitted",
 	Deactivated:          "Deactivated",
+	Cancelled:            "Cancelled",
 }
 
 // String returns the Outcome's name, as spelled in this package
@@ -133,6 +142,10 @@ const (
 	// outside, a queue that does not admit the run or deactivates it. The
 	// run's code is not to blame; a retry may pass once the cause is gone.
 	FaultInfrastructure
+	// FaultCaller: whoever runs the work stopped it on purpose
+	// (Cancelled). Neither the run nor the cluster failed; a retry is the
+	// caller's decision, never an automatic one.
+	FaultCaller
 )
 
 var faultNames = [...]string{
@@ -140,10 +153,11 @@ var faultNames = [...]string{
 	FaultNone:           "None",
 	FaultRun:            "Run",
 	FaultInfrastructure: "Infrastructure",
+	FaultCaller:         "Caller",
 }
 
-// String returns "Run", "Infrastructure", "None" or "Unknown", or
-// "Fault(N)" for a value out of range.
+// String returns "Run", "Infrastructure", "Caller", "None" or "Unknown",
+// or "Fault(N)" for a value out of range.
 func (f Fault) String() string {
 	if f >= 0 && int(f) < len(faultNames) {
 		return faultNames[f]
@@ -151,8 +165,8 @@ func (f Fault) String() string {
 	return "Fault(" + strconv.Itoa(int(f)) + ")"
 }
 
-// Fault says whether the Outcome is the run's own failure or the
-// infrastructure's:
+// Fault says whether the Outcome is the run's own failure, the
+// infrastructure's, or the caller's decision:
 //
 //	Succeeded                                    FaultNone
 //	Failed, BackoffLimitExceeded, DeadlineExceeded,
@@ -160,6 +174,7 @@ func (f Fault) String() string {
 //	Evicted, ImagePullError, Unschedulable, NeverStarted,
 //	CannotCreatePod, Deleted, PodVanished,
 //	NotAdmitted, Deactivated                     FaultInfrastructure
+//	Cancelled                                    FaultCaller
 //	Unknown, TimedOut                            FaultUnknown
 //
 // Attribution belongs to the Outcome, not to the Result, because the
@@ -168,7 +183,10 @@ func (f Fault) String() string {
 // on Outcomes and one that retries on FaultInfrastructure then always
 // agree. An ImagePullError or a CannotCreatePod may come from the run's
 // own settings (a misspelt image, a missing service account); they are
-// charged to the infrastructure because no code of the run ran.
+// charged to the infrastructure because no code of the run ran. A Job
+// deleted from outside is the infrastructure's (Deleted), unless it was
+// cancelled (Cancelled, marked with AnnotationCancelled first): that is
+// the caller's.
 func (o Outcome) Fault() Fault {
 	switch o {
 	case Succeeded:
@@ -177,6 +195,8 @@ func (o Outcome) Fault() Fault {
 		return FaultRun
 	case Evicted, ImagePullError, Unschedulable, NeverStarted, CannotCreatePod, Deleted, PodVanished, NotAdmitted, Deactivated:
 		return FaultInfrastructure
+	case Cancelled:
+		return FaultCaller
 	}
 	return FaultUnknown
 }
