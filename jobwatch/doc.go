@@ -156,11 +156,28 @@
 // a queued Job is followed as a plain suspended Job, and QueueTimeout
 // still applies (CauseNoWorkload).
 //
-// What Wait cannot tell: a Job's position in its queue. Kueue serves
-// it only through its visibility API (visibility.kueue.x-k8s.io, an
-// aggregated API server, pending workloads per queue), which jobwatch
-// does not read yet; the LocalQueue's and ClusterQueue's
-// status.pendingWorkloads give a count, not a position.
+// Queue positions: where Kueue's visibility API is served (Kueue's
+// VisibilityOnDemand feature, its APIService for
+// visibility.kueue.x-k8s.io registered and available), a run waiting
+// for admission gets its place in its LocalQueue and in the ClusterQueue
+// behind it, 1 for the head ([QueuePosition]): in Result.Queue.Position
+// (the last one known) and as ReasonQueuePosition events when it is
+// first known and when it changes, at most one per read. The read is
+// shared: every [Options.QueuePositionInterval] (default 5 s), one GET
+// of localqueues/{name}/pendingworkloads per LocalQueue in which a
+// followed run waits serves all the runs waiting there; no request is
+// made while none waits, and the reader's goroutine ends. One page is
+// read, Kueue's default of 1000 Workloads: a run deeper in its
+// LocalQueue keeps its last known position (nil if none), so that the
+// cost stays one request per queue, and Kueue sorts its whole
+// ClusterQueue for every request whatever the page. Where the API is not
+// served (a 404, or a 503 from an APIService with no server behind it)
+// or refused to the client, Position stays nil and nothing else
+// changes: said once in the log (Debug; Info when refused), then asked
+// again every 2 minutes, never failing a run. Other failures (timeouts,
+// an odd answer) are logged at Debug and asked again at the next
+// interval. The LocalQueue's and ClusterQueue's status.pendingWorkloads
+// give only a count.
 //
 // # Attribution
 //
@@ -207,5 +224,7 @@
 // taints a pod does not tolerate; without it the Diagnosis counts them.
 // Following Kueue needs list and watch on workloads.kueue.x-k8s.io in
 // each namespace of queued Jobs; without them (said once at Warn),
-// queued Jobs are followed as plain suspended Jobs.
+// queued Jobs are followed as plain suspended Jobs. Queue positions need
+// get on localqueues/pendingworkloads in visibility.kueue.x-k8s.io in
+// those namespaces; without it (said once at Info), Position stays nil.
 package jobwatch

@@ -13,8 +13,9 @@ import (
 // Event reports that a pod of a run reached a new phase, or the same
 // phase for a new reason (Pending for Unschedulable, then for
 // ErrImagePull); or, with Pod and Phase empty, that the Job itself was
-// queued (ReasonQueued) or resumed (ReasonResumed); or, with Workload
-// set, what Kueue did with the Job (ReasonWaitingForQuota,
+// queued (ReasonQueued) or resumed (ReasonResumed), or took a new place
+// in its Kueue queue (ReasonQueuePosition, with Position); or, with
+// Workload set, what Kueue did with the Job (ReasonWaitingForQuota,
 // ReasonInadmissible, ReasonAdmitted, ReasonPreempted, ReasonEvicted,
 // ReasonRequeued, ReasonDeactivated).
 type Event struct {
@@ -23,7 +24,9 @@ type Event struct {
 	// event of the Job or of Kueue, of the Job's or the Workload's UID,
 	// the reason and the condition's transition time). A replay
 	// (after a reconnect, a relist, or a later Wait on the same Job) has
-	// the same ID, so a sink that stores events can drop repeats.
+	// the same ID, so a sink that stores events can drop repeats. A
+	// ReasonQueuePosition is a reading, never replayed: its ID hashes the
+	// Job's UID, the position and when it was read.
 	ID string
 	// PrevID is the ID of the event this Wait reported before this one,
 	// or empty for its first. It links the events of one run into a chain.
@@ -61,14 +64,19 @@ type Event struct {
 	// ClusterQueue names the ClusterQueue that admitted the Job, for
 	// ReasonAdmitted.
 	ClusterQueue string
+	// Position is the run's new place in its queues, for
+	// ReasonQueuePosition; nil for the others.
+	Position *QueuePosition
 	// Time is when it happened as the cluster recorded it (creation,
 	// start, finish, or the condition's transition), else when the
 	// Watcher saw it.
 	Time time.Time
 }
 
-// Reasons of the events of the Job itself, read from its Suspended
-// condition, which the Job controller sets once it has seen spec.suspend.
+// Reasons of the events of the Job itself: ReasonQueued and
+// ReasonResumed read from its Suspended condition, which the Job
+// controller sets once it has seen spec.suspend; ReasonQueuePosition
+// from Kueue's visibility API.
 const (
 	// ReasonQueued: the Job is suspended (spec.suspend true), as
 	// queueing systems such as Kueue hold Jobs until they may run. No pod
@@ -77,6 +85,13 @@ const (
 	// ReasonResumed: the Job was resumed after it had been suspended; its
 	// pod start timeout starts afresh.
 	ReasonResumed = "Resumed"
+	// ReasonQueuePosition: the place of a Job queued in Kueue, waiting
+	// for admission, first known or changed (Event.Position; Message
+	// says it in words). At most one per read of its LocalQueue (see
+	// Options.QueuePositionInterval); none where Kueue's visibility API
+	// is not served. Workload is empty: it is not one of Kueue's
+	// condition events, nor in Queueing.Events.
+	ReasonQueuePosition = "QueuePosition"
 )
 
 // queueEvent describes the Job's Suspended condition as an Event, if it

@@ -72,8 +72,19 @@ type Options struct {
 	// connection (transport, authentication, rate limiter). With any
 	// other client (a fake clientset, a wrapper) and no Dynamic, Kueue is
 	// not followed: a queued Job is followed as a suspended Job, and
-	// WaitOptions.QueueTimeout still applies.
+	// WaitOptions.QueueTimeout still applies. Queue positions are read
+	// through it too.
 	Dynamic dynamic.Interface
+
+	// QueuePositionInterval is how often the places of runs waiting for
+	// Kueue's admission are read from Kueue's visibility API
+	// (Queueing.Position, ReasonQueuePosition events; see the package
+	// doc's Kueue section): one request per LocalQueue that has waiting
+	// runs per interval, shared by all the runs waiting there, and none
+	// while no run waits. Where the API is not served it is asked again
+	// every 2 minutes only. Default: 0, DefaultQueuePositionInterval
+	// (5 s); negative: positions are not read.
+	QueuePositionInterval time.Duration
 }
 
 func (o Options) selector() labels.Selector {

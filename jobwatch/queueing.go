@@ -48,6 +48,13 @@ type Queueing struct {
 	// Events are the events of Kueue's that the Wait reported (those with
 	// Event.Workload set), in order.
 	Events []Event
+	// Position is the run's last known place in its queues while it
+	// waited, from Kueue's visibility API (see the package doc's Kueue
+	// section and Options.QueuePositionInterval). It is nil when never
+	// known: the API not served, Kueue not followed, or the run admitted
+	// before its first read. It keeps its last value once the run is
+	// admitted.
+	Position *QueuePosition
 }
 
 // Eviction is one eviction of a run's Workload by Kueue.
@@ -80,7 +87,9 @@ type queueRun struct {
 	waitSince time.Time // when the current wait began
 	counted   bool      // QueueWaitStarted without its QueueWaitEnded
 	timer     clock.Timer
-	timedOut  bool // the queue timeout passed while waiting
+	timedOut  bool         // the queue timeout passed while waiting
+	pos       *positionSub // registered for positions while waiting; else nil
+	posRead   uint64       // the read of positions last taken in
 }
 
 // followQueue starts following Kueue for a Job that has the queue-name
@@ -138,6 +147,7 @@ func (r *run) observeQueue() {
 			k.q.Waited = max(k.q.AdmittedAt.Sub(k.q.QueuedAt), 0)
 		}
 	}
+	r.followPosition()
 }
 
 // admittedAt returns when the run was admitted: the Workload's Admitted
@@ -267,6 +277,7 @@ func (r *run) queueing() *Queueing {
 func (r *run) endQueue() {
 	if k := r.kq; k != nil {
 		k.stopTimer()
+		k.leavePosition()
 		if k.counted {
 			k.counted = false
 			r.w.rec.QueueWaitEnded()

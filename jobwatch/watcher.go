@@ -36,6 +36,7 @@ type Watcher struct {
 	clock  clock.WithTicker
 	rec    metrics.Recorder
 	dyn    dynamic.Interface // reads Kueue's Workloads; nil: Kueue is not followed
+	pos    *positions        // reads queue positions; nil: not read
 
 	// ctx ends at Close; it carries the Logger for client-go's klog.
 	ctx    context.Context
@@ -64,6 +65,7 @@ func New(client kubernetes.Interface, opts Options) *Watcher {
 	if w.dyn == nil {
 		w.dyn = dynamicFor(client)
 	}
+	w.pos = newPositions(w)
 	ctx := klog.NewContext(context.Background(), logr.FromSlogHandler(w.logger.Handler()))
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	return w
