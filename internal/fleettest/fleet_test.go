@@ -1,0 +1,401 @@
+package fleettest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
+	"github.com/kubeworker/kubeworker/jobcreate"
+	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/worker"
+)
+
+var cluster *clustertest.Cluster
+
+func TestMain(m *testing.M) {
+	ReplicaMain()
+	os.Exit(clustertest.Main(m, &cluster, clustertest.Options{}))
+}
+
+// fate is a run's scripted end.
+type fate struct {
+	annotations map[string]string
+	outcome     string
+	exitCode    int
+	lines       []string
+}
+
+// fateOf scripts run i: a duration of 2 to 8 s, and in turn success, an
+// exit code, an OOM kill and an eviction; each logs three lines naming it.
+func fateOf(id string, i int) fate {
+	f := fate{annotations: map[string]string{clustertest.AnnotationDelay: fmt.Sprintf("%ds", 2+i%7)}}
+	switch i % 4 {
+	case 0:
+		f.outcome = "Succeeded"
+	case 1:
+		f.annotations[clustertest.AnnotationExitCode] = "3"
+		f.outcome, f.exitCode = "Failed", 3
+	case 2:
+		f.annotations[clustertest.AnnotationExitCode] = "137"
+		f.annotations[clustertest.AnnotationReason] = "OOMKilled"
+		f.outcome, f.exitCode = "OOMKilled", 137
+	case 3:
+		f.annotations[clustertest.AnnotationEvict] = "The node was low on resource: memory."
+		f.outcome, f.exitCode = "Evicted", 137
+	}
+	for l := range 3 {
+		f.lines = append(f.lines, fmt.Sprintf("%s line %d", id, l))
+	}
+	f.annotations[clustertest.AnnotationLog] = strings.Join(f.lines, "\n")
+	return f
+}
+
+func (f fate) values() map[string]any {
+	pa := map[string]any{}
+	for k, v := range f.annotations {
+		pa[k] = v
+	}
+	return map[string]any{"pod_annotations": pa, "backoff_limit": 0, "finished_job_ttl": 300}
+}
+
+// fleetHarness is a fleet of replica processes in one namespace and what
+// they said.
+type fleetHarness struct {
+	t      *testing.T
+	ns     string
+	events chan Event
+
+	mu        sync.Mutex
+	results   map[string][]Event // by run
+	logs      map[string]map[string]bool
+	takeovers map[string][]Event
+	runErrs   map[string][]Event
+	joins     map[string]int // by replica
+	replicas  []*Replica
+	stderr    *strings.Builder
+}
+
+func newHarness(t *testing.T) *fleetHarness {
+	h := &fleetHarness{t: t, ns: cluster.NewNamespace(t), events: make(chan Event, 1024),
+		results: map[string][]Event{}, logs: map[string]map[string]bool{}, takeovers: map[string][]Event{},
+		runErrs: map[string][]Event{}, joins: map[string]int{}, stderr: &strings.Builder{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e := range h.events {
+			h.record(e)
+		}
+	}()
+	t.Cleanup(func() {
+		for _, r := range h.replicas {
+			r.Kill()
+		}
+		close(h.events)
+		<-done
+		if t.Failed() {
+			h.mu.Lock()
+			t.Logf("replicas' stderr:\n%s", h.stderr.String())
+			h.mu.Unlock()
+		}
+	})
+	return h
+}
+
+func (h *fleetHarness) record(e Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch e.Kind {
+	case "result":
+		h.results[e.Run] = append(h.results[e.Run], e)
+	case "log":
+		if h.logs[e.Run] == nil {
+			h.logs[e.Run] = map[string]bool{}
+		}
+		h.logs[e.Run][e.Line] = true
+	case "takeover":
+		h.takeovers[e.Run] = append(h.takeovers[e.Run], e)
+	case "run-error":
+		h.runErrs[e.Run] = append(h.runErrs[e.Run], e)
+	case "joined":
+		h.joins[e.Replica]++
+	}
+}
+
+// stderrWriter collects the replicas' stderr.
+type stderrWriter struct{ h *fleetHarness }
+
+func (w stderrWriter) Write(p []byte) (int, error) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	return w.h.stderr.Write(p)
+}
+
+// start starts a replica named identity.
+func (h *fleetHarness) start(identity string) *Replica {
+	h.t.Helper()
+	cfg := cluster.ProxyConfig()
+	ctx, cancel := context.WithTimeout(h.t.Context(), 2*time.Minute)
+	defer cancel()
+	r, err := Start(ctx, Params{
+		Host: cfg.Host, Token: cfg.BearerToken, CA: cfg.CAData, Namespace: h.ns, Identity: identity,
+		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond, Resync: 2 * time.Second,
+		QPS: 100, Burst: 200,
+	}, h.events, stderrWriter{h})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.mu.Lock()
+	h.replicas = append(h.replicas, r)
+	h.mu.Unlock()
+	return r
+}
+
+// waitDelivered waits until every run of fates has a Result, for up to
+// timeout.
+func (h *fleetHarness) waitDelivered(fates map[string]fate, timeout time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h.mu.Lock()
+		var missing []string
+		for id := range fates {
+			if len(h.results[id]) == 0 {
+				missing = append(missing, id)
+			}
+		}
+		h.mu.Unlock()
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			slices.Sort(missing)
+			h.t.Fatalf("%d runs not delivered, such as %v", len(missing), missing[:min(5, len(missing))])
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// joinsOf returns how many times replica joined its fleet.
+func (h *fleetHarness) joinsOf(replica string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.joins[replica]
+}
+
+// delivered returns how many runs have a Result now.
+func (h *fleetHarness) delivered() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.results)
+}
+
+// check checks every run's Results (each with its fate's outcome and exit
+// code; none from a replica in not), its log lines, and that it has one
+// Job.
+func (h *fleetHarness) check(fates map[string]fate, not ...string) {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, f := range fates {
+		for _, e := range h.results[id] {
+			if e.Outcome != f.outcome || e.ExitCode != f.exitCode {
+				h.t.Errorf("run %s delivered by %s as %s, exit code %d; want %s, %d", id, e.Replica, e.Outcome, e.ExitCode, f.outcome, f.exitCode)
+			}
+			if slices.Contains(not, e.Replica) {
+				h.t.Errorf("run %s delivered by %s, which was gone", id, e.Replica)
+			}
+		}
+		for _, l := range f.lines {
+			if !h.logs[id][l] {
+				h.t.Errorf("run %s: log line %q never delivered", id, l)
+			}
+		}
+	}
+	perRun := jobtest.JobsPerRun(h.t, jobtest.Client(h.t, cluster.Config()), h.ns)
+	for id := range fates {
+		if perRun[id] != 1 {
+			h.t.Errorf("run %s has %d Jobs", id, perRun[id])
+		}
+	}
+}
+
+// waitJobs waits until the namespace holds n Jobs.
+func (h *fleetHarness) waitJobs(n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(h.owners()) < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d of %d Jobs made", len(h.owners()), n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// owners returns the owner annotation of each run's Job.
+func (h *fleetHarness) owners() map[string]string {
+	out, _ := h.ownersUndelivered()
+	return out
+}
+
+// ownersUndelivered returns the owner annotation of each run's Job, and
+// of those not delivered yet.
+func (h *fleetHarness) ownersUndelivered() (all, undelivered map[string]string) {
+	h.t.Helper()
+	jobs, err := jobtest.Client(h.t, cluster.Config()).BatchV1().Jobs(h.ns).List(h.t.Context(), metav1.ListOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	all, undelivered = map[string]string{}, map[string]string{}
+	for _, j := range jobs.Items {
+		id, owner := j.Labels[manifest.LabelRunID], j.Annotations[jobcreate.AnnotationOwner]
+		all[id] = owner
+		if j.Annotations[worker.AnnotationDelivered] == "" {
+			undelivered[id] = owner
+		}
+	}
+	return all, undelivered
+}
+
+// waitOwnedBy waits until no undelivered run is owned by replica, and
+// returns when that was.
+func (h *fleetHarness) waitNotOwnedBy(replica string) time.Time {
+	h.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, undelivered := h.ownersUndelivered()
+		var left int
+		for _, owner := range undelivered {
+			if strings.HasPrefix(owner, replica+"/") {
+				left++
+			}
+		}
+		if left == 0 {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%d undelivered runs still owned by %s", left, replica)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hand sends runs to the replicas in turn and returns their fates.
+func (h *fleetHarness) hand(prefix string, n int, replicas ...*Replica) map[string]fate {
+	h.t.Helper()
+	fates := map[string]fate{}
+	for i := range n {
+		id := fmt.Sprintf("%s-%03d", prefix, i)
+		f := fateOf(id, i)
+		fates[id] = f
+		if err := replicas[i%len(replicas)].Send(Run{ID: id, Values: f.values()}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return fates
+}
+
+func TestFleetOfThreeSurvivesTheKillOfOne(t *testing.T) {
+	h := newHarness(t)
+	a, b, c := h.start("a"), h.start("b"), h.start("c")
+	fates := h.hand("kill", 300, a, b, c)
+	for h.delivered() < 100 {
+		time.Sleep(100 * time.Millisecond)
+	}
+	killed := time.Now()
+	a.Kill()
+	h.waitDelivered(fates, 5*time.Minute)
+	h.check(fates)
+	var last time.Time
+	h.mu.Lock()
+	taken := 0
+	for _, evs := range h.takeovers {
+		for _, e := range evs {
+			taken++
+			if e.At.After(last) {
+				last = e.At
+			}
+		}
+	}
+	h.mu.Unlock()
+	if taken == 0 {
+		t.Error("no run was taken over")
+	}
+	t.Logf("300 runs, %d delivered before the SIGKILL; %d taken over, the last %v after it (the Lease lasts 3 s)", 100, taken, last.Sub(killed))
+	all, _ := h.ownersUndelivered()
+	var kept int
+	for _, owner := range all {
+		if strings.HasPrefix(owner, "a/") {
+			kept++ // delivered by a before it was killed
+		}
+	}
+	if kept+taken != 100 {
+		t.Errorf("a's 100 runs: %d delivered by a, %d taken over", kept, taken)
+	}
+	_ = b
+	_ = c
+}
+
+func TestFleetRollingRestartLosesNoRun(t *testing.T) {
+	h := newHarness(t)
+	replicas := []*Replica{h.start("r0"), h.start("r1"), h.start("r2")}
+	fates := h.hand("roll", 90, replicas...)
+	for i := range replicas {
+		time.Sleep(2 * time.Second)
+		stopped := time.Now()
+		replicas[i].Stop()
+		exited := time.Now()
+		taken := h.waitNotOwnedBy(fmt.Sprintf("r%d", i))
+		t.Logf("r%d: SIGTERM to exit %v, exit to its last run taken over %v", i, exited.Sub(stopped), taken.Sub(exited))
+		replicas[i] = h.start(fmt.Sprintf("r%d-new", i))
+	}
+	h.waitDelivered(fates, 5*time.Minute)
+	h.check(fates)
+	h.mu.Lock()
+	for id, evs := range h.runErrs {
+		for _, e := range evs {
+			if !strings.Contains(e.Err, worker.ErrClosed.Error()) {
+				t.Errorf("run %s on %s: %s", id, e.Replica, e.Err)
+			}
+		}
+	}
+	h.mu.Unlock()
+}
+
+func TestFleetPartitionedReplicaIsFencedAndRejoins(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.start("a"), h.start("b")
+	fates := h.hand("part", 20, a)
+	h.waitJobs(len(fates))
+	// Every request of a is refused for longer than its Lease.
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == "a" })
+	h.waitDelivered(fates, 3*time.Minute)
+	undo()
+	h.check(fates, "a")
+	for id, owner := range h.owners() {
+		if !strings.HasPrefix(owner, "b/") {
+			t.Errorf("run %s is owned by %q, not b", id, owner)
+		}
+	}
+	// Back, a joins again as a new member and takes work.
+	deadline := time.Now().Add(time.Minute)
+	for h.joinsOf("a") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("a did not join again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	more := h.hand("after", 4, a)
+	h.waitDelivered(more, 2*time.Minute)
+	h.check(more)
+	_ = b
+}
