@@ -167,8 +167,8 @@ func (s sink) RunLog(runID string) (io.Writer, time.Time) {
 type takeovers struct{ o *out }
 
 func (h takeovers) Enabled(context.Context, slog.Level) bool { return true }
-func (h takeovers) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h takeovers) WithGroup(string) slog.Handler           { return h }
+func (h takeovers) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h takeovers) WithGroup(string) slog.Handler            { return h }
 func (h takeovers) Handle(_ context.Context, r slog.Record) error {
 	kind := map[string]string{"took the run over": "takeover", "joined the fleet": "joined"}[r.Message]
 	if kind == "" {
