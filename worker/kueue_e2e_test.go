@@ -207,8 +207,11 @@ func TestE2EQueueRulesAreNeeded(t *testing.T) {
 			client, token := deployAccount(t, ns, less)
 			waitFor(t, "RBAC to apply", func() bool {
 				for _, r := range grants(QueueRules()) {
-					group := "kueue.x-k8s.io"
-					ok, _, err := mayI(t.Context(), client, Permission{Namespace: ns, Verb: r.verb, Group: group, Resource: r.resource})
+					p := Permission{Namespace: ns, Verb: r.verb, Group: "kueue.x-k8s.io", Resource: r.resource}
+					if res, sub, ok := strings.Cut(r.resource, "/"); ok {
+						p.Group, p.Resource, p.Subresource = "visibility.kueue.x-k8s.io", res, sub
+					}
+					ok, _, err := mayI(t.Context(), client, p)
 					if err != nil || ok != (r != g) {
 						return false
 					}
@@ -216,6 +219,9 @@ func TestE2EQueueRulesAreNeeded(t *testing.T) {
 				return true
 			})
 			err := queueScenario(t, client, ns)
+			if g == (grant{"localqueues/pendingworkloads", "get"}) || g == (grant{}) {
+				err = errors.Join(err, positionScenario(t, client, ns))
+			}
 			if g == (grant{"workloads", "list"}) || g == (grant{}) {
 				// Streaming lists need only watch: list is for an API
 				// server or gateway that refuses the watch.
@@ -260,6 +266,44 @@ func queueScenario(t *testing.T, client kubernetes.Interface, ns string) error {
 	}
 	if !slices.ContainsFunc(rep.Rejections, func(r Rejection) bool { return r.Object == "LocalQueue" }) {
 		return fmt.Errorf("Preflight did not see the missing LocalQueue: %v; unchecked: %v", rep.Err(), rep.Unchecked)
+	}
+	return nil
+}
+
+// positionScenario runs two runs, as the account, through a LocalQueue
+// with room for one: the one that waits knows its place in the queue.
+func positionScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	if err := cluster.AddQueue(t.Context(), clustertest.QueueOptions{Namespace: ns, LocalQueue: "one", CPU: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	w := newAccountWorker(t, client, ns, Options{Prepare: manifest.PrepareOptions{
+		Customizations: podAnnotations(map[string]string{clustertest.AnnotationDelay: "3s"})}})
+	defer w.Close(context.Background())
+	results := make(chan Result, 2)
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			res, err := w.Run(t.Context(), RunSpec{ID: fmt.Sprintf("position-%d", i), Values: map[string]any{"queue_name": "one", "cpu_request": "1"}})
+			results <- res
+			errs <- err
+		}()
+	}
+	var positions int
+	for range 2 {
+		res := <-results
+		if err := <-errs; err != nil {
+			return err
+		}
+		if res.Outcome != jobwatch.Succeeded {
+			return fmt.Errorf("run %s: %v", res.RunID, res.Outcome)
+		}
+		if res.Queue != nil && res.Queue.Position != nil {
+			positions++
+		}
+	}
+	if positions == 0 {
+		return errors.New("no run knew its place in the queue (get on localqueues/pendingworkloads in visibility.kueue.x-k8s.io)")
 	}
 	return nil
 }

@@ -16,22 +16,28 @@ import (
 	"github.com/kubeworker/kubeworker/manifest"
 )
 
-// kueueGroup is Kueue's API group; kueueVersion the version read.
+// kueueGroup is Kueue's API group; kueueVersion the version read;
+// visibilityGroup is its visibility API's group.
 const (
-	kueueGroup   = "kueue.x-k8s.io"
-	kueueVersion = "v1beta2"
+	kueueGroup      = "kueue.x-k8s.io"
+	kueueVersion    = "v1beta2"
+	visibilityGroup = "visibility.kueue.x-k8s.io"
 )
 
 // QueueRules returns the RBAC rules a worker needs, besides [Rules], in
 // a namespace where its runs go through Kueue (the template's
 // queue_name): list and watch on Workloads (the shared Workload stream
-// that follows a queued run's admission, preemption and requeues) and get
+// that follows a queued run's admission, preemption and requeues), get
 // on LocalQueues (Preflight: the run's LocalQueue exists and its
-// ClusterQueue is active).
+// ClusterQueue is active) and get on their pendingworkloads in Kueue's
+// visibility API (a waiting run's place in its queue,
+// jobwatch.Queueing.Position; without it, or where the visibility API is
+// not served, positions are not reported and nothing else changes).
 func QueueRules() []rbacv1.PolicyRule {
 	return []rbacv1.PolicyRule{
 		{APIGroups: []string{kueueGroup}, Resources: []string{"workloads"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{kueueGroup}, Resources: []string{"localqueues"}, Verbs: []string{"get"}},
+		{APIGroups: []string{visibilityGroup}, Resources: []string{"localqueues/pendingworkloads"}, Verbs: []string{"get"}},
 	}
 }
 
