@@ -157,13 +157,13 @@ func (e *CancelIncompleteError) Unwrap() error { return e.Err }
 // Kill deletes it.
 //
 // Idempotent: a Cancel of a run whose cancel is under way (marked, being
-// deleted) waits for the same end; one of a run this process has
+// deleted) waits for the same end; one of a run this Worker has
 // cancelled and whose Job is gone returns nil, as the first did. A Job
-// that does not exist, and that this process did not cancel, is an error
+// that does not exist, and that this Worker did not cancel, is an error
 // matching clusterid.ErrNotFound that also wraps the API's 404; so a
-// second Cancel from another process, once the Job is gone, cannot tell
+// second Cancel from another Worker, once the Job is gone, cannot tell
 // it from a Job that never existed. Cancelled runs are remembered for an
-// hour, at most 10,000 of them, in this process.
+// hour, at most 10,000 of them, by each Worker.
 //
 // When ctx ends first, Cancel returns a *CancelIncompleteError saying
 // what is left (read with up to 5 s more); the deletion goes on without
@@ -197,7 +197,7 @@ func (w *Worker) Cancel(ctx context.Context, pid clusterid.PID, reason string, o
 	defer release()
 	job, err := w.getToCancel(ctx, c, pid)
 	switch {
-	case apierrors.IsNotFound(err) && cancelledRuns.has(pidKey(pid)):
+	case apierrors.IsNotFound(err) && w.cancelled.has(pidKey(pid)):
 		w.log.DebugContext(ctx, "the cancelled run's Job is gone", "pid", pid.String())
 		return nil
 	case apierrors.IsNotFound(err):
@@ -216,7 +216,7 @@ func (w *Worker) Cancel(ctx context.Context, pid clusterid.PID, reason string, o
 // each are joined; a *CancelIncompleteError per Job that is left.
 //
 // A run with no Job there is an error matching clusterid.ErrNotFound,
-// unless this process has cancelled it (by CancelRun, or by Cancel of
+// unless this Worker has cancelled it (by CancelRun, or by Cancel of
 // its Job): then nil, as for Cancel.
 func (w *Worker) CancelRun(ctx context.Context, runID, reason string, opts CancelOptions) error {
 	if err := errors.Join(validLabelValue(runID), opts.validate()); err != nil {
@@ -243,7 +243,7 @@ func (w *Worker) CancelRun(ctx context.Context, runID, reason string, opts Cance
 		switch {
 		case len(errs) > 0:
 			return fmt.Errorf("worker: cancel run %s: %w", runID, errors.Join(errs...))
-		case cancelledRuns.has(runKey(w.opts.Name, runID)):
+		case w.cancelled.has(runKey(w.opts.Name, runID)):
 			return nil
 		}
 		return fmt.Errorf("worker: cancel run %s: %w: no Job of worker %q has that run ID", runID, clusterid.ErrNotFound, w.opts.Name)
@@ -336,7 +336,7 @@ func (w *Worker) cancelJob(ctx context.Context, c *clusterParts, pid clusterid.P
 	if err := cj.delete(ctx); err != nil {
 		return fmt.Errorf("worker: cancel %s: delete the Job: %w", pid, err)
 	}
-	cancelledRuns.add(pidKey(pid), runKey(w.opts.Name, runID))
+	w.cancelled.add(pidKey(pid), runKey(w.opts.Name, runID))
 	w.log.InfoContext(ctx, "cancelling a run", "run", runID, "pid", pid.String(), "cluster", c.name, "reason", reason)
 	if err := cj.wait(ctx); err != nil {
 		return err
@@ -584,7 +584,7 @@ func graceSeconds(d *time.Duration) *int64 {
 	return &secs
 }
 
-// cancelMemory remembers, in this process, the Jobs and runs that Cancel
+// cancelMemory remembers, for one Worker, the Jobs and runs that Cancel
 // and CancelRun have deleted, so that a second Cancel of one that is gone
 // by then gets the first's answer, nil. It keeps an entry for
 // cancelMemoryTTL and at most cancelMemorySize entries, the oldest going
@@ -600,9 +600,6 @@ const (
 	cancelMemorySize = 10000
 )
 
-// cancelledRuns is the process's cancelMemory: a second Cancel may come
-// from another Worker of the same process.
-var cancelledRuns = &cancelMemory{at: map[string]time.Time{}}
 
 func pidKey(pid clusterid.PID) string    { return "pid/" + pid.String() }
 func runKey(worker, runID string) string { return "run/" + worker + "/" + runID }
@@ -610,6 +607,9 @@ func runKey(worker, runID string) string { return "run/" + worker + "/" + runID 
 func (m *cancelMemory) add(keys ...string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.at == nil {
+		m.at = map[string]time.Time{}
+	}
 	now := time.Now()
 	for _, k := range keys {
 		if _, ok := m.at[k]; !ok {

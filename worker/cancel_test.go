@@ -281,11 +281,14 @@ func TestCancelIsIdempotent(t *testing.T) {
 		if got := writes(cs); len(got) != 2 {
 			t.Errorf("writes %v, want only the first Cancel's two", got)
 		}
-		// The run is known as cancelled too, from another Worker of the
-		// process.
-		other, _ := gcCluster(t)
-		if err := other.CancelRun(t.Context(), "r-twice", "", worker.CancelOptions{}); err != nil {
+		// The run is known as cancelled too, by its ID.
+		if err := w.CancelRun(t.Context(), "r-twice", "", worker.CancelOptions{}); err != nil {
 			t.Errorf("CancelRun of the run cancelled: %v", err)
+		}
+		// Another Worker cannot tell it from a run that never was.
+		other, _ := gcCluster(t)
+		if err := other.CancelRun(t.Context(), "r-twice", "", worker.CancelOptions{}); !errors.Is(err, clusterid.ErrNotFound) {
+			t.Errorf("CancelRun of the run cancelled by another Worker: %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("a Job already marked keeps the first reason", func(t *testing.T) {

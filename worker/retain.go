@@ -93,7 +93,7 @@ func hold(job *batchv1.Job) heldJob {
 // Options.Retry, for up to its deadline (3 minutes by default) even when
 // ctx has ended: the caller waits for it.
 func (w *Worker) release(ctx context.Context, c *clusterParts, job heldJob, res Result) {
-	if res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.TimedOut {
+	if res.Outcome == jobwatch.Deleted || res.Outcome == jobwatch.Cancelled || res.Outcome == jobwatch.TimedOut {
 		return
 	}
 	var ttl int64 = -1

@@ -208,6 +208,8 @@ type Worker struct {
 	log      *slog.Logger
 	clusters *clusterSet
 	fleet    *fleetState // nil without Options.Fleet
+	// cancelled are the Jobs and runs Cancel deleted, for a second Cancel.
+	cancelled cancelMemory
 
 	mu      sync.Mutex
 	closed  bool
