@@ -1,6 +1,8 @@
 // Package install writes what runs a kubeworker process in a cluster: a
 // ServiceAccount, the Role of worker.Rules and its binding, and a
-// Deployment probed on the agent's health endpoints.
+// Deployment probed on the agent's health endpoints; for a fleet of
+// replicas (worker.Options.Fleet), also the Lease rules of
+// worker.FleetRules and a PodDisruptionBudget.
 package install
 
 import (
@@ -14,6 +16,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,6 +26,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/fleet"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -41,9 +45,21 @@ type Options struct {
 	// Image is the image of the worker process; required.
 	Image string
 	// Args and Env are the worker container's arguments and environment.
-	// Default: none.
+	// Default: none. With Replicas above 1, Env must not set
+	// fleet.EnvPodName, which the manifest sets to the pod's name.
 	Args []string
 	Env  []corev1.EnvVar
+	// Replicas is how many worker processes the Deployment runs. Above 1
+	// they are replicas of one fleet: each must run its Worker with
+	// worker.Options.Fleet enabled and its Leases in JobNamespace (leave
+	// Fleet.Namespace unset and set Options.Namespace to JobNamespace, or
+	// set Fleet.Namespace to it). The Role then also grants
+	// worker.FleetRules, the container gets fleet.EnvPodName from the
+	// pod's name (the replica's default Identity), and a
+	// PodDisruptionBudget lets voluntary disruptions take one replica at
+	// a time. Default (0): 1, a single process and no fleet; negative is
+	// an error.
+	Replicas int32
 	// HealthPort is the port the process serves agent.Agent.HealthHandler on;
 	// the liveness probe gets agent.LivenessPath and the readiness probe
 	// agent.ReadinessPath there. Default: 8080.
@@ -76,6 +92,9 @@ func roleRules(opts Options) []rbacv1.PolicyRule {
 	if opts.Queues {
 		rules = append(rules, worker.QueueRules()...)
 	}
+	if opts.Replicas > 1 {
+		rules = append(rules, worker.FleetRules()...)
+	}
 	return rules
 }
 
@@ -83,13 +102,27 @@ func roleRules(opts Options) []rbacv1.PolicyRule {
 // run a worker process in a cluster: a ServiceAccount, a Role and
 // RoleBinding in the Job namespace granting only what the library uses, a
 // ClusterRole and ClusterRoleBinding for the cluster UID unless
-// opts.ClusterUID is given, and a Deployment of one replica that runs as
-// non-root with a read-only root filesystem, with liveness and readiness
-// probes on agent.Agent.HealthHandler.
+// opts.ClusterUID is given, and a Deployment that runs as non-root with a
+// read-only root filesystem, with liveness and readiness probes on
+// agent.Agent.HealthHandler.
 //
-// The Role's rules are those of [worker.Rules], and [worker.QueueRules]
-// with opts.Queues. Apply the manifest with
-// kubectl apply -f, or decode the documents with a universal deserializer.
+// The Role's rules are those of [worker.Rules], [worker.QueueRules] with
+// opts.Queues, and [worker.FleetRules] with opts.Replicas above 1.
+//
+// With one replica (the default) the Deployment replaces its pod by
+// Recreate: a single process, never two at once. With opts.Replicas above
+// 1 the pods are a fleet's replicas, each named by its pod's name
+// (fleet.EnvPodName from the downward API), and the manifest ends with a
+// PodDisruptionBudget of maxUnavailable 1. The Deployment then rolls
+// (RollingUpdate, maxUnavailable 1, maxSurge 1): a replica that stops
+// gives its Lease up and the others take its runs over at once, so at
+// least Replicas-1 replicas serve throughout, and the new pod may start
+// before an old one stops, as a fleet has no duty that only one member
+// may hold (each replica renews its own Lease only).
+//
+// Every problem with opts comes back at once, each naming its field.
+// Apply the manifest with kubectl apply -f, or decode the documents with
+// a universal deserializer.
 func DeploymentManifest(opts Options) ([]byte, error) {
 	objs, err := deployObjects(opts)
 	if err != nil {
@@ -111,8 +144,8 @@ func DeploymentManifest(opts Options) ([]byte, error) {
 
 // deployObjects builds the typed objects of DeploymentManifest.
 func deployObjects(opts Options) ([]runtime.Object, error) {
-	if opts.Image == "" {
-		return nil, errors.New("worker: deployment manifest: an image is required")
+	if err := check(opts); err != nil {
+		return nil, err
 	}
 	if opts.Name == "" {
 		opts.Name = "kubeworker"
@@ -128,6 +161,9 @@ func deployObjects(opts Options) ([]runtime.Object, error) {
 	}
 	if opts.HealthPort == 0 {
 		opts.HealthPort = 8080
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
 	}
 	labels := map[string]string{
 		"app.kubernetes.io/name":     "kubeworker",
@@ -178,8 +214,42 @@ func deployObjects(opts Options) ([]runtime.Object, error) {
 				Subjects:   []rbacv1.Subject{subject},
 			})
 	}
+	if opts.Replicas > 1 {
+		env = append(env, corev1.EnvVar{Name: fleet.EnvPodName, ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"},
+		}})
+	}
 	objs = append(objs, deployment(opts, labels, env))
+	if opts.Replicas > 1 {
+		objs = append(objs, &policyv1.PodDisruptionBudget{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+			ObjectMeta: meta(opts.Namespace),
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				MaxUnavailable: new(intstr.FromInt32(1)),
+				Selector:       &metav1.LabelSelector{MatchLabels: maps.Clone(labels)},
+			},
+		})
+	}
 	return objs, nil
+}
+
+// check returns every problem with opts, each naming its field.
+func check(opts Options) error {
+	var errs []error
+	if opts.Image == "" {
+		errs = append(errs, errors.New("install: deployment manifest: Options.Image is required"))
+	}
+	if opts.Replicas < 0 {
+		errs = append(errs, fmt.Errorf("install: deployment manifest: Options.Replicas is %d: it must be at least 1 (0 means 1)", opts.Replicas))
+	}
+	if opts.Replicas > 1 {
+		for i, e := range opts.Env {
+			if e.Name == fleet.EnvPodName {
+				errs = append(errs, fmt.Errorf("install: deployment manifest: Options.Env[%d] sets %s, which names each of the %d replicas: the manifest sets it to the pod's name", i, e.Name, opts.Replicas))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // deployment builds the worker's Deployment.
@@ -204,14 +274,26 @@ func deployment(opts Options, labels map[string]string, env []corev1.EnvVar) *ap
 			FailureThreshold: failures,
 		}
 	}
+	// One worker at a time: a second one would double the polling.
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	if opts.Replicas > 1 {
+		// A fleet: one replica down at a time, its runs taken over at
+		// once; a new one may join before an old one leaves.
+		strategy = appsv1.DeploymentStrategy{
+			Type: appsv1.RollingUpdateDeploymentStrategyType,
+			RollingUpdate: &appsv1.RollingUpdateDeployment{
+				MaxUnavailable: new(intstr.FromInt32(1)),
+				MaxSurge:       new(intstr.FromInt32(1)),
+			},
+		}
+	}
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: opts.Name, Namespace: opts.Namespace, Labels: maps.Clone(labels)},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: new(int32(1)),
+			Replicas: new(opts.Replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: maps.Clone(labels)},
-			// One worker at a time: a second one would double the polling.
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			Strategy: strategy,
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels)},
 				Spec: corev1.PodSpec{
@@ -243,7 +325,9 @@ func deployment(opts Options, labels map[string]string, env []corev1.EnvVar) *ap
 	}
 }
 
-// toYAML writes obj as YAML without its empty status.
+// toYAML writes obj as YAML without its status, which only the cluster
+// fills in (a PodDisruptionBudget's zero counts are not omitted as
+// empty).
 func toYAML(obj runtime.Object) ([]byte, error) {
 	data, err := json.Marshal(obj)
 	if err != nil {
@@ -253,9 +337,7 @@ func toYAML(obj runtime.Object) ([]byte, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, err
 	}
-	if st, ok := m["status"].(map[string]any); ok && len(st) == 0 {
-		delete(m, "status")
-	}
+	delete(m, "status")
 	out, err := yaml.Marshal(m)
 	if err != nil {
 		return nil, err

@@ -6,20 +6,25 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/kubeworker/kubeworker/agent"
 	"github.com/kubeworker/kubeworker/clusterid"
+	"github.com/kubeworker/kubeworker/fleet"
 )
 
-var updateDeployGolden = flag.Bool("update", false, "rewrite testdata/deploy.golden.yaml")
+var updateDeployGolden = flag.Bool("update", false, "rewrite the golden files testdata/deploy*.golden.yaml")
 
 // decodeManifest splits a DeploymentManifest into typed objects.
 func decodeManifest(t *testing.T, data []byte) []runtime.Object {
@@ -36,7 +41,7 @@ func decodeManifest(t *testing.T, data []byte) []runtime.Object {
 }
 
 func TestDeploymentManifestMatchesTheGoldenFile(t *testing.T) {
-	got, err := DeploymentManifest(Options{
+	etl := Options{
 		Name:         "etl-worker",
 		Namespace:    "workers",
 		JobNamespace: "jobs",
@@ -44,25 +49,38 @@ func TestDeploymentManifestMatchesTheGoldenFile(t *testing.T) {
 		Args:         []string{"--queue", "etl"},
 		Env:          []corev1.EnvVar{{Name: "QUEUE_URL", Value: "https://queue.example.com"}},
 		Secrets:      true,
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "deploy.golden.yaml")
-	if *updateDeployGolden {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to write it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("DeploymentManifest differs from %s (run with -update to accept):\n%s", path, lineDiff(string(want), string(got)))
+	replicas := etl
+	replicas.Replicas = 3
+	for _, tc := range []struct {
+		golden string
+		opts   Options
+	}{
+		{"deploy.golden.yaml", etl},
+		{"deploy-fleet.golden.yaml", replicas},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			got, err := DeploymentManifest(tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tc.golden)
+			if *updateDeployGolden {
+				if err := os.MkdirAll("testdata", 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to write it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("DeploymentManifest differs from %s (run with -update to accept):\n%s", path, lineDiff(string(want), string(got)))
+			}
+		})
 	}
 }
 
@@ -126,6 +144,50 @@ func TestDeploymentManifestObjects(t *testing.T) {
 			if d.Spec.Template.Spec.ServiceAccountName != "kubeworker" {
 				t.Errorf("service account %q", d.Spec.Template.Spec.ServiceAccountName)
 			}
+			if *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+				t.Errorf("%d replicas by %s, want one, replaced by Recreate", *d.Spec.Replicas, d.Spec.Strategy.Type)
+			}
+			for _, r := range role.Rules {
+				if r.Resources[0] == "leases" || slices.Contains(r.Verbs, "update") {
+					t.Errorf("one replica is granted %v %v, a fleet's rule", r.Resources, r.Verbs)
+				}
+			}
+		}},
+		{"replicas make a fleet: Lease rules, the pod name as identity, a rolling update and a disruption budget", Options{Image: "w:1", Replicas: 3, ClusterUID: "u"}, func(t *testing.T, objs []runtime.Object) {
+			if len(objs) != 5 {
+				t.Fatalf("%d objects, want 5", len(objs))
+			}
+			got := map[string][]string{}
+			for _, r := range objs[1].(*rbacv1.Role).Rules {
+				got[r.Resources[0]] = append(got[r.Resources[0]], r.Verbs...)
+			}
+			if want := []string{"get", "create", "update", "delete", "list", "watch"}; !slices.Equal(got["leases"], want) {
+				t.Errorf("leases verbs %v, want %v", got["leases"], want)
+			}
+			if !slices.Contains(got["jobs"], "update") {
+				t.Errorf("jobs verbs %v lack update (the claim of a departed replica's Job)", got["jobs"])
+			}
+			d := objs[3].(*appsv1.Deployment)
+			if *d.Spec.Replicas != 3 {
+				t.Errorf("%d replicas, want 3", *d.Spec.Replicas)
+			}
+			ru := d.Spec.Strategy.RollingUpdate
+			if d.Spec.Strategy.Type != appsv1.RollingUpdateDeploymentStrategyType || ru == nil || ru.MaxUnavailable.IntValue() != 1 || ru.MaxSurge.IntValue() != 1 {
+				t.Errorf("strategy %+v, want a rolling update of maxUnavailable 1, maxSurge 1", d.Spec.Strategy)
+			}
+			env := d.Spec.Template.Spec.Containers[0].Env
+			i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == fleet.EnvPodName })
+			if i < 0 || env[i].ValueFrom == nil || env[i].ValueFrom.FieldRef == nil || env[i].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("env %+v, want %s from metadata.name", env, fleet.EnvPodName)
+			}
+			pdb := objs[4].(*policyv1.PodDisruptionBudget)
+			if pdb.Namespace != d.Namespace || pdb.Spec.MaxUnavailable.IntValue() != 1 || pdb.Spec.MinAvailable != nil {
+				t.Errorf("PodDisruptionBudget %+v, want maxUnavailable 1 in the Deployment's namespace", pdb)
+			}
+			sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+			if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("the PodDisruptionBudget's selector %v does not select the Deployment's pods %v: %v", pdb.Spec.Selector, d.Spec.Template.Labels, err)
+			}
 		}},
 		{"a given cluster UID replaces the ClusterRole with an env var", Options{Image: "w:1", ClusterUID: "abc"}, func(t *testing.T, objs []runtime.Object) {
 			if len(objs) != 4 {
@@ -164,8 +226,31 @@ func TestDeploymentManifestObjects(t *testing.T) {
 	}
 }
 
-func TestDeploymentManifestNeedsAnImage(t *testing.T) {
-	if _, err := DeploymentManifest(Options{}); err == nil || !strings.Contains(err.Error(), "image") {
-		t.Errorf("got %v, want an error about the image", err)
+func TestDeploymentManifestNamesEveryBadField(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want []string
+	}{
+		{"no image", Options{}, []string{"Options.Image"}},
+		{"negative replicas", Options{Image: "w:1", Replicas: -1}, []string{"Options.Replicas"}},
+		{"POD_NAME given to replicas", Options{Image: "w:1", Replicas: 2, Env: []corev1.EnvVar{{Name: "A"}, {Name: fleet.EnvPodName, Value: "x"}}}, []string{"Options.Env[1]"}},
+		{"all at once", Options{Replicas: -2}, []string{"Options.Image", "Options.Replicas"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DeploymentManifest(tc.opts)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, f := range tc.want {
+				if !strings.Contains(err.Error(), f) {
+					t.Errorf("got %v, want it to name %s", err, f)
+				}
+			}
+		})
+	}
+	// One replica may set POD_NAME: it is no fleet.
+	if _, err := DeploymentManifest(Options{Image: "w:1", Env: []corev1.EnvVar{{Name: fleet.EnvPodName, Value: "x"}}}); err != nil {
+		t.Errorf("one replica with %s: %v", fleet.EnvPodName, err)
 	}
 }

@@ -21,3 +21,32 @@ func Rules(secrets bool) []rbacv1.PolicyRule {
 	}
 	return rules
 }
+
+// FleetRules returns the RBAC rules a replica of a fleet (Options.Fleet)
+// needs besides [Rules]:
+//   - on leases (coordination.k8s.io), in the namespace of the fleet's
+//     Leases: get, create and update to take its own Lease and renew it
+//     (client-go's leader election; get also reads it before Close deletes
+//     it); delete, for Close to give the Lease up, so the other replicas
+//     take its runs over at once instead of after the Lease expires; list
+//     and watch for the members view, an informer on the fleet's Leases.
+//     Without watch the view lives on relists that back off up to half a
+//     minute, and the live members it shows come and go; list is for an
+//     API server or gateway that will not stream the informer's first
+//     list through a watch (client-go asks for that first).
+//   - on jobs, in the namespace the Jobs run in: update, to claim a
+//     departed replica's Job (its owner annotation, with the Job's
+//     resourceVersion as precondition). The mark of a delivered run is a
+//     patch, which Rules grants.
+//
+// The Leases go in Options.Fleet.Namespace, by default Options.Namespace:
+// the Job namespace, and then one Role holds Rules and FleetRules, as
+// install.DeploymentManifest writes it. A fleet whose Leases live
+// elsewhere needs the leases rule in a Role of that namespace and the
+// jobs rule in the Job namespace's.
+func FleetRules() []rbacv1.PolicyRule {
+	return []rbacv1.PolicyRule{
+		{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update", "delete", "list", "watch"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"update"}},
+	}
+}
