@@ -81,6 +81,7 @@ type fleetHarness struct {
 	takeovers map[string][]Event
 	runErrs   map[string][]Event
 	joins     map[string]int // by replica
+	cancels   map[string][]Event
 	replicas  []*Replica
 	stderr    *strings.Builder
 }
@@ -88,7 +89,7 @@ type fleetHarness struct {
 func newHarness(t *testing.T) *fleetHarness {
 	h := &fleetHarness{t: t, ns: cluster.NewNamespace(t), events: make(chan Event, 1024),
 		results: map[string][]Event{}, logs: map[string]map[string]bool{}, takeovers: map[string][]Event{},
-		runErrs: map[string][]Event{}, joins: map[string]int{}, stderr: &strings.Builder{}}
+		runErrs: map[string][]Event{}, joins: map[string]int{}, cancels: map[string][]Event{}, stderr: &strings.Builder{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -128,6 +129,8 @@ func (h *fleetHarness) record(e Event) {
 		h.runErrs[e.Run] = append(h.runErrs[e.Run], e)
 	case "joined":
 		h.joins[e.Replica]++
+	case "cancelled":
+		h.cancels[e.Run] = append(h.cancels[e.Run], e)
 	}
 }
 
@@ -398,4 +401,57 @@ func TestFleetPartitionedReplicaIsFencedAndRejoins(t *testing.T) {
 	h.waitDelivered(more, 2*time.Minute)
 	h.check(more)
 	_ = b
+}
+
+func TestFleetCancelFromAnotherReplica(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.start("a"), h.start("b")
+	runs := map[string]map[string]any{
+		"long":  fateOf("long", 0).values(),
+		"stuck": fateOf("stuck", 0).values(),
+	}
+	runs["long"]["pod_annotations"].(map[string]any)[clustertest.AnnotationDelay] = "1h"
+	runs["stuck"]["pod_annotations"].(map[string]any)[clustertest.AnnotationDelay] = "1h"
+	runs["stuck"]["pod_annotations"].(map[string]any)[clustertest.AnnotationStuckTerminating] = "true"
+	for id, v := range runs {
+		if err := a.Send(Run{ID: id, Values: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitJobs(2)
+	for id := range runs {
+		if err := b.Send(Run{ID: id, Cancel: "the caller changed its mind"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		h.mu.Lock()
+		done := len(h.cancels["long"]) > 0 && len(h.cancels["stuck"]) > 0 && len(h.results["long"]) > 0 && len(h.results["stuck"]) > 0
+		h.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.mu.Lock()
+			t.Fatalf("cancels %v, results %v, errors %v", h.cancels, h.results, h.runErrs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id := range runs {
+		for _, e := range h.results[id] {
+			if e.Replica != "a" || e.Outcome != "Cancelled" {
+				t.Errorf("run %s: %s from %s; want Cancelled from a, its owner", id, e.Outcome, e.Replica)
+			}
+		}
+	}
+	if n := len(h.owners()); n != 0 {
+		t.Errorf("%d Jobs left after the cancels", n)
+	}
+	pods, err := jobtest.Client(t, cluster.Config()).CoreV1().Pods(h.ns).List(t.Context(), metav1.ListOptions{})
+	if err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods left after the cancels: %d (%v)", len(pods.Items), err)
+	}
 }

@@ -54,15 +54,18 @@ type Params struct {
 	Burst int     `json:"burst"`
 }
 
-// Run is a run handed to a replica.
+// Run is a run handed to a replica; or, with Cancel set, a CancelRun of
+// the run ID with that reason (Force, ForceAfter 1 s).
 type Run struct {
 	ID     string         `json:"id"`
-	Values map[string]any `json:"values"`
+	Values map[string]any `json:"values,omitempty"`
+	Cancel string         `json:"cancel,omitempty"`
 }
 
 // Event is a line a replica writes.
 type Event struct {
-	// Kind is "joined", "result", "run-error", "log", "takeover" or "closed".
+	// Kind is "joined", "result", "run-error", "log", "takeover",
+	// "cancelled" (a CancelRun returned nil) or "closed".
 	Kind    string `json:"kind"`
 	Replica string `json:"replica"`
 	Run     string `json:"run,omitempty"`
@@ -242,6 +245,17 @@ loop:
 		case r, ok := <-runs:
 			if !ok {
 				break loop
+			}
+			if r.Cancel != "" {
+				wg.Go(func() {
+					err := w.CancelRun(context.Background(), r.ID, r.Cancel, worker.CancelOptions{Force: true, ForceAfter: time.Second})
+					if err != nil {
+						o.emit(Event{Kind: "run-error", Run: r.ID, Err: err.Error()})
+						return
+					}
+					o.emit(Event{Kind: "cancelled", Run: r.ID})
+				})
+				continue
 			}
 			wg.Go(func() {
 				_, err := w.Run(context.Background(), worker.RunSpec{ID: r.ID, Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}})
