@@ -60,7 +60,7 @@ func replica(t *testing.T, ns, identity string, d *deliveries) *Worker {
 		RetainUntilRecorded: true,
 		Fleet: Fleet{
 			Enabled: true, Sink: d.sink(identity), Identity: identity,
-			LeaseDuration: 2 * time.Second, RenewDeadline: 1500 * time.Millisecond, RetryPeriod: 300 * time.Millisecond,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
 			Resync: time.Second,
 		},
 	})

@@ -151,7 +151,7 @@ func (h *fleetHarness) start(identity string) *Replica {
 	defer cancel()
 	r, err := Start(ctx, Params{
 		Host: cfg.Host, Token: cfg.BearerToken, CA: cfg.CAData, Namespace: h.ns, Identity: identity,
-		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond, Resync: 2 * time.Second,
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond, Resync: 2 * time.Second,
 		QPS: 100, Burst: 200,
 	}, h.events, stderrWriter{h})
 	if err != nil {
@@ -333,7 +333,7 @@ func TestFleetOfThreeSurvivesTheKillOfOne(t *testing.T) {
 	if taken == 0 {
 		t.Error("no run was taken over")
 	}
-	t.Logf("300 runs, %d delivered before the SIGKILL; %d taken over, the last %v after it (the Lease lasts 3 s)", 100, taken, last.Sub(killed))
+	t.Logf("300 runs, %d delivered before the SIGKILL; %d taken over, the last %v after it (the Lease lasts 4 s)", 100, taken, last.Sub(killed))
 	all, _ := h.ownersUndelivered()
 	var kept int
 	for _, owner := range all {
