@@ -186,7 +186,11 @@
 // the infrastructure's (eviction, preemption, node loss, image pull,
 // unschedulable, a pod that cannot be created, a Job or pod deleted from
 // outside, a queue that does not admit it or deactivates it), so a
-// scheduler can retry the latter.
+// scheduler can retry the latter. A run stopped on purpose is neither: a
+// Job marked with AnnotationCancelled (worker.Worker.Cancel marks it
+// before deleting it) and deleted before it finished is Cancelled,
+// attributed to the caller (FaultCaller), with the caller's reason as
+// Message; an unmarked Job deleted from outside stays Deleted.
 //
 // # Faults
 //

@@ -600,7 +600,6 @@ const (
 	cancelMemorySize = 10000
 )
 
-
 func pidKey(pid clusterid.PID) string    { return "pid/" + pid.String() }
 func runKey(worker, runID string) string { return "run/" + worker + "/" + runID }
 

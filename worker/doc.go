@@ -56,6 +56,23 @@
 // and Attach route a PID by its cluster UID; Result.Cluster,
 // RunInfo.Cluster and the metrics' cluster label say where a run ran.
 //
+// # A fleet of replicas
+//
+// Several processes, each a Worker with the same Name and [Options.Fleet],
+// share the runs: each holds a Lease of its own (package fleet) and names
+// itself on the Jobs it creates (jobcreate.AnnotationOwner). When one
+// departs (Close gives its Lease up; a crash lets it expire), the live
+// replica that a run's ID hashes to claims the run's Job (an update with
+// the Job's resourceVersion as precondition: one claim wins), follows it
+// on its shared streams and hands the Result to [Fleet.Sink], at least
+// once, keyed by run ID. A replica that loses its Lease stops following
+// at once ([ErrNotMember]), writes nothing more to those Jobs, and joins
+// again as a new member. A Run of a run another live replica follows is
+// an [*OwnedError]. [Worker.Cancel] and [Worker.CancelRun], from any
+// replica, mark the Job and delete it: whoever follows it reports
+// jobwatch.Cancelled, the caller's doing. [FleetRules] lists what a
+// replica needs besides Rules.
+//
 // # Errors
 //
 // [ErrClosed] after Close, whichever part noticed; a PID of a cluster the

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/fleet"
@@ -241,7 +244,7 @@ func (f *fleetState) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	m, err := fleet.Join(ctx, f.w.clusters.own.client, fleet.Options{
+	m, err := fleet.Join(ctx, leaseClient(f.w.clusters.own.client), fleet.Options{
 		Namespace: ns, Worker: f.w.opts.Name, Identity: f.opts.Identity,
 		LeaseDuration: f.opts.LeaseDuration, RenewDeadline: f.opts.RenewDeadline, RetryPeriod: f.opts.RetryPeriod,
 		Logger: f.w.log,
@@ -258,6 +261,34 @@ func (f *fleetState) join(ctx context.Context) error {
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
 	f.w.log.InfoContext(ctx, "joined the fleet", "member", m.Name(), "members", len(m.Members()))
 	return nil
+}
+
+// leaseClient returns a client for the fleet's Leases that shares
+// client's connection (its transport: TLS, credentials, user agent) but
+// not its rate limiter, so that no burst of run requests delays a renewal
+// past the renew deadline; client-go's leader election asks for a client
+// of its own for the same reason. A client that is not a
+// *kubernetes.Clientset is used as it is.
+func leaseClient(client kubernetes.Interface) kubernetes.Interface {
+	cs, ok := client.(*kubernetes.Clientset)
+	if !ok || cs == nil {
+		return client
+	}
+	rc, ok := cs.CoordinationV1().RESTClient().(*rest.RESTClient)
+	if !ok || rc == nil || rc.Client == nil {
+		return client
+	}
+	u := rc.Get().URL()
+	const path = "/apis/coordination.k8s.io/v1"
+	if u == nil || u.Host == "" || !strings.HasSuffix(u.Path, path) {
+		return client
+	}
+	cfg := &rest.Config{Host: u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, path), QPS: 20, Burst: 40}
+	out, err := kubernetes.NewForConfigAndClient(cfg, rc.Client)
+	if err != nil {
+		return client
+	}
+	return out
 }
 
 func (f *fleetState) namespace() (string, error) {
