@@ -233,7 +233,7 @@ func TestClassifyKeepsTheRawMessages(t *testing.T) {
 
 func TestOutcomeStringNamesEveryOutcome(t *testing.T) {
 	seen := map[string]bool{}
-	for o := Unknown; o <= PodVanished; o++ {
+	for o := Unknown; o <= Cancelled; o++ {
 		s := o.String()
 		if s == "" || seen[s] || s[0] == 'O' && o != OOMKilled {
 			t.Errorf("Outcome %d has name %q", int(o), s)
@@ -252,8 +252,10 @@ func TestOutcomeFaultChargesEveryOutcome(t *testing.T) {
 		Failed:    FaultRun, BackoffLimitExceeded: FaultRun, DeadlineExceeded: FaultRun, OOMKilled: FaultRun, CrashLoop: FaultRun,
 		Evicted: FaultInfrastructure, ImagePullError: FaultInfrastructure, Unschedulable: FaultInfrastructure,
 		NeverStarted: FaultInfrastructure, CannotCreatePod: FaultInfrastructure, Deleted: FaultInfrastructure, PodVanished: FaultInfrastructure,
+		NotAdmitted: FaultInfrastructure, Deactivated: FaultInfrastructure,
+		Cancelled: FaultCaller,
 	}
-	for o := Unknown; o <= PodVanished; o++ {
+	for o := Unknown; o <= Cancelled; o++ {
 		f, ok := want[o]
 		if !ok {
 			t.Errorf("no attribution decided for %v", o)
