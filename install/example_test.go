@@ -33,7 +33,7 @@ func ExampleDeploymentManifest() {
 	// kind: ClusterRoleBinding
 	// kind: Deployment
 	// [jobs] [create get list watch delete patch]
-	// [pods] [list watch]
+	// [pods] [list watch delete]
 	// [pods/log] [get]
 	// [events] [list]
 }

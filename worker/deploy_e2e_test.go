@@ -142,6 +142,9 @@ var probes = map[grant]func(ctx context.Context, c kubernetes.Interface, ns stri
 		}
 		return err
 	},
+	{"pods", "delete"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		return c.CoreV1().Pods(ns).Delete(ctx, "probe", metav1.DeleteOptions{})
+	},
 	{"pods/log", "get"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
 		return c.CoreV1().Pods(ns).GetLogs("probe", &corev1.PodLogOptions{}).Do(ctx).Error()
 	},
@@ -477,6 +480,29 @@ func retainScenario(t *testing.T, client kubernetes.Interface, ns string) error 
 	return errors.Join(err, warnings.err())
 }
 
+// cancelStuckScenario cancels, with force, a run whose pod never finishes
+// terminating: Cancel must return once the Job and its pod are gone.
+func cancelStuckScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	opts := Options{}
+	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationDelay: "1h", clustertest.AnnotationStuckTerminating: "true"})
+	w := newAccountWorker(t, client, ns, opts)
+	defer func() { _ = w.Close(context.Background()) }()
+	started := make(chan clusterid.PID, 1)
+	go func() {
+		_, _ = w.Run(t.Context(), RunSpec{ID: "cancel-1", Started: func(p clusterid.PID) { started <- p }})
+	}()
+	var pid clusterid.PID
+	select {
+	case pid = <-started:
+	case <-time.After(e2eTimeout):
+		return errors.New("no Job")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	return w.Cancel(ctx, pid, "stop", CancelOptions{Grace: new(time.Second), Force: true, ForceAfter: time.Second})
+}
+
 // TestDeploymentManifestRoleIsMinimal removes each verb of the Role in
 // turn: the call the library makes with it is then Forbidden, and a
 // scenario that needs the verb fails.
@@ -505,6 +531,9 @@ func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 		},
 		{"secrets", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return refusedJobScenario(t, client, ns)
+		},
+		{"pods", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return cancelStuckScenario(t, client, ns)
 		},
 	}
 	for _, g := range all {

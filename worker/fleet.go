@@ -517,31 +517,38 @@ func (f *fleetState) takeOver(ctx context.Context, c *clusterParts, m *fleet.Mem
 
 // claim makes m the owner of job, which must still name the owner the
 // caller saw: an update with the Job's resourceVersion as precondition,
-// so of several replicas only one wins. It returns the updated Job.
+// so of several replicas only one wins. A conflict with another change
+// (the Job controller's status) reads the Job again, up to three times.
+// It returns the updated Job.
 func (w *Worker) claim(ctx context.Context, c *clusterParts, seen *batchv1.Job, m *fleet.Member) (*batchv1.Job, error) {
 	jobs, err := c.jobs(seen.Namespace)
 	if err != nil {
 		return nil, err
 	}
-	job, err := jobs.Get(ctx, seen.Name, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		job, err := jobs.Get(ctx, seen.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		owner := job.Annotations[jobcreate.AnnotationOwner]
+		switch {
+		case job.UID != seen.UID:
+			return nil, fmt.Errorf("the Job was replaced")
+		case owner != seen.Annotations[jobcreate.AnnotationOwner]:
+			return nil, &OwnedError{RunID: job.Labels[manifest.LabelRunID], Owner: owner}
+		case job.Annotations[AnnotationDelivered] != "":
+			return nil, fmt.Errorf("delivered already")
+		}
+		job.Annotations[jobcreate.AnnotationOwner] = m.Name()
+		updated, err := jobs.Update(ctx, job, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) && attempt < 3 {
+			continue
+		}
+		if apierrors.IsConflict(err) {
+			return nil, fmt.Errorf("the Job kept changing: %w", err)
+		}
+		return updated, err
 	}
-	owner := job.Annotations[jobcreate.AnnotationOwner]
-	switch {
-	case job.UID != seen.UID:
-		return nil, fmt.Errorf("the Job was replaced")
-	case owner != seen.Annotations[jobcreate.AnnotationOwner]:
-		return nil, &OwnedError{RunID: job.Labels[manifest.LabelRunID], Owner: owner}
-	case job.Annotations[AnnotationDelivered] != "":
-		return nil, fmt.Errorf("delivered already")
-	}
-	job.Annotations[jobcreate.AnnotationOwner] = m.Name()
-	updated, err := jobs.Update(ctx, job, metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) {
-		return nil, fmt.Errorf("another replica changed the Job first: %w", err)
-	}
-	return updated, err
 }
 
 // close stops the loop and every run followed under the member; leave
