@@ -33,6 +33,12 @@ const (
 	kueueEndMarker   = "<!-- benchsuite:kueue:end -->"
 )
 
+// The fleet's takeover table sits between these markers (-fleet).
+const (
+	fleetBeginMarker = "<!-- benchsuite:fleet:begin -->"
+	fleetEndMarker   = "<!-- benchsuite:fleet:end -->"
+)
+
 // leastPlanePerJob is the least control-plane CPU per Job of the raw loop
 // among the submission measurements, or 0.
 func leastPlanePerJob(subs []Submission) time.Duration {
@@ -64,6 +70,12 @@ func WriteTable(w io.Writer, rep *Report, command string) error {
 			b.WriteString("\n")
 		}
 		writeKueue(&b, rep, command)
+	}
+	if rep.Fleet != nil {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		writeFleet(&b, rep, command)
 	}
 	_, err := w.Write(b.Bytes())
 	return err
@@ -322,6 +334,11 @@ func UpdateFile(path string, rep *Report, command string) error {
 		var table bytes.Buffer
 		writeKueue(&table, rep, command)
 		text = putTable(text, kueueBeginMarker, kueueEndMarker, table.String())
+	}
+	if rep.Fleet != nil {
+		var table bytes.Buffer
+		writeFleet(&table, rep, command)
+		text = putTable(text, fleetBeginMarker, fleetEndMarker, table.String())
 	}
 	return os.WriteFile(path, []byte(text), 0o644)
 }

@@ -51,6 +51,10 @@ type Options struct {
 	// LocalQueue (see Kueue); it starts Kueue on the cluster, and leaves
 	// it running. Default 0: none.
 	Kueue int
+	// Fleet is how many running runs the takeover measurement has three
+	// replica processes take over from one SIGKILLed (see Fleet). Default
+	// 0: none.
+	Fleet int
 	// KueueQuota is how many of the Kueue measurement's runs its
 	// ClusterQueue admits at once: its CPU quota, each pod requesting one
 	// CPU. Default 100.
@@ -92,7 +96,7 @@ func (o Options) kueueQuota() int {
 }
 
 // measurements are the names Options.Only takes.
-var measurements = []string{"prepare", "scale", "submit", "overload", "clusters", "kueue"}
+var measurements = []string{"prepare", "scale", "submit", "overload", "clusters", "fleet", "kueue"}
 
 // Takes says whether o asks for the measurement called name (one of
 // Options.Only's names).
@@ -141,6 +145,8 @@ type Report struct {
 	Clusters *Clusters
 	// Kueue is the Kueue measurement, if Options.Kueue asked for one.
 	Kueue *Kueue
+	// Fleet is the takeover measurement, if Options.Fleet asked for one.
+	Fleet *Fleet
 }
 
 // Run measures kubeworker on cluster and returns the figures, all but
@@ -213,6 +219,14 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, opts Options) (*Repo
 			return nil, fmt.Errorf("submission at %g QPS, %s: %w", m.qps, where, err)
 		}
 		rep.Submit = append(rep.Submit, s)
+	}
+	if opts.Fleet > 0 && opts.Takes("fleet") {
+		fmt.Fprintf(opts.Progress, "bench: takeover of %d running runs by two replicas from a third, SIGKILLed\n", opts.Fleet)
+		f, err := measureFleet(ctx, cluster, admin, opts, opts.Fleet)
+		if err != nil {
+			return nil, fmt.Errorf("fleet, %d runs: %w", opts.Fleet, err)
+		}
+		rep.Fleet = &f
 	}
 	// Kueue last: once started, it runs until the cluster stops, and
 	// watches every Job.

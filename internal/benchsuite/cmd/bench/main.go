@@ -17,6 +17,12 @@
 //
 //	go run ./internal/benchsuite/cmd/bench -only kueue -kueue 1000 -o BENCHMARKS.md
 //
+// -fleet N adds the takeover measurement: N running runs on one of three
+// worker replicas (processes), which is SIGKILLed; the two others take
+// them over:
+//
+//	go run ./internal/benchsuite/cmd/bench -only fleet -fleet 1000 -o BENCHMARKS.md
+//
 // Run it on a quiet machine: figures taken while other work runs say
 // little. The API server runs with its watch cache on, as real ones do.
 package main
@@ -34,10 +40,12 @@ import (
 
 	"github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/internal/benchsuite"
+	"github.com/kubeworker/kubeworker/internal/fleettest"
 )
 
 func main() {
 	benchsuite.ChildMain()
+	fleettest.ReplicaMain()
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
@@ -54,8 +62,9 @@ func run(args []string) error {
 	flags.IntVar(&opts.Overload, "overload", 2000, "runs of the overload burst, submitted at once while the API server starves the Worker; 0: none")
 	flags.IntVar(&opts.Clusters, "clusters", 0, "runs of the many-clusters measurement, in one cluster then spread over two; 0: none")
 	flags.IntVar(&opts.Kueue, "kueue", 0, "runs of the Kueue measurement, through one LocalQueue; 0: none")
+	flags.IntVar(&opts.Fleet, "fleet", 0, "running runs the takeover measurement has two replicas take over from a third, SIGKILLed; 0: none")
 	flags.IntVar(&opts.KueueQuota, "kueue-quota", 100, "runs the Kueue measurement's ClusterQueue admits at once (its CPU quota, a CPU per pod)")
-	only := flags.String("only", "", "measurements to take, comma-separated, of prepare, scale, submit, overload, clusters, kueue; default: all")
+	only := flags.String("only", "", "measurements to take, comma-separated, of prepare, scale, submit, overload, clusters, fleet, kueue; default: all")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
