@@ -104,6 +104,19 @@ type LogSink interface {
 	RunLog(runID string) (w io.Writer, since time.Time)
 }
 
+// EventSink is a Sink that also takes the events of the runs a replica
+// takes over (pod phases, Kueue's steps; see jobwatch.Event), as
+// RunSpec.Events takes a Run's. An event's ID is stable across replicas
+// (made of the pod's UID, phase and reason, or the Workload's
+// condition), so the events a former owner reported come again with the
+// same IDs: key them by ID. Without it, a run taken over reports no
+// events.
+type EventSink interface {
+	Sink
+	// RunEvents returns where the events of the run go.
+	RunEvents(runID string) jobwatch.EventSink
+}
+
 // AnnotationWatch holds, on a Job a fleet replica made, the watch settings
 // its template rendered to (JSON), so a replica that takes the run over
 // follows it as Run would have.
@@ -506,8 +519,12 @@ func (f *fleetState) takeOver(ctx context.Context, c *clusterParts, m *fleet.Mem
 	if ls, ok := f.opts.Sink.(LogSink); ok {
 		logs, since = ls.RunLog(runID)
 	}
+	var events jobwatch.EventSink
+	if es, ok := f.opts.Sink.(EventSink); ok {
+		events = es.RunEvents(runID)
+	}
 	held := hold(job)
-	res, err := w.followWith(ctx, c, pid, held, w.waitOptions(cfg, logs, since, nil))
+	res, err := w.followWith(ctx, c, pid, held, w.waitOptions(cfg, logs, since, events))
 	if err != nil {
 		w.log.DebugContext(ctx, "stopped following a run taken over", "run", runID, "error", err)
 		return

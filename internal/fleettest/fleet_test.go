@@ -80,7 +80,8 @@ type fleetHarness struct {
 	logs      map[string]map[string]bool
 	takeovers map[string][]Event
 	runErrs   map[string][]Event
-	joins     map[string]int // by replica
+	joins     map[string]int               // by replica
+	eventIDs  map[string]map[string]string // run → ID → what happened
 	cancels   map[string][]Event
 	replicas  []*Replica
 	stderr    *strings.Builder
@@ -89,7 +90,7 @@ type fleetHarness struct {
 func newHarness(t *testing.T) *fleetHarness {
 	h := &fleetHarness{t: t, ns: cluster.NewNamespace(t), events: make(chan Event, 1024),
 		results: map[string][]Event{}, logs: map[string]map[string]bool{}, takeovers: map[string][]Event{},
-		runErrs: map[string][]Event{}, joins: map[string]int{}, cancels: map[string][]Event{}, stderr: &strings.Builder{}}
+		runErrs: map[string][]Event{}, joins: map[string]int{}, eventIDs: map[string]map[string]string{}, cancels: map[string][]Event{}, stderr: &strings.Builder{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -129,6 +130,14 @@ func (h *fleetHarness) record(e Event) {
 		h.runErrs[e.Run] = append(h.runErrs[e.Run], e)
 	case "joined":
 		h.joins[e.Replica]++
+	case "event":
+		if h.eventIDs[e.Run] == nil {
+			h.eventIDs[e.Run] = map[string]string{}
+		}
+		if was, ok := h.eventIDs[e.Run][e.EventID]; ok && was != e.Line {
+			h.t.Errorf("run %s: event %s was %q, now %q from %s", e.Run, e.EventID, was, e.Line, e.Replica)
+		}
+		h.eventIDs[e.Run][e.EventID] = e.Line
 	case "cancelled":
 		h.cancels[e.Run] = append(h.cancels[e.Run], e)
 	}
@@ -222,6 +231,9 @@ func (h *fleetHarness) check(fates map[string]fate, not ...string) {
 			if !h.logs[id][l] {
 				h.t.Errorf("run %s: log line %q never delivered", id, l)
 			}
+		}
+		if len(h.eventIDs[id]) == 0 {
+			h.t.Errorf("run %s: no event delivered", id)
 		}
 	}
 	perRun := jobtest.JobsPerRun(h.t, jobtest.Client(h.t, cluster.Config()), h.ns)

@@ -24,7 +24,9 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/worker"
 )
@@ -35,7 +37,10 @@ const EnvReplica = "KUBEWORKER_FLEETTEST_REPLICA"
 
 // Params configure a replica process.
 type Params struct {
-	// Host, Token and CA reach the API server (the fault proxy, say).
+	// Kubeconfig, if set, is the path of a kubeconfig to reach the API
+	// server with; else Host, Token and CA reach it (the fault proxy, say).
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// Host, Token and CA reach the API server without a Kubeconfig.
 	Host  string `json:"host"`
 	Token string `json:"token"`
 	CA    []byte `json:"ca"`
@@ -64,7 +69,7 @@ type Run struct {
 
 // Event is a line a replica writes.
 type Event struct {
-	// Kind is "joined", "result", "run-error", "log", "takeover",
+	// Kind is "joined", "result", "run-error", "log", "event", "takeover",
 	// "cancelled" (a CancelRun returned nil) or "closed".
 	Kind    string `json:"kind"`
 	Replica string `json:"replica"`
@@ -72,9 +77,11 @@ type Event struct {
 	// Outcome and ExitCode of a "result".
 	Outcome  string `json:"outcome,omitempty"`
 	ExitCode int    `json:"exitCode,omitempty"`
-	// Line of a "log"; Err of a "run-error".
-	Line string `json:"line,omitempty"`
-	Err  string `json:"err,omitempty"`
+	// Line of a "log"; Err of a "run-error"; for an "event", its ID and
+	// what happened (phase and reason).
+	Line    string `json:"line,omitempty"`
+	EventID string `json:"eventID,omitempty"`
+	Err     string `json:"err,omitempty"`
 	// At is when the replica wrote it.
 	At time.Time `json:"at"`
 }
@@ -165,6 +172,15 @@ func (s sink) RunLog(runID string) (io.Writer, time.Time) {
 	return &lineWriter{o: s.o, run: runID}, time.Time{}
 }
 
+func (s sink) RunEvents(runID string) jobwatch.EventSink { return s.o.events(runID) }
+
+// events writes a run's events as "event" Events.
+func (o *out) events(runID string) jobwatch.EventSink {
+	return jobwatch.EventFunc(func(e jobwatch.Event) {
+		o.emit(Event{Kind: "event", Run: runID, EventID: e.ID, Line: string(e.Phase) + " " + e.Reason})
+	})
+}
+
 // takeovers reports the worker's "took the run over" and "joined the
 // fleet" log records as Events, and drops the rest.
 type takeovers struct{ o *out }
@@ -199,8 +215,14 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 		return fmt.Errorf("read params: %w", err)
 	}
 	o := &out{w: stdout, replica: p.Identity}
-	cfg := &rest.Config{Host: p.Host, BearerToken: p.Token, UserAgent: p.Identity, QPS: p.QPS, Burst: p.Burst}
+	cfg := &rest.Config{Host: p.Host, BearerToken: p.Token}
 	cfg.CAData = p.CA
+	if p.Kubeconfig != "" {
+		if cfg, err = clientcmd.BuildConfigFromFlags("", p.Kubeconfig); err != nil {
+			return err
+		}
+	}
+	cfg.UserAgent, cfg.QPS, cfg.Burst = p.Identity, p.QPS, p.Burst
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -258,7 +280,7 @@ loop:
 				continue
 			}
 			wg.Go(func() {
-				_, err := w.Run(context.Background(), worker.RunSpec{ID: r.ID, Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}})
+				_, err := w.Run(context.Background(), worker.RunSpec{ID: r.ID, Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}, Events: o.events(r.ID)})
 				if err != nil {
 					o.emit(Event{Kind: "run-error", Run: r.ID, Err: err.Error()})
 				}
