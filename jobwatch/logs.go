@@ -268,6 +268,15 @@ func (f *logFollower) finalRead(ctx context.Context, t logTarget, cur *logCursor
 	return nil
 }
 
+// write writes one line, with its timestamp if out is a TimedWriter.
+func (f *logFollower) write(ts time.Time, text []byte) error {
+	if tw, ok := f.out.(TimedWriter); ok {
+		return tw.WriteLine(ts, text)
+	}
+	_, err := f.out.Write(text)
+	return err
+}
+
 // read opens one log stream from the cursor and writes each new complete
 // line. A plain read (follow false) ends at EOF, and then a last line
 // without a newline counts too; on a follow stream it may be cut short
@@ -291,7 +300,7 @@ func (f *logFollower) read(ctx context.Context, t logTarget, cur *logCursor, fol
 			n++
 			ts, text, ok := splitLogLine(line)
 			if !ok || cur.admit(ts) {
-				if _, werr := f.out.Write(text); werr != nil {
+				if werr := f.write(ts, text); werr != nil {
 					f.logger.Warn("jobwatch: writing the log failed; no more log lines will be written", "namespace", f.ns, "pod", t.pod, "err", werr)
 					return n, fmt.Errorf("%w: %w", errWriter, werr)
 				}

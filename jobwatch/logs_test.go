@@ -265,3 +265,41 @@ func (b *safeBuffer) String() string {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// timedLines records what a TimedWriter is given.
+type timedLines struct {
+	mu    sync.Mutex
+	lines []string
+	times []time.Time
+}
+
+func (w *timedLines) Write(p []byte) (int, error) { panic("Write called on a TimedWriter") }
+
+func (w *timedLines) WriteLine(ts time.Time, line []byte) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.lines, w.times = append(w.lines, string(line)), append(w.times, ts)
+	return nil
+}
+
+func TestLogFollowerGivesATimedWriterEachLinesTimestamp(t *testing.T) {
+	src := newFakeLog(3)
+	for i := range 100 {
+		src.append(stamp(i), fmt.Sprint(i))
+	}
+	var out timedLines
+	f := testFollower(src, &out, time.Time{})
+	go f.run(t.Context())
+	f.update([]logTarget{{pod: "p", uid: "u", container: "main", ready: true, done: true}}, true)
+	<-f.done
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	if len(out.lines) != 100 {
+		t.Fatalf("%d lines, want 100", len(out.lines))
+	}
+	for i, line := range out.lines {
+		if line != fmt.Sprintf("%d\n", i) || !out.times[i].Equal(stamp(i)) {
+			t.Errorf("line %d: %q at %v, want %q at %v", i, line, out.times[i], fmt.Sprintf("%d\n", i), stamp(i))
+		}
+	}
+}

@@ -141,15 +141,16 @@ type WaitOptions struct {
 	Deadline time.Duration
 
 	// Logs receives the run container's log, line by line without
-	// timestamps, from each pod of the Job in turn (oldest first), while
-	// Wait runs. Wait returns only after the last line is written. A
+	// timestamps (a TimedWriter gets each line's too), from each pod of
+	// the Job in turn (oldest first), while Wait runs. Wait returns only after the last line is written. A
 	// failing Logs (or log stream) is logged and never changes the
 	// Result. Default: nil, no log is written (and only its tail read,
 	// see LogTailLines).
 	Logs io.Writer
 
 	// LogsSince skips log lines timestamped at or before it; pass a
-	// previous Result.LastLogTime to continue a log without repeats.
+	// previous Result.LastLogTime, or the timestamp of the last line a
+	// TimedWriter recorded, to continue a log without repeats.
 	// Default: zero, the whole log.
 	LogsSince time.Time
 
@@ -186,4 +187,21 @@ func (o WaitOptions) podStartTimeout() time.Duration {
 		return DefaultPodStartTimeout
 	}
 	return o.PodStartTimeout
+}
+
+// TimedWriter is a WaitOptions.Logs writer that takes each log line with
+// its timestamp: the container runtime's, as the API server gives it,
+// increasing within a container's log (lines rarely share one; LogsSince
+// then skips them all). A caller that records
+// the timestamp of the last line it saved can continue the log with no
+// line lost or repeated (WaitOptions.LogsSince), from any process; and
+// a line written again (a log read from its start once more) is known
+// by its timestamp. Wait calls WriteLine, never Write, for each line,
+// from one goroutine at a time.
+type TimedWriter interface {
+	io.Writer
+	// WriteLine writes one line, newline included (the last line of a
+	// finished pod may have none). ts is zero for a line whose timestamp
+	// could not be read.
+	WriteLine(ts time.Time, line []byte) error
 }

@@ -99,8 +99,12 @@ type LogSink interface {
 	Sink
 	// RunLog returns where the log of the run goes, and the timestamp of
 	// the last line already recorded: the lines at or before it are not
-	// written again. A zero time means the whole log, from its start: the
-	// lines the former owner wrote are then written again, none is lost.
+	// written again, and none after it is lost. A writer that is a
+	// jobwatch.TimedWriter gets each line's timestamp, which is how the
+	// caller knows it (give the Run's log writer one too). A zero time
+	// means the whole log, from its start: the lines the former owner
+	// wrote come again, each with the timestamp it had, by which a
+	// TimedWriter knows a repeat; none is lost.
 	RunLog(runID string) (w io.Writer, since time.Time)
 }
 
@@ -272,6 +276,14 @@ func (f *fleetState) join(ctx context.Context) error {
 	}
 	f.member = m
 	f.ctx, f.cancel = context.WithCancelCause(context.Background())
+	// The fence: the runs stop the moment the Lease is lost (or left),
+	// not when the loop gets to it. Lost is closed by Leave too, so
+	// this ends.
+	cancel := f.cancel
+	go func() {
+		<-m.Lost()
+		cancel(ErrNotMember)
+	}()
 	f.w.log.InfoContext(ctx, "joined the fleet", "member", m.Name(), "members", len(m.Members()))
 	return nil
 }

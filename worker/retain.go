@@ -51,6 +51,11 @@ func (w *Worker) deliver(ctx context.Context, c *clusterParts, job heldJob, res 
 		}
 	}
 	if w.fleet != nil && res.Outcome != jobwatch.TimedOut {
+		// A replica fenced since the run ended delivers nothing: the
+		// run's new owner does.
+		if err := fenced(ctx, context.Cause(ctx)); errors.Is(err, ErrNotMember) {
+			return err
+		}
 		if err := w.opts.Fleet.Sink.Record(ctx, res); err != nil {
 			w.log.WarnContext(ctx, "the fleet's Sink did not record the Result; the Job is kept", "run", res.RunID, "pid", res.PID.String(), "error", err)
 			return fmt.Errorf("record the Result (Options.Fleet.Sink): %w", err)

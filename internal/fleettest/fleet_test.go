@@ -76,11 +76,12 @@ type fleetHarness struct {
 	events chan Event
 
 	mu        sync.Mutex
-	results   map[string][]Event // by run
-	logs      map[string]map[string]bool
+	results   map[string][]Event              // by run
+	logs      map[string]map[string]time.Time // run → line → its timestamp
 	takeovers map[string][]Event
 	runErrs   map[string][]Event
 	joins     map[string]int               // by replica
+	lost      map[string]time.Time         // by replica: when it first lost its Lease
 	eventIDs  map[string]map[string]string // run → ID → what happened
 	cancels   map[string][]Event
 	replicas  []*Replica
@@ -89,8 +90,8 @@ type fleetHarness struct {
 
 func newHarness(t *testing.T) *fleetHarness {
 	h := &fleetHarness{t: t, ns: cluster.NewNamespace(t), events: make(chan Event, 1024),
-		results: map[string][]Event{}, logs: map[string]map[string]bool{}, takeovers: map[string][]Event{},
-		runErrs: map[string][]Event{}, joins: map[string]int{}, eventIDs: map[string]map[string]string{}, cancels: map[string][]Event{}, stderr: &strings.Builder{}}
+		results: map[string][]Event{}, logs: map[string]map[string]time.Time{}, takeovers: map[string][]Event{},
+		runErrs: map[string][]Event{}, joins: map[string]int{}, lost: map[string]time.Time{}, eventIDs: map[string]map[string]string{}, cancels: map[string][]Event{}, stderr: &strings.Builder{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -121,15 +122,28 @@ func (h *fleetHarness) record(e Event) {
 		h.results[e.Run] = append(h.results[e.Run], e)
 	case "log":
 		if h.logs[e.Run] == nil {
-			h.logs[e.Run] = map[string]bool{}
+			h.logs[e.Run] = map[string]time.Time{}
 		}
-		h.logs[e.Run][e.Line] = true
+		// A line written again (a log read from its start after a
+		// takeover) comes with the timestamp it had: that is how a
+		// repeat is known.
+		if was, ok := h.logs[e.Run][e.Line]; ok && !was.Equal(e.Stamp) {
+			h.t.Errorf("run %s: line %q came at %v, then again at %v from %s", e.Run, e.Line, was, e.Stamp, e.Replica)
+		}
+		if e.Stamp.IsZero() {
+			h.t.Errorf("run %s: line %q without its timestamp", e.Run, e.Line)
+		}
+		h.logs[e.Run][e.Line] = e.Stamp
 	case "takeover":
 		h.takeovers[e.Run] = append(h.takeovers[e.Run], e)
 	case "run-error":
 		h.runErrs[e.Run] = append(h.runErrs[e.Run], e)
 	case "joined":
 		h.joins[e.Replica]++
+	case "lost":
+		if _, ok := h.lost[e.Replica]; !ok {
+			h.lost[e.Replica] = e.At
+		}
 	case "event":
 		if h.eventIDs[e.Run] == nil {
 			h.eventIDs[e.Run] = map[string]string{}
@@ -212,8 +226,8 @@ func (h *fleetHarness) delivered() int {
 }
 
 // check checks every run's Results (each with its fate's outcome and exit
-// code; none from a replica in not), its log lines, and that it has one
-// Job.
+// code; none from a replica in not after it lost its Lease, or at all if
+// it never did), its log lines, and that it has one Job.
 func (h *fleetHarness) check(fates map[string]fate, not ...string) {
 	h.t.Helper()
 	h.mu.Lock()
@@ -223,12 +237,12 @@ func (h *fleetHarness) check(fates map[string]fate, not ...string) {
 			if e.Outcome != f.outcome || e.ExitCode != f.exitCode {
 				h.t.Errorf("run %s delivered by %s as %s, exit code %d; want %s, %d", id, e.Replica, e.Outcome, e.ExitCode, f.outcome, f.exitCode)
 			}
-			if slices.Contains(not, e.Replica) {
-				h.t.Errorf("run %s delivered by %s, which was gone", id, e.Replica)
+			if lost, ok := h.lost[e.Replica]; slices.Contains(not, e.Replica) && (!ok || !e.At.Before(lost)) {
+				h.t.Errorf("run %s delivered by %s, which was gone (lost its Lease at %v, delivered at %v)", id, e.Replica, lost, e.At)
 			}
 		}
 		for _, l := range f.lines {
-			if !h.logs[id][l] {
+			if _, ok := h.logs[id][l]; !ok {
 				h.t.Errorf("run %s: log line %q never delivered", id, l)
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -69,7 +70,8 @@ type Run struct {
 
 // Event is a line a replica writes.
 type Event struct {
-	// Kind is "joined", "result", "run-error", "log", "event", "takeover",
+	// Kind is "joined", "lost" (the replica lost its Lease), "result",
+	// "run-error", "log", "event", "takeover",
 	// "cancelled" (a CancelRun returned nil) or "closed".
 	Kind    string `json:"kind"`
 	Replica string `json:"replica"`
@@ -81,7 +83,9 @@ type Event struct {
 	// what happened (phase and reason).
 	Line    string `json:"line,omitempty"`
 	EventID string `json:"eventID,omitempty"`
-	Err     string `json:"err,omitempty"`
+	// Stamp is a log line's timestamp.
+	Stamp time.Time `json:"stamp,omitzero"`
+	Err   string    `json:"err,omitempty"`
 	// At is when the replica wrote it.
 	At time.Time `json:"at"`
 }
@@ -134,6 +138,13 @@ type lineWriter struct {
 	run  string
 	mu   sync.Mutex
 	part []byte
+}
+
+// WriteLine makes lineWriter a jobwatch.TimedWriter: each line's
+// timestamp goes with it.
+func (l *lineWriter) WriteLine(ts time.Time, line []byte) error {
+	l.o.emit(Event{Kind: "log", Run: l.run, Line: strings.TrimSuffix(string(line), "\n"), Stamp: ts})
+	return nil
 }
 
 func (l *lineWriter) Write(p []byte) (int, error) {
@@ -189,7 +200,8 @@ func (h takeovers) Enabled(context.Context, slog.Level) bool { return true }
 func (h takeovers) WithAttrs([]slog.Attr) slog.Handler       { return h }
 func (h takeovers) WithGroup(string) slog.Handler            { return h }
 func (h takeovers) Handle(_ context.Context, r slog.Record) error {
-	kind := map[string]string{"took the run over": "takeover", "joined the fleet": "joined"}[r.Message]
+	kind := map[string]string{"took the run over": "takeover", "joined the fleet": "joined",
+		"lost the fleet's Lease: its runs are left to the others": "lost"}[r.Message]
 	if kind == "" {
 		return nil
 	}
