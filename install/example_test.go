@@ -35,7 +35,7 @@ func ExampleDeploymentManifest() {
 	// [jobs] [create get list watch delete patch]
 	// [pods] [list watch delete]
 	// [pods/log] [get]
-	// [events] [list]
+	// [events] [list create]
 }
 
 // Three replicas of one fleet (worker.Options.Fleet): the Role also

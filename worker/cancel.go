@@ -157,13 +157,14 @@ func (e *CancelIncompleteError) Unwrap() error { return e.Err }
 // Kill deletes it.
 //
 // Idempotent: a Cancel of a run whose cancel is under way (marked, being
-// deleted) waits for the same end; one of a run this Worker has
-// cancelled and whose Job is gone returns nil, as the first did. A Job
-// that does not exist, and that this Worker did not cancel, is an error
-// matching clusterid.ErrNotFound that also wraps the API's 404; so a
-// second Cancel from another Worker, once the Job is gone, cannot tell
-// it from a Job that never existed. Cancelled runs are remembered for an
-// hour, at most 10,000 of them, by each Worker.
+// deleted) waits for the same end; one of a run whose Job is gone returns
+// nil, as the first did, from any Worker of this Name: the first Cancel
+// leaves an Event of the Job in its namespace (reason
+// jobwatch.ReasonCancelled, the Worker's and the run's labels), which the
+// cluster keeps for its --event-ttl (an hour by default), and each Worker
+// also remembers its own cancels for an hour (at most 10,000). A Job that
+// does not exist and was not cancelled is an error matching
+// clusterid.ErrNotFound that also wraps the API's 404.
 //
 // When ctx ends first, Cancel returns a *CancelIncompleteError saying
 // what is left (read with up to 5 s more); the deletion goes on without
@@ -184,8 +185,8 @@ func (e *CancelIncompleteError) Unwrap() error { return e.Err }
 // transiently is made again at the next tick, and one refused (a 4xx,
 // Forbidden say) ends Cancel with that error.
 //
-// Permissions: get, patch and delete on jobs and list on pods, which
-// Rules grants; delete on pods for opts.Grace and opts.Force.
+// Permissions: get, patch and delete on jobs, list and delete on pods,
+// create and list on events, which Rules grants.
 func (w *Worker) Cancel(ctx context.Context, pid clusterid.PID, reason string, opts CancelOptions) error {
 	if err := errors.Join(pid.Validate(), opts.validate()); err != nil {
 		return fmt.Errorf("worker: cancel: %w", err)
@@ -197,7 +198,7 @@ func (w *Worker) Cancel(ctx context.Context, pid clusterid.PID, reason string, o
 	defer release()
 	job, err := w.getToCancel(ctx, c, pid)
 	switch {
-	case apierrors.IsNotFound(err) && w.cancelled.has(pidKey(pid)):
+	case apierrors.IsNotFound(err) && (w.cancelled.has(pidKey(pid)) || w.cancelledIn(ctx, c, pid.Namespace, "", pid.Name)):
 		w.log.DebugContext(ctx, "the cancelled run's Job is gone", "pid", pid.String())
 		return nil
 	case apierrors.IsNotFound(err):
@@ -245,6 +246,14 @@ func (w *Worker) CancelRun(ctx context.Context, runID, reason string, opts Cance
 			return fmt.Errorf("worker: cancel run %s: %w", runID, errors.Join(errs...))
 		case w.cancelled.has(runKey(w.opts.Name, runID)):
 			return nil
+		}
+		for _, c := range all {
+			nss, _ := w.namespaces(c)
+			for _, ns := range nss {
+				if w.cancelledIn(ctx, c, ns, runID, "") {
+					return nil
+				}
+			}
 		}
 		return fmt.Errorf("worker: cancel run %s: %w: no Job of worker %q has that run ID", runID, clusterid.ErrNotFound, w.opts.Name)
 	}
@@ -332,6 +341,9 @@ func (w *Worker) cancelJob(ctx context.Context, c *clusterParts, pid clusterid.P
 	cj := &cancelling{w: w, c: c, pid: pid, runID: runID, job: job, pods: pods, opts: opts}
 	if err := cj.mark(ctx, reason); err != nil {
 		return fmt.Errorf("worker: cancel %s: mark the Job: %w", pid, err)
+	}
+	if _, marked := job.Annotations[jobwatch.AnnotationCancelled]; !marked {
+		cj.tombstone(ctx, reason) // else whoever marked it left one
 	}
 	if err := cj.delete(ctx); err != nil {
 		return fmt.Errorf("worker: cancel %s: delete the Job: %w", pid, err)

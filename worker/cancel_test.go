@@ -178,8 +178,8 @@ func TestCancelMarksTheJobThenDeletesItForegroundAndWaitsForItsPods(t *testing.T
 		t.Fatal(err)
 	}
 	gone(t, cs, job)
-	if got := strings.Join(writes(cs), ", "); got != "patch jobs, delete jobs" {
-		t.Errorf("writes: %s; want the mark, then the delete, and no pod deleted by Cancel itself", got)
+	if got := strings.Join(writes(cs), ", "); got != "patch jobs, create events, delete jobs" {
+		t.Errorf("writes: %s; want the mark, the cancel's Event, then the delete, and no pod deleted by Cancel itself", got)
 	}
 	for _, a := range cs.Actions() {
 		switch a := a.(type) {
@@ -278,8 +278,8 @@ func TestCancelIsIdempotent(t *testing.T) {
 				t.Fatalf("Cancel %d: %v", i+1, err)
 			}
 		}
-		if got := writes(cs); len(got) != 2 {
-			t.Errorf("writes %v, want only the first Cancel's two", got)
+		if got := writes(cs); len(got) != 3 {
+			t.Errorf("writes %v, want only the first Cancel's three", got)
 		}
 		// The run is known as cancelled too, by its ID.
 		if err := w.CancelRun(t.Context(), "r-twice", "", worker.CancelOptions{}); err != nil {
@@ -331,8 +331,8 @@ func TestCancelIsIdempotent(t *testing.T) {
 		if final != "first" {
 			t.Errorf("the Job was deleted marked %q, want the first reason", final)
 		}
-		if got := strings.Join(writes(cs), ", "); got != "patch jobs, delete jobs" {
-			t.Errorf("writes: %s, want one refused mark, then the delete", got)
+		if got := strings.Join(writes(cs), ", "); got != "patch jobs, create events, delete jobs" {
+			t.Errorf("writes: %s, want one refused mark, the cancel's Event, then the delete", got)
 		}
 	})
 }

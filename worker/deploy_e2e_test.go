@@ -148,6 +148,11 @@ var probes = map[grant]func(ctx context.Context, c kubernetes.Interface, ns stri
 	{"pods/log", "get"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
 		return c.CoreV1().Pods(ns).GetLogs("probe", &corev1.PodLogOptions{}).Do(ctx).Error()
 	},
+	{"events", "create"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
+		ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, InvolvedObject: corev1.ObjectReference{Kind: "Job", Name: "probe", Namespace: ns}}
+		_, err := c.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		return err
+	},
 	{"events", "list"}: func(ctx context.Context, c kubernetes.Interface, ns string) error {
 		_, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 		return err
@@ -503,6 +508,35 @@ func cancelStuckScenario(t *testing.T, client kubernetes.Interface, ns string) e
 	return w.Cancel(ctx, pid, "stop", CancelOptions{Grace: new(time.Second), Force: true, ForceAfter: time.Second})
 }
 
+// cancelTwiceScenario cancels a run from one Worker, then again from
+// another once the Job is gone: the second must know it was cancelled.
+func cancelTwiceScenario(t *testing.T, client kubernetes.Interface, ns string) error {
+	t.Helper()
+	opts := Options{}
+	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationDelay: "1h"})
+	first, second := newAccountWorker(t, client, ns, opts), newAccountWorker(t, client, ns, opts)
+	defer func() { _ = first.Close(context.Background()); _ = second.Close(context.Background()) }()
+	started := make(chan clusterid.PID, 1)
+	go func() {
+		_, _ = first.Run(t.Context(), RunSpec{ID: "cancel-twice", Started: func(p clusterid.PID) { started <- p }})
+	}()
+	var pid clusterid.PID
+	select {
+	case pid = <-started:
+	case <-time.After(e2eTimeout):
+		return errors.New("no Job")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := first.Cancel(ctx, pid, "stop", CancelOptions{}); err != nil {
+		return err
+	}
+	if err := second.Cancel(ctx, pid, "stop", CancelOptions{}); err != nil {
+		return fmt.Errorf("a second Cancel from another Worker: %w", err)
+	}
+	return second.CancelRun(ctx, "cancel-twice", "stop", CancelOptions{})
+}
+
 // TestDeploymentManifestRoleIsMinimal removes each verb of the Role in
 // turn: the call the library makes with it is then Forbidden, and a
 // scenario that needs the verb fails.
@@ -534,6 +568,9 @@ func TestDeploymentManifestRoleIsMinimal(t *testing.T) {
 		},
 		{"pods", "delete"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
 			return cancelStuckScenario(t, client, ns)
+		},
+		{"events", "create"}: func(t *testing.T, client kubernetes.Interface, _, ns string) error {
+			return cancelTwiceScenario(t, client, ns)
 		},
 	}
 	for _, g := range all {

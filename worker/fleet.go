@@ -22,6 +22,7 @@ import (
 	"github.com/kubeworker/kubeworker/jobcreate"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
+	"github.com/kubeworker/kubeworker/retry"
 )
 
 // Fleet makes the Workers of one Options.Name, in as many processes as
@@ -578,6 +579,47 @@ func (w *Worker) claim(ctx context.Context, c *clusterParts, seen *batchv1.Job, 
 		}
 		return updated, err
 	}
+}
+
+// deleteOwned deletes job (foreground) only if it is still the same Job
+// and still owner's: the delete carries the UID and the resourceVersion
+// it checked as preconditions, so a replica whose clock lied about its
+// Lease never deletes a run another replica has claimed. Retried on a
+// transient failure under Options.Retry, and read again after a
+// conflict.
+func (w *Worker) deleteOwned(ctx context.Context, c *clusterParts, job heldJob, owner string) error {
+	jobs, err := c.jobs(job.namespace)
+	if err != nil {
+		return err
+	}
+	pid := job.namespace + "/" + job.name
+	for range 3 {
+		got, err := retry.Value(ctx, w.retry(ctx, "get the Job to delete", pid), func(ctx context.Context) (*batchv1.Job, error) {
+			return jobs.Get(ctx, job.name, metav1.GetOptions{})
+		})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if got.UID != job.uid || got.Annotations[jobcreate.AnnotationOwner] != owner {
+			w.log.DebugContext(ctx, "not deleting a Job this replica no longer owns", "job", pid, "owner", got.Annotations[jobcreate.AnnotationOwner])
+			return nil
+		}
+		fg := metav1.DeletePropagationForeground
+		err = w.retry(ctx, "delete the Job", pid).Do(ctx, func(ctx context.Context) error {
+			return jobs.Delete(ctx, job.name, metav1.DeleteOptions{PropagationPolicy: &fg,
+				Preconditions: &metav1.Preconditions{UID: &got.UID, ResourceVersion: &got.ResourceVersion}})
+		})
+		if !apierrors.IsConflict(err) {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("delete Job %s: it kept changing", pid)
 }
 
 // close stops the loop and every run followed under the member; leave

@@ -12,6 +12,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	tc "github.com/kubeworker/kubeworker/clustertest"
@@ -278,5 +279,50 @@ func TestE2EFleetRunHandedToTwoReplicasIsFollowedOnce(t *testing.T) {
 	}
 	if n := jobsPerRun(t, ns)["twice"]; n != 1 {
 		t.Errorf("%d Jobs for the run", n)
+	}
+}
+
+func TestE2EFleetDeleteOnCancelDeletesOnlyAJobItStillOwns(t *testing.T) {
+	t.Parallel()
+	ns := cluster.NewNamespace(t)
+	var d deliveries
+	cfg := cluster.Config()
+	w := fateWorker(t, jobtest.Client(t, cfg), ns, "fleet", Options{DeleteOnCancel: true, Fleet: Fleet{
+		Enabled: true, Sink: d.sink("a"), Identity: "a-" + ns,
+		LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond,
+	}})
+	if err := w.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	admin := adminClient(t)
+	for _, stolen := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(t.Context())
+		pids := make(chan clusterid.PID, 1)
+		done := make(chan error, 1)
+		id := fmt.Sprintf("doc-%v", stolen)
+		go func() {
+			_, err := w.Run(ctx, RunSpec{ID: id, Values: fate(map[string]string{tc.AnnotationDelay: "1h"}), Started: func(p clusterid.PID) { pids <- p }})
+			done <- err
+		}()
+		pid := <-pids
+		if stolen {
+			// Another replica's claim, as far as the Job can tell.
+			patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"b/other"}}}`, jobcreate.AnnotationOwner)
+			if _, err := admin.BatchV1().Jobs(ns).Patch(t.Context(), pid.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel()
+		<-done
+		_, err := admin.BatchV1().Jobs(ns).Get(t.Context(), pid.Name, metav1.GetOptions{})
+		switch {
+		case stolen && err != nil:
+			t.Errorf("the Job another replica owns was deleted: %v", err)
+		case !stolen && err == nil:
+			waitFor(t, "the owned Job's deletion", func() bool {
+				j, err := admin.BatchV1().Jobs(ns).Get(t.Context(), pid.Name, metav1.GetOptions{})
+				return err != nil || j.DeletionTimestamp != nil
+			})
+		}
 	}
 }

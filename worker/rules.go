@@ -8,14 +8,15 @@ import rbacv1 "k8s.io/api/rbac/v1"
 // and Sweep), delete (Kill) and patch (the TTL put back under
 // Options.RetainUntilRecorded); pods to follow and their logs, and to
 // delete (Cancel's grace period and force, for pods stuck terminating); events
-// to explain a pod that did not start; and, if secrets, Secrets to hold
+// to list (explaining a pod that did not start; a cancel's Event) and to
+// create (the Event a cancel leaves); and, if secrets, Secrets to hold
 // secret values.
 func Rules(secrets bool) []rbacv1.PolicyRule {
 	rules := []rbacv1.PolicyRule{
 		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"create", "get", "list", "watch", "delete", "patch"}},
 		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch", "delete"}},
 		{APIGroups: []string{""}, Resources: []string{"pods/log"}, Verbs: []string{"get"}},
-		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "create"}},
 	}
 	if secrets {
 		rules = append(rules, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "create", "update", "delete"}})

@@ -502,7 +502,12 @@ func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *bat
 		if ctx.Err() != nil && w.opts.DeleteOnCancel && !errors.Is(err, ErrNotMember) && !errors.Is(err, ErrClosed) {
 			// Bounded by the retry policy's deadline, not by ctx, which
 			// has ended.
-			kerr := c.parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
+			var kerr error
+			if member != nil {
+				kerr = w.deleteOwned(context.WithoutCancel(ctx), c, held, member.Name())
+			} else {
+				kerr = c.parts.Identity.Kill(context.WithoutCancel(ctx), res.PID, 0)
+			}
 			if kerr != nil && !errors.Is(kerr, clusterid.ErrNotFound) {
 				err = errors.Join(err, fmt.Errorf("delete Job %s: %w", res.PID, kerr))
 			}
