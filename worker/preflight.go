@@ -165,7 +165,9 @@ func (r *PreflightReport) Err() error {
 // that waits in a Kueue queue (queue_name), it checks [QueueRules] too
 // and reads the LocalQueue: missing, Kueue not installed, or its
 // ClusterQueue missing or inactive is a Rejection of Object
-// "LocalQueue" with Kueue's reason and message. Nothing is created.
+// "LocalQueue" with Kueue's reason and message. A fleet replica whose
+// Leases are in the Job namespace (Fleet.Namespace empty) checks
+// [FleetRules] too. Nothing is created.
 //
 // The report lists problems; the error is for a Preflight that could not
 // check (no client, a template that does not render, the API server not
@@ -200,6 +202,10 @@ func (w *Worker) Preflight(ctx context.Context, opts PreflightOptions) (*Preflig
 	rules := Rules(w.opts.Secrets.APIKey || w.opts.Secrets.Env)
 	if queued(job) {
 		rules = append(rules, QueueRules()...)
+	}
+	if w.fleet != nil && w.opts.Fleet.Namespace == "" {
+		// The Leases are in the Job namespace.
+		rules = append(rules, FleetRules()...)
 	}
 	for _, ns := range rep.Namespaces {
 		missing, err := missingPermissions(ctx, client, ns, rules)
