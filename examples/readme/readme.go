@@ -61,7 +61,7 @@ func runOneScreen(ctx context.Context, runID string) error {
 	}
 	fmt.Println(res.Outcome, res.ExitCode, res.LogTail)
 	// res.Outcome (a jobwatch.Outcome): Succeeded, Failed, BackoffLimitExceeded, DeadlineExceeded,
-	// Evicted, OOMKilled, ImagePullError, Unschedulable, NeverStarted, Deleted, TimedOut, …
+	// Evicted, OOMKilled, ImagePullError, Unschedulable, NeverStarted, Deleted, Cancelled, TimedOut, …
 	return nil
 }
 
