@@ -79,7 +79,7 @@ func Join(ctx context.Context, client kubernetes.Interface, opts Options) (*Memb
 	name := opts.Identity + "/" + utilrand.String(10)
 	lease := leaseName(opts.Worker, opts.Identity)
 	logger := opts.Logger.With("lease", opts.Namespace+"/"+lease, "member", name)
-	bg, stop := context.WithCancel(klog.NewContext(context.Background(), logr.FromSlogHandler(logger.Handler())))
+	bg, stop := context.WithCancel(klog.NewContext(context.Background(), logr.FromSlogHandler(canceledAtDebug{logger.Handler()})))
 	electing, stopElector := context.WithCancel(bg)
 	m := &Member{
 		client:      client,
@@ -328,4 +328,39 @@ func (m *Member) onOwnLease(lease *coordinationv1.Lease, deleted bool) {
 	if cause != nil {
 		m.fence(cause)
 	}
+}
+
+// canceledAtDebug passes client-go's leader election logs on, those about
+// a request cut short by the member's own stop (context.Canceled) at
+// Debug: Leave and a loss cancel the renewal in flight, as they should.
+type canceledAtDebug struct{ slog.Handler }
+
+func (h canceledAtDebug) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level > slog.LevelDebug {
+		canceled := false
+		r.Attrs(func(a slog.Attr) bool {
+			if err, ok := a.Value.Any().(error); ok && errors.Is(err, context.Canceled) {
+				canceled = true
+				return false
+			}
+			return true
+		})
+		if canceled {
+			if !h.Handler.Enabled(ctx, slog.LevelDebug) {
+				return nil
+			}
+			debug := slog.NewRecord(r.Time, slog.LevelDebug, r.Message, r.PC)
+			r.Attrs(func(a slog.Attr) bool { debug.AddAttrs(a); return true })
+			r = debug
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h canceledAtDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return canceledAtDebug{h.Handler.WithAttrs(attrs)}
+}
+
+func (h canceledAtDebug) WithGroup(name string) slog.Handler {
+	return canceledAtDebug{h.Handler.WithGroup(name)}
 }

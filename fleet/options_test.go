@@ -1,7 +1,11 @@
 package fleet
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"slices"
@@ -103,5 +107,25 @@ func TestOptionsNameEveryBadField(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, tt.detail)
 			}
 		})
+	}
+}
+
+func TestCanceledRenewalsAreLoggedAtDebug(t *testing.T) {
+	var buf bytes.Buffer
+	h := canceledAtDebug{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})}
+	logger := slog.New(h)
+	logger.Error("Error retrieving lease lock", "err", fmt.Errorf("get: %w", context.Canceled))
+	if buf.Len() != 0 {
+		t.Errorf("a canceled renewal logged above Debug: %s", buf.String())
+	}
+	logger.Error("Error retrieving lease lock", "err", errors.New("forbidden"))
+	if !strings.Contains(buf.String(), "level=ERROR") || !strings.Contains(buf.String(), "forbidden") {
+		t.Errorf("another error was not logged as it was: %q", buf.String())
+	}
+	buf.Reset()
+	debug := slog.New(canceledAtDebug{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})})
+	debug.Error("Error retrieving lease lock", "err", context.Canceled)
+	if !strings.Contains(buf.String(), "level=DEBUG") || !strings.Contains(buf.String(), "context canceled") {
+		t.Errorf("a canceled renewal at Debug: %q", buf.String())
 	}
 }

@@ -493,6 +493,11 @@ func cancelStuckScenario(t *testing.T, client kubernetes.Interface, ns string) e
 	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationDelay: "1h", clustertest.AnnotationStuckTerminating: "true"})
 	w := newAccountWorker(t, client, ns, opts)
 	defer func() { _ = w.Close(context.Background()) }()
+	// A pod left stuck (the Cancel without the verb) would keep the
+	// namespace terminating for good.
+	t.Cleanup(func() {
+		_ = adminClient(t).CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}, metav1.ListOptions{})
+	})
 	started := make(chan clusterid.PID, 1)
 	go func() {
 		_, _ = w.Run(t.Context(), RunSpec{ID: "cancel-1", Started: func(p clusterid.PID) { started <- p }})
