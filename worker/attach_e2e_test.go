@@ -19,26 +19,12 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobwatch"
-	"github.com/kubeworker/kubeworker/manifest"
 )
 
 // e2eTimeout bounds each wait of the end-to-end tests for the cluster.
 const e2eTimeout = 2 * time.Minute
-
-// fateTemplate is the default template with a pod_annotations variable,
-// so that each run scripts its own pod's fate (see clustertest's
-// annotations).
-func fateTemplate() *manifest.Template {
-	t := manifest.Default()
-	spec := t.JobConfiguration["job_manifest"].(map[string]any)["spec"].(map[string]any)
-	spec["template"].(map[string]any)["metadata"] = map[string]any{"annotations": "{{ pod_annotations }}"}
-	t.Variables.Properties["pod_annotations"] = &manifest.Property{
-		Type: manifest.Types{"object"}, Description: "Annotations of the run's pods.",
-		Default: map[string]any{}, HasDefault: true,
-	}
-	return t
-}
 
 // fate is the values of a run whose pod has the annotations ann.
 func fate(ann map[string]string, more ...any) map[string]any {
@@ -56,7 +42,7 @@ func fate(ann map[string]string, more ...any) map[string]any {
 // fateWorker is a Worker named name, on the fate template, in ns.
 func fateWorker(t testing.TB, client kubernetes.Interface, ns, name string, opts Options) *Worker {
 	t.Helper()
-	opts.Name, opts.Namespace, opts.Template = name, ns, fateTemplate()
+	opts.Name, opts.Namespace, opts.Template = name, ns, jobtest.FateTemplate()
 	opts.Retry = fastRetry
 	w, err := New(client, opts)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 )
 
@@ -96,7 +97,7 @@ func killedWorker(dir string) error {
 	if err != nil {
 		return err
 	}
-	w, err := New(client, Options{Name: "killed", Namespace: os.Getenv("KUBEWORKER_KILLED_WORKER_NS"), Template: fateTemplate()})
+	w, err := New(client, Options{Name: "killed", Namespace: os.Getenv("KUBEWORKER_KILLED_WORKER_NS"), Template: jobtest.FateTemplate()})
 	if err != nil {
 		return err
 	}

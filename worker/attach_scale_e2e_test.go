@@ -16,6 +16,7 @@ import (
 
 	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/kubeconfig"
@@ -143,7 +144,7 @@ func measureAttach(b testing.TB, ns string, pids []clusterid.PID, mode string) a
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := New(client, Options{Name: "scale", Namespace: ns, Template: fateTemplate()})
+	w, err := New(client, Options{Name: "scale", Namespace: ns, Template: jobtest.FateTemplate()})
 	if err != nil {
 		b.Fatal(err)
 	}

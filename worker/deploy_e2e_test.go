@@ -485,6 +485,22 @@ func retainScenario(t *testing.T, client kubernetes.Interface, ns string) error 
 	return errors.Join(err, warnings.err())
 }
 
+// startRun starts run id on w, in the background, and returns its Job's
+// PID once the Job exists.
+func startRun(t *testing.T, w *Worker, id string) (clusterid.PID, error) {
+	t.Helper()
+	started := make(chan clusterid.PID, 1)
+	go func() {
+		_, _ = w.Run(t.Context(), RunSpec{ID: id, Started: func(p clusterid.PID) { started <- p }})
+	}()
+	select {
+	case pid := <-started:
+		return pid, nil
+	case <-time.After(e2eTimeout):
+		return clusterid.PID{}, fmt.Errorf("run %s: no Job", id)
+	}
+}
+
 // cancelStuckScenario cancels, with force, a run whose pod never finishes
 // terminating: Cancel must return once the Job and its pod are gone.
 func cancelStuckScenario(t *testing.T, client kubernetes.Interface, ns string) error {
@@ -498,15 +514,9 @@ func cancelStuckScenario(t *testing.T, client kubernetes.Interface, ns string) e
 	t.Cleanup(func() {
 		_ = adminClient(t).CoreV1().Pods(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}, metav1.ListOptions{})
 	})
-	started := make(chan clusterid.PID, 1)
-	go func() {
-		_, _ = w.Run(t.Context(), RunSpec{ID: "cancel-1", Started: func(p clusterid.PID) { started <- p }})
-	}()
-	var pid clusterid.PID
-	select {
-	case pid = <-started:
-	case <-time.After(e2eTimeout):
-		return errors.New("no Job")
+	pid, err := startRun(t, w, "cancel-1")
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -521,15 +531,9 @@ func cancelTwiceScenario(t *testing.T, client kubernetes.Interface, ns string) e
 	opts.Prepare.Customizations = podAnnotations(map[string]string{clustertest.AnnotationDelay: "1h"})
 	first, second := newAccountWorker(t, client, ns, opts), newAccountWorker(t, client, ns, opts)
 	defer func() { _ = first.Close(context.Background()); _ = second.Close(context.Background()) }()
-	started := make(chan clusterid.PID, 1)
-	go func() {
-		_, _ = first.Run(t.Context(), RunSpec{ID: "cancel-twice", Started: func(p clusterid.PID) { started <- p }})
-	}()
-	var pid clusterid.PID
-	select {
-	case pid = <-started:
-	case <-time.After(e2eTimeout):
-		return errors.New("no Job")
+	pid, err := startRun(t, first, "cancel-twice")
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()

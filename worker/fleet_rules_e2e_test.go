@@ -18,6 +18,7 @@ import (
 	"github.com/kubeworker/kubeworker/clusterid"
 	tc "github.com/kubeworker/kubeworker/clustertest"
 	"github.com/kubeworker/kubeworker/fleet"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobcreate"
 )
 
@@ -105,7 +106,7 @@ func fleetAccountReplica(t *testing.T, token, ns, identity string, d *deliveries
 		t.Fatal(err)
 	}
 	opts := Options{
-		Name: "fleet", Namespace: ns, Template: fateTemplate(), Retry: fastRetry,
+		Name: "fleet", Namespace: ns, Template: jobtest.FateTemplate(), Retry: fastRetry,
 		RetainUntilRecorded: true, Logger: slog.New(warnings),
 		Fleet: Fleet{
 			Enabled: true, Sink: d.sink(identity), Identity: identity,

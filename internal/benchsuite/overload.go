@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kubeworker/kubeworker/clustertest"
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/internal/scaletest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/manifest"
@@ -85,19 +86,6 @@ func overloadFate(i int) (map[string]any, jobwatch.Outcome, int) {
 	return ann, jobwatch.Succeeded, 0
 }
 
-// fateTemplate is the default template with a pod_annotations variable,
-// so that each run scripts its own pod's fate.
-func fateTemplate() *manifest.Template {
-	t := manifest.Default()
-	spec := t.JobConfiguration["job_manifest"].(map[string]any)["spec"].(map[string]any)
-	spec["template"].(map[string]any)["metadata"] = map[string]any{"annotations": "{{ pod_annotations }}"}
-	t.Variables.Properties["pod_annotations"] = &manifest.Property{
-		Type: manifest.Types{"object"}, Description: "Annotations of the run's pods.",
-		Default: map[string]any{}, HasDefault: true,
-	}
-	return t
-}
-
 // measureOverload starves a user of its own with APF, then has a Worker
 // of that user run n runs at once, each bounded in time; what goes wrong
 // is counted, not waited for.
@@ -137,7 +125,7 @@ func measureOverload(ctx context.Context, cluster *clustertest.Cluster, admin ku
 		return o, err
 	}
 	rec := &retryCount{}
-	w, err := worker.New(client, worker.Options{Name: workerName + "-overload", Namespace: ns, Template: fateTemplate(), Metrics: rec})
+	w, err := worker.New(client, worker.Options{Name: workerName + "-overload", Namespace: ns, Template: jobtest.FateTemplate(), Metrics: rec})
 	if err != nil {
 		return o, err
 	}

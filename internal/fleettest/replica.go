@@ -27,8 +27,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobwatch"
-	"github.com/kubeworker/kubeworker/manifest"
 	"github.com/kubeworker/kubeworker/worker"
 )
 
@@ -88,20 +88,6 @@ type Event struct {
 	Err   string    `json:"err,omitempty"`
 	// At is when the replica wrote it.
 	At time.Time `json:"at"`
-}
-
-// Template is the replicas' template: the default one with a
-// pod_annotations variable, so each run scripts its pod's fate with
-// clustertest's annotations.
-func Template() *manifest.Template {
-	t := manifest.Default()
-	spec := t.JobConfiguration["job_manifest"].(map[string]any)["spec"].(map[string]any)
-	spec["template"].(map[string]any)["metadata"] = map[string]any{"annotations": "{{ pod_annotations }}"}
-	t.Variables.Properties["pod_annotations"] = &manifest.Property{
-		Type: manifest.Types{"object"}, Description: "Annotations of the run's pods.",
-		Default: map[string]any{}, HasDefault: true,
-	}
-	return t
 }
 
 // ReplicaMain runs a replica and exits when EnvReplica is set; else it
@@ -241,7 +227,7 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 	}
 	s := sink{o}
 	w, err := worker.New(client, worker.Options{
-		Name: "fleet", Namespace: p.Namespace, Template: Template(), RetainUntilRecorded: true,
+		Name: "fleet", Namespace: p.Namespace, Template: jobtest.FateTemplate(), RetainUntilRecorded: true,
 		Logger: slog.New(takeovers{o}),
 		Fleet: worker.Fleet{
 			Enabled: true, Sink: s, Identity: p.Identity,

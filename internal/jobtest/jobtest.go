@@ -86,3 +86,17 @@ func AssertOneJobPerRun(t testing.TB, perRun map[string]int, runs int) {
 		}
 	}
 }
+
+// FateTemplate is the default template with a pod_annotations variable,
+// so that each run scripts its own pod's fate with clustertest's
+// annotations (exit code, delay, eviction, log, ...).
+func FateTemplate() *manifest.Template {
+	t := manifest.Default()
+	spec := t.JobConfiguration["job_manifest"].(map[string]any)["spec"].(map[string]any)
+	spec["template"].(map[string]any)["metadata"] = map[string]any{"annotations": "{{ pod_annotations }}"}
+	t.Variables.Properties["pod_annotations"] = &manifest.Property{
+		Type: manifest.Types{"object"}, Description: "Annotations of the run's pods.",
+		Default: map[string]any{}, HasDefault: true,
+	}
+	return t
+}
