@@ -75,7 +75,8 @@ type Options struct {
 	// secret mode. Default: false, no access to Secrets.
 	Secrets bool
 	// Queues grants what runs through Kueue need (worker.QueueRules: list
-	// and watch on Workloads, get on LocalQueues) in JobNamespace: set it
+	// and watch on Workloads, get on LocalQueues and on their pending
+	// workloads in Kueue's visibility API) in JobNamespace: set it
 	// when templates give a queue_name. Default: false.
 	Queues bool
 	// ClusterUID, when set, is given to the process as clusterid.EnvUID,
