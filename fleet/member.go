@@ -112,7 +112,13 @@ func Join(ctx context.Context, client kubernetes.Interface, opts Options) (*Memb
 		Name:          lease,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) { close(acquired) },
-			OnStoppedLeading: func() { m.fence(fmt.Errorf("%w: the renewal loop ended", ErrLost)) },
+			OnStoppedLeading: func() {
+				if err := m.lock.err(); err != nil {
+					m.fence(fmt.Errorf("%w: the renewal loop ended; the last request failed: %w", ErrLost, err))
+					return
+				}
+				m.fence(fmt.Errorf("%w: the renewal loop ended", ErrLost))
+			},
 		},
 	})
 	if err != nil {
