@@ -45,7 +45,10 @@ import (
 //     delivered, and it writes nothing more to those Jobs (its writes
 //     test that it still owns the Job). It then joins again as a new
 //     member, and its runs are taken over by whichever replica the hash
-//     picks (itself, maybe).
+//     picks (itself, maybe). A Run that ends with ErrNotMember or
+//     ErrClosed may or may not have made its Job: hand the run out again,
+//     to any replica; its Job, if made, is adopted or left to its owner
+//     (an *OwnedError).
 //
 // Delivery is at least once: a Result reaches Sink.Record (and Run's
 // caller) from the replica that followed the run to its end, and a
