@@ -2,7 +2,6 @@ package benchsuite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -11,9 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -95,18 +91,16 @@ func measureOverload(ctx context.Context, cluster *clustertest.Cluster, admin ku
 	if err != nil {
 		return o, err
 	}
-	undo, err := starve(ctx, admin, o.Queues, o.QueueLength)
+	undo, seats, err := scaletest.Starve(ctx, admin, overloadName, o.Queues, o.QueueLength)
 	if err != nil {
 		return o, err
 	}
+	o.Seats = seats
 	defer func() {
 		if uerr := undo(context.WithoutCancel(ctx)); uerr != nil && err == nil {
 			err = uerr
 		}
 	}()
-	if o.Seats, err = waitForLevel(ctx, admin); err != nil {
-		return o, err
-	}
 	conf, err := cluster.UserConfig(overloadName)
 	if err != nil {
 		return o, err
@@ -194,99 +188,6 @@ func measureOverload(ctx context.Context, cluster *clustertest.Cluster, admin ku
 	}
 	sort.Strings(o.Wrong)
 	return o, nil
-}
-
-// starve makes API Priority and Fairness put every request of the user
-// overloadName in a priority level of its own with the fewest seats it
-// can have (1 share of the server's concurrency, none borrowed) and
-// short queues, and binds the user to cluster-admin, so RBAC is not what
-// stops it. It returns what undoes all three.
-func starve(ctx context.Context, admin kubernetes.Interface, queues, queueLength int32) (undo func(context.Context) error, err error) {
-	fc := admin.FlowcontrolV1()
-	plc := &flowcontrolv1.PriorityLevelConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: overloadName},
-		Spec: flowcontrolv1.PriorityLevelConfigurationSpec{
-			Type: flowcontrolv1.PriorityLevelEnablementLimited,
-			Limited: &flowcontrolv1.LimitedPriorityLevelConfiguration{
-				NominalConcurrencyShares: new(int32(1)),
-				LendablePercent:          new(int32(0)),
-				BorrowingLimitPercent:    new(int32(0)),
-				LimitResponse: flowcontrolv1.LimitResponse{
-					Type:    flowcontrolv1.LimitResponseTypeQueue,
-					Queuing: &flowcontrolv1.QueuingConfiguration{Queues: queues, HandSize: 2, QueueLengthLimit: queueLength},
-				},
-			},
-		},
-	}
-	all := []string{flowcontrolv1.VerbAll}
-	fs := &flowcontrolv1.FlowSchema{
-		ObjectMeta: metav1.ObjectMeta{Name: overloadName},
-		Spec: flowcontrolv1.FlowSchemaSpec{
-			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: overloadName},
-			MatchingPrecedence:         1000, // before global-default (9900), after the system's own
-			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByNamespaceType},
-			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
-				Subjects:         []flowcontrolv1.Subject{{Kind: flowcontrolv1.SubjectKindUser, User: &flowcontrolv1.UserSubject{Name: overloadName}}},
-				ResourceRules:    []flowcontrolv1.ResourcePolicyRule{{Verbs: all, APIGroups: all, Resources: all, ClusterScope: true, Namespaces: []string{flowcontrolv1.NamespaceEvery}}},
-				NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{Verbs: all, NonResourceURLs: all}},
-			}},
-		},
-	}
-	crb := &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: overloadName},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: overloadName}},
-	}
-	undo = func(ctx context.Context) error {
-		var errs []error
-		for _, del := range []func() error{
-			func() error { return fc.FlowSchemas().Delete(ctx, overloadName, metav1.DeleteOptions{}) },
-			func() error {
-				return fc.PriorityLevelConfigurations().Delete(ctx, overloadName, metav1.DeleteOptions{})
-			},
-			func() error {
-				return admin.RbacV1().ClusterRoleBindings().Delete(ctx, overloadName, metav1.DeleteOptions{})
-			},
-		} {
-			if err := del(); err != nil && !apierrors.IsNotFound(err) {
-				errs = append(errs, err)
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return fmt.Errorf("undo the starvation: %w", err)
-		}
-		return nil
-	}
-	if _, err := fc.PriorityLevelConfigurations().Create(ctx, plc, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create the starved priority level: %w", err)
-	}
-	if _, err := fc.FlowSchemas().Create(ctx, fs, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("create the starved flow schema: %w (%v)", err, undo(ctx))
-	}
-	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
-		return nil, fmt.Errorf("bind the overload user: %w (%v)", err, undo(ctx))
-	}
-	return undo, nil
-}
-
-// waitForLevel waits, up to a minute, until the API server has set up the
-// starved priority level, and returns its seats.
-func waitForLevel(ctx context.Context, admin kubernetes.Interface) (float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		seats, err := scaletest.SumMetric(ctx, admin, "apiserver_flowcontrol_nominal_limit_seats{", func(l map[string]string) bool {
-			return l["priority_level"] == overloadName
-		})
-		if err == nil && seats > 0 {
-			return seats, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("the API server did not set up priority level %s: %w (%v)", overloadName, ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // overloadFigures are the API server's counters the burst is judged by.

@@ -27,6 +27,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"go.uber.org/goleak"
+
+	"github.com/kubeworker/kubeworker/clusterid"
 	"github.com/kubeworker/kubeworker/internal/jobtest"
 	"github.com/kubeworker/kubeworker/jobwatch"
 	"github.com/kubeworker/kubeworker/worker"
@@ -58,27 +61,37 @@ type Params struct {
 	// QPS and Burst of the replica's client; zero: client-go's defaults.
 	QPS   float32 `json:"qps"`
 	Burst int     `json:"burst"`
+	// Solo makes the process a lone Worker named "solo", in no fleet: it
+	// says "started" with each run's PID, and a process started after it
+	// follows its runs on with Run.Attach.
+	Solo bool `json:"solo,omitempty"`
 }
 
 // Run is a run handed to a replica; or, with Cancel set, a CancelRun of
-// the run ID with that reason (Force, ForceAfter 1 s).
+// the run ID with that reason (Force, ForceAfter 1 s); or, with Attach
+// set, an Attach of that PID with the log from after Since.
 type Run struct {
 	ID     string         `json:"id"`
 	Values map[string]any `json:"values,omitempty"`
 	Cancel string         `json:"cancel,omitempty"`
+	Attach string         `json:"attach,omitempty"`
+	Since  time.Time      `json:"since,omitzero"`
 }
 
 // Event is a line a replica writes.
 type Event struct {
-	// Kind is "joined", "lost" (the replica lost its Lease), "result",
+	// Kind is "joined", "lost" (the replica lost its Lease), "started"
+	// (a lone Worker's Job exists; PID says which), "result",
 	// "run-error", "log", "event", "takeover",
-	// "cancelled" (a CancelRun returned nil) or "closed".
+	// "cancelled" (a CancelRun returned nil), "leaked" (goroutines
+	// outlived the Worker's Close; Err lists them) or "closed".
 	Kind    string `json:"kind"`
 	Replica string `json:"replica"`
 	Run     string `json:"run,omitempty"`
-	// Outcome and ExitCode of a "result".
+	// Outcome, ExitCode and PID of a "result"; PID of a "started".
 	Outcome  string `json:"outcome,omitempty"`
 	ExitCode int    `json:"exitCode,omitempty"`
+	PID      string `json:"pid,omitempty"`
 	// Line of a "log"; Err of a "run-error"; for an "event", its ID and
 	// what happened (phase and reason).
 	Line    string `json:"line,omitempty"`
@@ -161,7 +174,7 @@ func indexByte(b []byte, c byte) int {
 type sink struct{ o *out }
 
 func (s sink) Record(_ context.Context, res worker.Result) error {
-	s.o.emit(Event{Kind: "result", Run: res.RunID, Outcome: res.Outcome.String(), ExitCode: res.ExitCode})
+	s.o.emit(Event{Kind: "result", Run: res.RunID, Outcome: res.Outcome.String(), ExitCode: res.ExitCode, PID: res.PID.String()})
 	return nil
 }
 
@@ -225,23 +238,8 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := sink{o}
-	w, err := worker.New(client, worker.Options{
-		Name: "fleet", Namespace: p.Namespace, Template: jobtest.FateTemplate(), RetainUntilRecorded: true,
-		Logger: slog.New(takeovers{o}),
-		Fleet: worker.Fleet{
-			Enabled: true, Sink: s, Identity: p.Identity,
-			LeaseDuration: p.LeaseDuration, RenewDeadline: p.RenewDeadline, RetryPeriod: p.RetryPeriod, Resync: p.Resync,
-		},
-	})
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	if err := w.Start(ctx); err != nil {
-		return errors.Join(err, w.Close(context.Background()))
-	}
 	runs := make(chan Run)
 	go func() {
 		defer close(runs)
@@ -256,6 +254,36 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 			}
 		}
 	}()
+	// What runs now is the harness's; what the Worker starts must end
+	// with its Close.
+	before := goleak.IgnoreCurrent()
+	s := sink{o}
+	opts := worker.Options{
+		Name: "fleet", Namespace: p.Namespace, Template: jobtest.FateTemplate(), RetainUntilRecorded: true,
+		Logger: slog.New(takeovers{o}),
+		Fleet: worker.Fleet{
+			Enabled: true, Sink: s, Identity: p.Identity,
+			LeaseDuration: p.LeaseDuration, RenewDeadline: p.RenewDeadline, RetryPeriod: p.RetryPeriod, Resync: p.Resync,
+		},
+	}
+	if p.Solo {
+		opts.Name, opts.Fleet = "solo", worker.Fleet{}
+		// A lone Worker says nothing of fleets; it joins nothing.
+		o.emit(Event{Kind: "joined"})
+	}
+	w, err := worker.New(client, opts)
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return errors.Join(err, w.Close(context.Background()))
+	}
+	record := func(res worker.Result) error {
+		if p.Solo {
+			s.Record(context.Background(), res)
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 loop:
 	for {
@@ -266,7 +294,8 @@ loop:
 			if !ok {
 				break loop
 			}
-			if r.Cancel != "" {
+			switch {
+			case r.Cancel != "":
 				wg.Go(func() {
 					err := w.CancelRun(context.Background(), r.ID, r.Cancel, worker.CancelOptions{Force: true, ForceAfter: time.Second})
 					if err != nil {
@@ -275,20 +304,48 @@ loop:
 					}
 					o.emit(Event{Kind: "cancelled", Run: r.ID})
 				})
-				continue
+			case r.Attach != "":
+				wg.Go(func() {
+					pid, err := clusterid.ParsePID(r.Attach)
+					if err == nil {
+						_, err = w.Attach(context.Background(), pid, worker.AttachOptions{
+							Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}, LogsSince: r.Since, Events: o.events(r.ID), OnResult: record,
+						})
+					}
+					if err != nil {
+						o.emit(Event{Kind: "run-error", Run: r.ID, Err: err.Error()})
+					}
+				})
+			default:
+				wg.Go(func() {
+					_, err := w.Run(context.Background(), worker.RunSpec{
+						ID: r.ID, Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}, Events: o.events(r.ID), OnResult: record,
+						Started: func(pid clusterid.PID) { o.emit(Event{Kind: "started", Run: r.ID, PID: pid.String()}) },
+					})
+					if err != nil {
+						o.emit(Event{Kind: "run-error", Run: r.ID, Err: err.Error()})
+					}
+				})
 			}
-			wg.Go(func() {
-				_, err := w.Run(context.Background(), worker.RunSpec{ID: r.ID, Values: r.Values, Logs: &lineWriter{o: o, run: r.ID}, Events: o.events(r.ID)})
-				if err != nil {
-					o.emit(Event{Kind: "run-error", Run: r.ID, Err: err.Error()})
-				}
-			})
 		}
 	}
 	err = w.Close(context.Background())
 	wg.Wait()
+	if leak := goleak.Find(append(httpConnections, before)...); leak != nil {
+		o.emit(Event{Kind: "leaked", Err: leak.Error()})
+	}
 	o.emit(Event{Kind: "closed"})
 	return err
+}
+
+// httpConnections are the goroutines of pooled HTTP connections: client-go's
+// transport cache keeps them past any one client, so they are not the
+// Worker's.
+var httpConnections = []goleak.Option{
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+	goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
+	goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"),
+	goleak.IgnoreAnyFunction("net/http.(*http2ClientConn).readLoop"),
 }
 
 // Replica is a replica process, seen from its parent.
