@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -36,6 +37,8 @@ type Proxy struct {
 	armed []func(*http.Request) bool
 	// refused holds the matchers of Refuse, by a key that undoes them.
 	refused map[*int]func(*http.Request) bool
+	// byUserAgent counts the requests received per User-Agent header.
+	byUserAgent map[string]int64
 
 	requests        atomic.Int64
 	cutConns        atomic.Int64
@@ -56,6 +59,12 @@ type ProxyStats struct {
 	// RefusedRequests is the number of requests answered 503 by
 	// [Proxy.Refuse].
 	RefusedRequests int64
+	// ByUserAgent is the number of requests received per User-Agent
+	// header value ("" for none), counted as Requests is, so a test can
+	// count one client's requests (client-go sends rest.Config.UserAgent)
+	// without trusting the client's own count. It is the caller's copy,
+	// never nil; an agent that sent nothing reads 0.
+	ByUserAgent map[string]int64
 }
 
 type connKey struct{}
@@ -91,6 +100,8 @@ func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 		upstream: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, ForceAttemptHTTP2: true},
 		conns:    map[net.Conn]struct{}{},
 		refused:  map[*int]func(*http.Request) bool{},
+
+		byUserAgent: map[string]int64{},
 	}
 	forward := &httputil.ReverseProxy{
 		Rewrite:        func(r *httputil.ProxyRequest) { r.SetURL(target) },
@@ -100,7 +111,7 @@ func startProxy(ca *certAuthority, upstream string) (*Proxy, error) {
 		ErrorHandler:   p.errorHandler,
 	}
 	p.server = &http.Server{
-		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.requests.Add(1); p.serve(forward, w, r) }),
+		Handler:     http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.count(r); p.serve(forward, w, r) }),
 		TLSConfig:   &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		ConnState:   p.track,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, connKey{}, c) },
@@ -168,6 +179,14 @@ func (p *Proxy) Refuse(match func(*http.Request) bool) (undo func()) {
 	}
 }
 
+// count adds r to the request counters.
+func (p *Proxy) count(r *http.Request) {
+	p.requests.Add(1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.byUserAgent[r.UserAgent()]++
+}
+
 // serve refuses or forwards r.
 func (p *Proxy) serve(forward http.Handler, w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
@@ -188,7 +207,16 @@ func (p *Proxy) serve(forward http.Handler, w http.ResponseWriter, r *http.Reque
 
 // Stats returns the proxy's counters.
 func (p *Proxy) Stats() ProxyStats {
-	return ProxyStats{Requests: p.requests.Load(), CutConnections: p.cutConns.Load(), CutRequests: p.cutRequests.Load(), RefusedRequests: p.refusedRequests.Load()}
+	p.mu.Lock()
+	byAgent := maps.Clone(p.byUserAgent)
+	p.mu.Unlock()
+	return ProxyStats{
+		Requests:        p.requests.Load(),
+		CutConnections:  p.cutConns.Load(),
+		CutRequests:     p.cutRequests.Load(),
+		RefusedRequests: p.refusedRequests.Load(),
+		ByUserAgent:     byAgent,
+	}
 }
 
 // close stops the proxy and closes every connection, to clients and to

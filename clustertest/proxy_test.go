@@ -1,8 +1,12 @@
 package clustertest
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -112,4 +116,74 @@ func TestProxyRefuseAnswers503UntilUndone(t *testing.T) {
 		t.Fatalf("watch after undo: %v", err)
 	}
 	w.Stop()
+}
+
+func TestProxyCountsRequestsPerUserAgent(t *testing.T) {
+	// A proxy of its own, in front of a stub server, so that no other
+	// client's requests are counted.
+	ca, err := newCertAuthority()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serving, err := ca.serving("stub", loopback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair(serving.certPEM, serving.keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	upstream.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	upstream.StartTLS()
+	defer upstream.Close()
+	proxy, err := startProxy(ca, upstream.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.close()
+	if got := proxy.Stats().ByUserAgent; got == nil || len(got) != 0 {
+		t.Errorf("ByUserAgent before any request = %#v, want an empty map", got)
+	}
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.certPEM)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer client.CloseIdleConnections()
+	get := func(agent string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, proxy.URL()+"/api", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("User-Agent", agent)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET through the proxy: %s", resp.Status)
+		}
+	}
+	for range 3 {
+		get("one/v1")
+	}
+	get("two/v1")
+	get("")
+
+	stats := proxy.Stats()
+	want := map[string]int64{"one/v1": 3, "two/v1": 1, "": 1}
+	if !maps.Equal(stats.ByUserAgent, want) {
+		t.Errorf("ByUserAgent = %v, want %v", stats.ByUserAgent, want)
+	}
+	if stats.Requests != 5 {
+		t.Errorf("Requests = %d, want 5", stats.Requests)
+	}
+	// The map is a copy: changing it changes no later Stats.
+	stats.ByUserAgent["one/v1"] = 100
+	if got := proxy.Stats().ByUserAgent["one/v1"]; got != 3 {
+		t.Errorf("after changing a copy, one/v1 = %d, want 3", got)
+	}
 }
