@@ -29,14 +29,17 @@ type Cluster struct {
 	dyn    dynamic.Interface
 
 	adminHTTP *http.Client
+	health    *http.Client // trusts the cluster CA; checks components' /healthz
+	kcm       controllerManagerConfig
 	egress    *egress
 	proxy     *Proxy
 	podLogs   *podLogs
 
-	mu        sync.Mutex // guards procs and apiserver, and serializes restarts
-	procs     []*process // every process started, in start order
-	apiserver *process
-	stopped   bool
+	mu                sync.Mutex // guards procs, apiserver and controllerManager, and serializes restarts
+	procs             []*process // every process started, in start order
+	apiserver         *process
+	controllerManager *process
+	stopped           bool
 
 	kueueMu sync.Mutex // serializes StartKueue and StopKueue; guards kueue
 	kueue   *kueueRun  // nil until the first StartKueue
@@ -187,12 +190,20 @@ func (c *Cluster) startComponents(ctx context.Context, kcmPort, schedPort, kwokP
 	if err != nil {
 		return err
 	}
+	c.health = health
+	c.kcm = controllerManagerConfig{
+		port: kcmPort, kubeconfig: f.kcmKubeconfig, certFile: f.kcmCert, keyFile: f.kcmKey,
+		caFile: f.caFile, saSigningKeyFile: f.saKey,
+	}
 	starts := []func() (*process, error){
 		func() (*process, error) {
-			return startControllerManager(ctx, c.bins.KubeControllerManager, f.dir, health, controllerManagerConfig{
-				port: kcmPort, kubeconfig: f.kcmKubeconfig, certFile: f.kcmCert, keyFile: f.kcmKey,
-				caFile: f.caFile, saSigningKeyFile: f.saKey,
-			}, timeout)
+			p, err := startControllerManager(ctx, c.bins.KubeControllerManager, f.dir, health, c.kcm, timeout)
+			if p != nil {
+				c.mu.Lock()
+				c.controllerManager = p
+				c.mu.Unlock()
+			}
+			return p, err
 		},
 		func() (*process, error) {
 			return startScheduler(ctx, c.bins.KubeScheduler, f.dir, health, schedulerConfig{

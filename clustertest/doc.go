@@ -75,6 +75,9 @@
 //     drops at once (a client-go watch channel just closes); with
 //     syscall.SIGTERM: a graceful restart, watches end within 2 s. The new
 //     API server serves the same port about 3 s later.
+//   - [Cluster.RestartControllerManager] with syscall.SIGKILL or SIGTERM:
+//     the controllers (the Job controller among them) stop, and a new
+//     kube-controller-manager takes over, usually within a second.
 //   - [Cluster.CompactEtcd]: every older resourceVersion expires, so a
 //     watch or list from one gets 410 Gone, as after etcd's compaction.
 //   - [Cluster.Proxy] sits in front of the API server ([Cluster.ProxyConfig]
@@ -83,6 +86,7 @@
 //     closed"), [Proxy.CutNextAfterResponse] lets the server do one request
 //     and then drops its answer (an ambiguous failure: did the create
 //     happen?), and [Proxy.Refuse] answers matching requests with 503.
+//     [Proxy.Stats] counts requests, also per User-Agent.
 //
 // # Kueue
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -44,6 +45,68 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, sig syscall.Signal) erro
 	c.procs = append(c.procs, p)
 	c.apiserver = p
 	return nil
+}
+
+// controllerManagerGrace is how long RestartControllerManager waits for
+// kube-controller-manager to exit after SIGTERM before it sends SIGKILL.
+const controllerManagerGrace = 30 * time.Second
+
+// RestartControllerManager stops kube-controller-manager with sig and
+// starts a new one on the same port with the same flags, returning once
+// the new one is healthy (typically under a second). Unlike the API server's, the
+// old process is gone before the new one starts: without leader election
+// two would run every controller twice. With syscall.SIGKILL it dies at
+// once; with syscall.SIGTERM it shuts down its controllers and exits, and
+// is killed if it has not exited after 30 s. Other signals are refused.
+// All state is in the API server, so the new controllers take over where
+// the old ones stopped: a Job created before or during the restart runs
+// once the new Job controller has synced.
+func (c *Cluster) RestartControllerManager(ctx context.Context, sig syscall.Signal) error {
+	if sig != syscall.SIGKILL && sig != syscall.SIGTERM {
+		return fmt.Errorf("restart the controller manager with %v: only SIGKILL and SIGTERM are supported", sig)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return fmt.Errorf("restart the controller manager: the cluster is stopped")
+	}
+	old := c.controllerManager
+	if old == nil {
+		return fmt.Errorf("restart the controller manager: it was never started")
+	}
+	if !old.exited() { // else it died by itself: just start a new one
+		if err := old.signal(sig); err != nil {
+			return fmt.Errorf("restart the controller manager: %w", err)
+		}
+	}
+	if err := waitExit(ctx, old, controllerManagerGrace); err != nil {
+		return fmt.Errorf("restart the controller manager: %w", err)
+	}
+	// The old process has exited and been waited for: Stop need not kill
+	// it, and must not signal a process group ID the system may reuse.
+	c.procs = slices.DeleteFunc(c.procs, func(p *process) bool { return p == old })
+	p, err := startControllerManager(ctx, c.bins.KubeControllerManager, c.files.dir, c.health, c.kcm, c.opts.startTimeout())
+	if err != nil {
+		return fmt.Errorf("restart the controller manager: %w", err)
+	}
+	c.procs = append(c.procs, p)
+	c.controllerManager = p
+	return nil
+}
+
+// waitExit waits until p has exited, killing it if it is still running
+// after grace.
+func waitExit(ctx context.Context, p *process, grace time.Duration) error {
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %s (pid %d) to exit: %w", p.name, p.pid(), ctx.Err())
+	case <-timer.C:
+		return p.kill()
+	}
 }
 
 // waitPortReleased waits until p has exited or no longer accepts

@@ -2,10 +2,12 @@ package clustertest
 
 import (
 	"net/http"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +81,47 @@ func TestRestartAPIServer(t *testing.T) {
 
 func TestRestartAPIServerRefusesOtherSignals(t *testing.T) {
 	if err := cluster.RestartAPIServer(t.Context(), syscall.SIGHUP); err == nil {
+		t.Error("restart with SIGHUP: got no error")
+	}
+}
+
+func TestRestartControllerManager(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+			cluster.mu.Lock()
+			old := cluster.controllerManager
+			cluster.mu.Unlock()
+			// A Job created just before the restart: the old Job
+			// controller may or may not create its pod, which finishes
+			// about when the new one has started.
+			before := createJob(t, client, ns, newJob(map[string]string{AnnotationDelay: "1s"}))
+			begin := time.Now()
+			if err := cluster.RestartControllerManager(t.Context(), sig); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("restarted with %v in %s", sig, time.Since(begin).Round(time.Millisecond))
+			if !old.exited() {
+				t.Error("the old controller manager still runs after the restart")
+			}
+			cluster.mu.Lock()
+			current, procs := cluster.controllerManager, slices.Clone(cluster.procs)
+			cluster.mu.Unlock()
+			if current == old || current.exited() {
+				t.Fatal("no new controller manager running after the restart")
+			}
+			if slices.Contains(procs, old) || !slices.Contains(procs, current) {
+				t.Error("the cluster still tracks the old controller manager, or not the new one")
+			}
+			after := createJob(t, client, ns, newJob(nil))
+			waitJobCondition(t, client, ns, before.Name, batchv1.JobComplete)
+			waitJobCondition(t, client, ns, after.Name, batchv1.JobComplete)
+		})
+	}
+}
+
+func TestRestartControllerManagerRefusesOtherSignals(t *testing.T) {
+	if err := cluster.RestartControllerManager(t.Context(), syscall.SIGHUP); err == nil {
 		t.Error("restart with SIGHUP: got no error")
 	}
 }

@@ -41,6 +41,12 @@ func TestStopLeavesNoProcessOrDirectory(t *testing.T) {
 	if err := second.Stop(); err != nil {
 		t.Errorf("second Stop: %v", err)
 	}
+	if err := second.RestartAPIServer(t.Context(), syscall.SIGTERM); err == nil {
+		t.Error("RestartAPIServer after Stop: got no error")
+	}
+	if err := second.RestartControllerManager(t.Context(), syscall.SIGTERM); err == nil {
+		t.Error("RestartControllerManager after Stop: got no error")
+	}
 }
 
 func TestFailedStartCleansUpAndSaysWhy(t *testing.T) {
