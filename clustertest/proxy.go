@@ -37,6 +37,8 @@ type Proxy struct {
 	armed []func(*http.Request) bool
 	// refused holds the matchers of Refuse, by a key that undoes them.
 	refused map[*int]func(*http.Request) bool
+	// observers holds the functions of Observe, by a key that undoes them.
+	observers map[*int]func(*http.Request)
 	// byUserAgent counts the requests received per User-Agent header.
 	byUserAgent map[string]int64
 
@@ -185,6 +187,27 @@ func (p *Proxy) count(r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.byUserAgent[r.UserAgent()]++
+	for _, see := range p.observers {
+		see(r)
+	}
+}
+
+// Observe calls see with every request the proxy receives, refused ones
+// included, until undo is called: a test counts requests by kind with
+// it. see is called under a lock and must be quick.
+func (p *Proxy) Observe(see func(*http.Request)) (undo func()) {
+	key := new(int)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.observers == nil {
+		p.observers = map[*int]func(*http.Request){}
+	}
+	p.observers[key] = see
+	return func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.observers, key)
+	}
 }
 
 // serve refuses or forwards r.

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,11 +168,17 @@ func TestProxyCountsRequestsPerUserAgent(t *testing.T) {
 			t.Fatalf("GET through the proxy: %s", resp.Status)
 		}
 	}
+	var seen []string
+	stop := proxy.Observe(func(r *http.Request) { seen = append(seen, r.UserAgent()) })
 	for range 3 {
 		get("one/v1")
 	}
 	get("two/v1")
+	stop()
 	get("")
+	if want := []string{"one/v1", "one/v1", "one/v1", "two/v1"}; !slices.Equal(seen, want) {
+		t.Errorf("Observe saw %q until undone, want %q", seen, want)
+	}
 
 	stats := proxy.Stats()
 	want := map[string]int64{"one/v1": 3, "two/v1": 1, "": 1}
