@@ -35,6 +35,19 @@ package clustertest
 //   - [AnnotationImagePull] "ErrImagePull" or "ImagePullBackOff": the image
 //     never pulls. Every container waits with that reason, the pod stays
 //     Pending (and its Job active) until deleted.
+//   - [AnnotationFailAttempts] "2": the first 2 pods of the Job, in the
+//     order they were created, fail whatever the other annotations say:
+//     every container exits 1 with reason Error and the pod is Failed.
+//     Later pods follow the other annotations. So with backoffLimit 2 or
+//     more a Job succeeds on its third pod, or ends as the other
+//     annotations script it (exit-code "3": its third pod exits 3). The
+//     harness makes an attempt fail by rewriting its annotations before
+//     kwok starts it: exit-code "1", reason "Error", any per-container
+//     exit-code or reason likewise, and evict removed; the pod shows them.
+//     Delay, jitter and logs apply to every attempt alike; image-pull
+//     still keeps every pod from starting. Only pods with a Job (or other
+//     controller) count, and only those carrying the annotation. A value
+//     that is not an integer counts as 0.
 //   - [AnnotationLog] "line 1\nline 2": the log every container starts with,
 //     one line per "\n"; [AnnotationLog]+"."+container for one container.
 //     "$(NAME)" in a line is expanded against the container's env as the
@@ -82,6 +95,8 @@ const (
 	// AnnotationStuckTerminating keeps a pod Terminating once its deletion
 	// begins, as with a kubelet that never confirms it.
 	AnnotationStuckTerminating = AnnotationPrefix + "stuck-terminating"
+	// AnnotationFailAttempts makes the first N pods of a Job fail.
+	AnnotationFailAttempts = AnnotationPrefix + "fail-attempts"
 	// AnnotationLog sets the lines a container's log starts with.
 	AnnotationLog = AnnotationPrefix + "log"
 

@@ -61,6 +61,7 @@
 //	      test.kubeworker.io/evict: "The node was low on resource: memory."
 //	      test.kubeworker.io/image-pull: ErrImagePull  # never pulls, stays Pending
 //	      test.kubeworker.io/stuck-terminating: "true" # once deleted, stays Terminating
+//	      test.kubeworker.io/fail-attempts: "1"      # the Job's first pod exits 1
 //
 // A pod with no annotation runs and succeeds at once with an empty log. A
 // pod that asks for more CPU than any node has stays Pending, Unschedulable,

@@ -2,15 +2,19 @@ package clustertest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +46,22 @@ type podLogs struct {
 
 	mu   sync.Mutex
 	last map[string]time.Time // per file, the timestamp of its last line
+
+	attempts attempts
+}
+
+// attempts numbers the pods of each Job that carry
+// [AnnotationFailAttempts], in the order the harness's watch delivers them.
+type attempts struct {
+	mu sync.Mutex
+	// seen is, per Job UID, how many of its pods have been numbered. It is
+	// never shrunk: were it reset when a Job's pods are all deleted, a
+	// later pod would count as a first attempt again. It grows by one
+	// entry per Job that uses the annotation, for the cluster's life.
+	seen map[types.UID]int
+	// number is, per pod UID, the pod's place among its Job's pods, from
+	// 0; dropped when the pod is deleted.
+	number map[types.UID]int
 }
 
 var logsResource = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "logs"}
@@ -62,16 +82,25 @@ func startPodLogs(ctx context.Context, dir string, client kubernetes.Interface, 
 			workqueue.NewTypedItemExponentialFailureRateLimiter[string](20*time.Millisecond, time.Second)),
 		cancel: cancel,
 		last:   map[string]time.Time{},
+
+		attempts: attempts{seen: map[types.UID]int{}, number: map[types.UID]int{}},
 	}
 	l.pods = l.factory.Core().V1().Pods().Informer()
 	enqueue := func(obj any) {
-		if pod, ok := obj.(*corev1.Pod); ok && needsLogs(pod) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return
+		}
+		// Number the pod before it is queued, so setUp finds its number.
+		l.attempts.add(pod)
+		if needsLogs(pod) {
 			l.queue.Add(pod.Namespace + "/" + pod.Name)
 		}
 	}
 	_, err := l.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    enqueue,
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: l.attempts.remove,
 	})
 	if err != nil {
 		l.stop()
@@ -130,7 +159,8 @@ func (l *podLogs) next(ctx context.Context) bool {
 }
 
 // setUp writes the pod's log files, creates its Logs object, checks that
-// the API server serves the log, and marks the pod logs-ready. With nudge,
+// the API server serves the log, and marks the pod logs-ready, in the same
+// patch making it a failed attempt if [AnnotationFailAttempts] says so. With nudge,
 // an existing Logs object is touched first: kwok v0.8.0 caches its list of
 // Logs by the reflector's resourceVersion, which can move on before the
 // object reaches the list, and then it answers "log target not found"
@@ -143,6 +173,10 @@ func (l *podLogs) setUp(ctx context.Context, key string, nudge bool) error {
 	pod := obj.(*corev1.Pod)
 	if !needsLogs(pod) {
 		return nil
+	}
+	fail, err := l.attempts.fails(pod)
+	if err != nil {
+		return err
 	}
 	containers := podContainers(pod)
 	for _, c := range containers {
@@ -159,12 +193,108 @@ func (l *podLogs) setUp(ctx context.Context, key string, nudge bool) error {
 	if _, err := l.client.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, opts).DoRaw(ctx); err != nil {
 		return fmt.Errorf("read log: %w", err)
 	}
-	patch := fmt.Appendf(nil, `{"metadata":{"annotations":{%q:"true"}}}`, AnnotationLogsReady)
+	annotations := map[string]any{AnnotationLogsReady: "true"}
+	if fail {
+		// In the same patch, so kwok never sees the pod start otherwise.
+		maps.Copy(annotations, failedAttempt(pod))
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	if err != nil {
+		return fmt.Errorf("make logs-ready patch: %w", err)
+	}
 	_, err = l.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	return err
+}
+
+// jobUID is the UID of the Job, or other controller, that owns pod: the
+// controller owner reference's, else the Job controller's label; "" for a
+// pod without either.
+func jobUID(pod *corev1.Pod) types.UID {
+	if ref := metav1.GetControllerOf(pod); ref != nil {
+		return ref.UID
+	}
+	return types.UID(pod.Labels[batchv1.ControllerUidLabel])
+}
+
+// add numbers pod among its Job's pods, if it carries
+// [AnnotationFailAttempts] and has no number yet.
+//
+// It is called from the informer's event handler, before the pod is
+// queued. A handler's notifications arrive one at a time, in the order of
+// the watch, which is the order of creation (etcd's revisions). So each
+// pod gets the next number of its Job exactly once, under a lock, and two
+// pods can never share a number, however their set-ups race: at most N
+// pods of a Job ever fail by the annotation. (Counting the informer's
+// cache at set-up time instead would race: the cache runs ahead of the
+// handler, so two new pods could each see only the other, or neither.)
+// Pods first seen in a relist after a lost watch (an API server restart)
+// are numbered in list order, which is name order, not creation order.
+func (a *attempts) add(pod *corev1.Pod) {
+	if _, ok := pod.Annotations[AnnotationFailAttempts]; !ok {
+		return
+	}
+	job := jobUID(pod)
+	if job == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.number[pod.UID]; ok {
+		return
+	}
+	a.number[pod.UID] = a.seen[job]
+	a.seen[job]++
+}
+
+// remove forgets a deleted pod's number.
+func (a *attempts) remove(obj any) {
+	if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tombstone.Obj
+	}
+	if pod, ok := obj.(*corev1.Pod); ok {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		delete(a.number, pod.UID)
+	}
+}
+
+// fails reports whether pod is one of the first N pods of its Job, with
+// N from its [AnnotationFailAttempts] (not an integer counts as 0). It
+// fails if the pod carries the annotation but has not been numbered yet
+// (the cache can hold a pod before the handler has seen it); the caller
+// tries again.
+func (a *attempts) fails(pod *corev1.Pod) (bool, error) {
+	value, ok := pod.Annotations[AnnotationFailAttempts]
+	if !ok || jobUID(pod) == "" {
+		return false, nil
+	}
+	a.mu.Lock()
+	number, ok := a.number[pod.UID]
+	a.mu.Unlock()
+	if !ok {
+		return false, fmt.Errorf("pod %s not yet numbered among its Job's pods", pod.UID)
+	}
+	n, _ := strconv.Atoi(value)
+	return number < n, nil
+}
+
+// failedAttempt is the annotations, to merge into pod's, that make every
+// container exit 1 with reason Error, whatever pod's other annotations
+// say (null deletes an annotation).
+func failedAttempt(pod *corev1.Pod) map[string]any {
+	out := map[string]any{AnnotationExitCode: "1", AnnotationReason: "Error", AnnotationEvict: nil}
+	for _, c := range pod.Spec.Containers {
+		if _, ok := pod.Annotations[AnnotationExitCode+"."+c.Name]; ok {
+			out[AnnotationExitCode+"."+c.Name] = "1"
+		}
+		if _, ok := pod.Annotations[AnnotationReason+"."+c.Name]; ok {
+			out[AnnotationReason+"."+c.Name] = "Error"
+		}
+	}
+	return out
 }
 
 func podContainers(pod *corev1.Pod) []string {

@@ -3,12 +3,14 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 func TestEvictAnnotationEvictsThePod(t *testing.T) {
@@ -129,4 +131,75 @@ func TestAddNodeWithTaintsLabelsAndCapacity(t *testing.T) {
 		c := podCondition(p, corev1.PodScheduled)
 		return c != nil && c.Reason == corev1.PodReasonUnschedulable
 	})
+}
+
+func TestFailAttemptsFailTheFirstPodsOfAJob(t *testing.T) {
+	t.Parallel()
+	// Each case waits out the Job controller's backoff after a failed
+	// pod (10 s, then 20 s), so they run side by side.
+	t.Run("then succeeds", func(t *testing.T) {
+		t.Parallel()
+		client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+		// The per-container exit code does not save the first attempt.
+		job := newJob(map[string]string{AnnotationFailAttempts: "1", AnnotationExitCode + ".main": "0"})
+		job.Spec.BackoffLimit = new(int32(2))
+		job = createJob(t, client, ns, job)
+		done := waitJobCondition(t, client, ns, job.Name, batchv1.JobComplete)
+		if done.Status.Failed != 1 || done.Status.Succeeded != 1 {
+			t.Errorf("status failed %d succeeded %d, want 1 and 1", done.Status.Failed, done.Status.Succeeded)
+		}
+		pods := jobPods(t, client, ns, job.Name)
+		if len(pods) != 2 {
+			t.Fatalf("%d pods, want 2", len(pods))
+		}
+		if term := terminated(t, &pods[0], "main"); pods[0].Status.Phase != corev1.PodFailed || term.ExitCode != 1 || term.Reason != "Error" {
+			t.Errorf("first pod %s, exit %d (%s), want Failed, 1 (Error)", pods[0].Status.Phase, term.ExitCode, term.Reason)
+		}
+		if term := terminated(t, &pods[1], "main"); pods[1].Status.Phase != corev1.PodSucceeded || term.ExitCode != 0 {
+			t.Errorf("second pod %s, exit %d, want Succeeded, 0", pods[1].Status.Phase, term.ExitCode)
+		}
+	})
+	t.Run("then exits as scripted", func(t *testing.T) {
+		t.Parallel()
+		client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+		job := newJob(map[string]string{AnnotationFailAttempts: "2", AnnotationExitCode: "3"})
+		job.Spec.BackoffLimit = new(int32(2))
+		job = createJob(t, client, ns, job)
+		waitJobCondition(t, client, ns, job.Name, batchv1.JobFailed)
+		pods := jobPods(t, client, ns, job.Name)
+		if len(pods) != 3 {
+			t.Fatalf("%d pods, want 3", len(pods))
+		}
+		for i, want := range []int32{1, 1, 3} {
+			if term := terminated(t, &pods[i], "main"); pods[i].Status.Phase != corev1.PodFailed || term.ExitCode != want || term.Reason != "Error" {
+				t.Errorf("pod %d: %s, exit %d (%s), want Failed, %d (Error)", i, pods[i].Status.Phase, term.ExitCode, term.Reason, want)
+			}
+		}
+	})
+	t.Run("pods started together", func(t *testing.T) {
+		t.Parallel()
+		// Three pods created at once race through the harness; still
+		// exactly one of them is the first attempt.
+		client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+		job := newJob(map[string]string{AnnotationFailAttempts: "1"})
+		job.Spec.BackoffLimit = new(int32(3))
+		job.Spec.Parallelism, job.Spec.Completions = new(int32(3)), new(int32(3))
+		job = createJob(t, client, ns, job)
+		done := waitJobCondition(t, client, ns, job.Name, batchv1.JobComplete)
+		if done.Status.Failed != 1 || done.Status.Succeeded != 3 {
+			t.Errorf("status failed %d succeeded %d, want 1 and 3", done.Status.Failed, done.Status.Succeeded)
+		}
+	})
+}
+
+// jobPods lists a Job's pods, oldest first.
+func jobPods(t *testing.T, client kubernetes.Interface, ns, job string) []corev1.Pod {
+	t.Helper()
+	list, err := client.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := list.Items
+	slices.SortFunc(pods, func(a, b corev1.Pod) int { return a.CreationTimestamp.Compare(b.CreationTimestamp.Time) })
+	return pods
 }
