@@ -58,6 +58,23 @@ package clustertest
 //     Lines get increasing timestamps. More lines can be added to a running
 //     pod with [Cluster.AppendPodLog]; a follow stream sees them as they come.
 //     A follow stream never ends by itself, even when the pod has finished.
+//     A line may be long: each is one CRI entry, read back whole, as one
+//     line (with timestamps=true, one timestamp), in a plain read or a
+//     follow. There is no limit per line: 250,000 bytes from the annotation
+//     and 4 MiB from [Cluster.AppendPodLog] were checked. The annotation's
+//     limit is the API server's, 256 KiB (262,144 bytes) for all of a pod
+//     template's annotations, keys and values, together. (containerd
+//     would store a long line as 16 KiB partial entries; the kubelet
+//     serves them joined, so readers see the same line.)
+//   - [AnnotationLogPartial] (any value): the log ends without a newline,
+//     as when a program's last print had none: the last line of the
+//     container's [AnnotationLog] (or per-container form) is written as a
+//     CRI partial entry ("<time> stdout P <text>"), so "a\nb\nc" reads
+//     back exactly "a\nb\nc" (a final "\n" in the value is dropped
+//     first). With timestamps=true that last line still has its timestamp.
+//     Lines appended later by [Cluster.AppendPodLog] continue that last
+//     line, with no timestamp of their own for the first, as the kubelet
+//     serves a line printed in two writes.
 //
 // Native sidecars (init containers with restartPolicy Always) run beside the
 // containers: Running and ready once the pod starts, then stopped when the
@@ -99,6 +116,8 @@ const (
 	AnnotationFailAttempts = AnnotationPrefix + "fail-attempts"
 	// AnnotationLog sets the lines a container's log starts with.
 	AnnotationLog = AnnotationPrefix + "log"
+	// AnnotationLogPartial makes a container's log end without a newline.
+	AnnotationLogPartial = AnnotationPrefix + "log-partial"
 
 	// AnnotationLogsReady is set by the harness, never by a test: the pod's
 	// logs are served, so kwok may start it.

@@ -58,6 +58,7 @@
 //	      test.kubeworker.io/delay: 2s               # Running for 2 s first
 //	      test.kubeworker.io/jitter: 5s              # ... or up to 5 s
 //	      test.kubeworker.io/log: "line 1\nline 2"   # the containers' log
+//	      test.kubeworker.io/log-partial: "true"     # ... ending without a newline
 //	      test.kubeworker.io/evict: "The node was low on resource: memory."
 //	      test.kubeworker.io/image-pull: ErrImagePull  # never pulls, stays Pending
 //	      test.kubeworker.io/stuck-terminating: "true" # once deleted, stays Terminating

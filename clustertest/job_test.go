@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,116 @@ func TestPodLogTimestampsIncreaseStrictly(t *testing.T) {
 			t.Fatalf("line %d: timestamp %s not after %s", i, ts, last)
 		}
 		last = ts
+	}
+}
+
+func TestPartialLogLineEndsWithoutANewline(t *testing.T) {
+	t.Parallel()
+	client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+	job := createJob(t, client, ns, newJob(map[string]string{AnnotationLog: "a\nb\nc", AnnotationLogPartial: "true", AnnotationDelay: "1h"}))
+	pod := waitJobPod(t, client, ns, job.Name, "Running", isRunning)
+	logs := client.CoreV1().Pods(ns)
+
+	got, err := logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main"}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("read log: %v", err)
+	}
+	if string(got) != "a\nb\nc" {
+		t.Errorf("log = %q, want %q", got, "a\nb\nc")
+	}
+
+	got, err = logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main", Timestamps: true}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("read log with timestamps: %v", err)
+	}
+	if strings.HasSuffix(string(got), "\n") {
+		t.Errorf("log with timestamps %q ends with a newline", got)
+	}
+	entries := strings.Split(string(got), "\n")
+	if len(entries) != 3 {
+		t.Fatalf("log with timestamps %q: %d lines, want 3", got, len(entries))
+	}
+	for i, want := range []string{"a", "b", "c"} {
+		ts, text, _ := strings.Cut(entries[i], " ")
+		if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || text != want {
+			t.Errorf("line %d = %q, want a timestamp and %q", i, entries[i], want)
+		}
+	}
+
+	// A follow stream gets the same bytes; what is appended next continues
+	// the unfinished line.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main", Follow: true}).Stream(ctx)
+	if err != nil {
+		t.Fatalf("follow log: %v", err)
+	}
+	defer stream.Close()
+	buf := make([]byte, len("a\nb\nc"))
+	if _, err := io.ReadFull(stream, buf); err != nil {
+		t.Fatalf("read followed log: %v", err)
+	}
+	if string(buf) != "a\nb\nc" {
+		t.Errorf("followed log starts %q, want %q", buf, "a\nb\nc")
+	}
+	if err := cluster.AppendPodLog(ns, pod.Name, "main", "d"); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := bufio.NewReader(stream).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read followed log: %v", err)
+	}
+	if rest != "d\n" {
+		t.Errorf("followed log goes on %q after the partial line, want %q", rest, "d\n")
+	}
+}
+
+func TestLongLogLineIsServedWhole(t *testing.T) {
+	t.Parallel()
+	client, ns := newClient(t, cluster.Config()), cluster.NewNamespace(t)
+	var b strings.Builder
+	for i := 0; b.Len() < 20000; i++ {
+		fmt.Fprintf(&b, "%d,", i)
+	}
+	long := b.String()[:20000]
+	want := "before\n" + long + "\nafter\n"
+	job := createJob(t, client, ns, newJob(map[string]string{AnnotationLog: want, AnnotationDelay: "1h"}))
+	pod := waitJobPod(t, client, ns, job.Name, "Running", isRunning)
+	logs := client.CoreV1().Pods(ns)
+
+	got, err := logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main"}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("read log: %v", err)
+	}
+	if string(got) != want {
+		t.Errorf("log of %d bytes, want %d; lines %d, want 3", len(got), len(want), strings.Count(string(got), "\n"))
+	}
+
+	got, err = logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main", Timestamps: true}).DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("read log with timestamps: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("log with timestamps has %d lines, want 3", len(lines))
+	}
+	if _, text, _ := strings.Cut(lines[1], " "); text != long {
+		t.Errorf("long line with timestamp: %d bytes of text, want %d", len(text), len(long))
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	stream, err := logs.GetLogs(pod.Name, &corev1.PodLogOptions{Container: "main", Follow: true}).Stream(ctx)
+	if err != nil {
+		t.Fatalf("follow log: %v", err)
+	}
+	defer stream.Close()
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(stream, buf); err != nil {
+		t.Fatalf("read followed log: %v", err)
+	}
+	if string(buf) != want {
+		t.Error("followed log differs from the annotation")
 	}
 }
 

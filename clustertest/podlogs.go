@@ -330,7 +330,8 @@ func (l *podLogs) create(pod *corev1.Pod, container string) error {
 		return nil
 	}
 	text = expandEnv(text, containerEnv(pod, container))
-	return l.append(path, strings.Split(strings.TrimSuffix(text, "\n"), "\n"))
+	_, partial := pod.Annotations[AnnotationLogPartial]
+	return l.append(path, strings.Split(strings.TrimSuffix(text, "\n"), "\n"), partial)
 }
 
 // containerEnv is a container's env as the kubelet resolves it: in list
@@ -440,8 +441,11 @@ func (l *podLogs) file(namespace, pod, container string) string {
 }
 
 // append adds lines to a log file in CRI format ("<time> stdout F <text>"),
-// each with a timestamp later than any before it in the file.
-func (l *podLogs) append(path string, lines []string) error {
+// each with a timestamp later than any before it in the file. With
+// partial, the last is a partial entry ("<time> stdout P <text>"), which a
+// reader serves without a newline: the log ends mid-line, and whatever is
+// appended next continues that line.
+func (l *podLogs) append(path string, lines []string, partial bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
@@ -449,13 +453,17 @@ func (l *podLogs) append(path string, lines []string) error {
 		return fmt.Errorf("open log file: %w", err)
 	}
 	var b strings.Builder
-	for _, line := range lines {
+	for i, line := range lines {
 		ts := time.Now().UTC()
 		if last := l.last[path]; !ts.After(last) {
 			ts = last.Add(time.Nanosecond)
 		}
 		l.last[path] = ts
-		fmt.Fprintf(&b, "%s stdout F %s\n", ts.Format(time.RFC3339Nano), line)
+		tag := "F"
+		if partial && i == len(lines)-1 {
+			tag = "P"
+		}
+		fmt.Fprintf(&b, "%s stdout %s %s\n", ts.Format(time.RFC3339Nano), tag, line)
 	}
 	_, err = f.WriteString(b.String())
 	return errors.Join(err, f.Close())
@@ -468,7 +476,9 @@ func (l *podLogs) append(path string, lines []string) error {
 // the last timestamp it saw without losing or repeating a line (although
 // the API's sinceTime has whole-second resolution). The log exists once
 // the pod has been scheduled and set up, which is before it is Running;
-// before that AppendPodLog fails. It is safe for concurrent use.
+// before that AppendPodLog fails. After a log that ends mid-line
+// ([AnnotationLogPartial]) the first line appended continues that line.
+// It is safe for concurrent use.
 func (c *Cluster) AppendPodLog(namespace, pod, container string, lines ...string) error {
 	path := c.podLogs.file(namespace, pod, container)
 	if _, err := os.Stat(path); err != nil {
@@ -478,5 +488,5 @@ func (c *Cluster) AppendPodLog(namespace, pod, container string, lines ...string
 	for _, line := range lines {
 		split = append(split, strings.Split(line, "\n")...)
 	}
-	return c.podLogs.append(path, split)
+	return c.podLogs.append(path, split, false)
 }
