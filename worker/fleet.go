@@ -49,6 +49,12 @@ import (
 //     ErrClosed may or may not have made its Job: hand the run out again,
 //     to any replica; its Job, if made, is adopted or left to its owner
 //     (an *OwnedError).
+//   - A run whose Job is deleted from outside while no live replica
+//     follows it (its owner is gone) is delivered by the replica that
+//     fleet.Owner picks, as the Job was last seen: Deleted (Cancelled if
+//     it was cancelled), ExitCode -1. The replicas notice a Job gone
+//     between two looks (changes of members and Resync), so one made and
+//     deleted within a Resync of its owner's death is not seen.
 //
 // Delivery is at least once: a Result reaches Sink.Record (and Run's
 // caller) from the replica that followed the run to its end, and a
@@ -224,15 +230,21 @@ type fleetState struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc // ends ctx: ErrNotMember (the member was lost) or ErrClosed
 	following map[string]bool         // runKey → followed in this process
-	started   bool
-	closed    bool
+	// seen holds the undelivered Jobs of each cluster at the takeover
+	// loop's last look, gone the runs whose Job vanished undelivered
+	// since (see notice).
+	seen    map[string]map[string]*batchv1.Job
+	gone    map[string]goneRun
+	started bool
+	closed  bool
 
 	stop chan struct{}
 	loop sync.WaitGroup
 }
 
 func newFleetState(w *Worker, opts Fleet) *fleetState {
-	return &fleetState{w: w, opts: opts, following: map[string]bool{}, stop: make(chan struct{})}
+	return &fleetState{w: w, opts: opts, following: map[string]bool{}, stop: make(chan struct{}),
+		seen: map[string]map[string]*batchv1.Job{}, gone: map[string]goneRun{}}
 }
 
 // fleetKey names a run in a cluster.
@@ -437,17 +449,21 @@ func (f *fleetState) rejoin() {
 
 // adopt takes over the runs, in every cluster given up front, whose owner
 // is not a live member and that fleet.Owner gives to m, and follows this
-// member's own runs that nothing here follows.
+// member's own runs that nothing here follows; then it delivers the runs
+// whose Job vanished with no replica following it (deliverGone).
 func (f *fleetState) adopt(m *fleet.Member) {
 	_, ctx, err := f.current()
 	if err != nil {
 		return
 	}
 	live := m.Members()
+	now := time.Now()
 	for _, c := range f.w.clusters.upFront() {
 		jobs, err := f.w.fleetJobs(ctx, c)
 		if err != nil {
 			f.w.log.Warn("look for runs to take over", "cluster", c.name, "error", err)
+		} else {
+			f.notice(c, jobs, now)
 		}
 		for _, job := range jobs {
 			owner, ok := job.Annotations[jobcreate.AnnotationOwner]
@@ -474,6 +490,7 @@ func (f *fleetState) adopt(m *fleet.Member) {
 			}()
 		}
 	}
+	f.deliverGone(ctx, m, live, now)
 }
 
 // fleetJobs returns the Worker's Jobs in c, from the shared streams when

@@ -326,3 +326,41 @@ func TestE2EFleetDeleteOnCancelDeletesOnlyAJobItStillOwns(t *testing.T) {
 		}
 	}
 }
+
+func TestE2EFleetDeliversARunWhoseJobIsDeletedWhileNoReplicaFollowsIt(t *testing.T) {
+	t.Parallel()
+	ns := cluster.NewNamespace(t)
+	var d deliveries
+	a := replica(t, ns, "a-"+ns, &d)
+	b := replica(t, ns, "b-"+ns, &d)
+	runs := startFleetRuns(t, a, "gone", 2, "1h")
+	// b looks every Resync (1 s): a Job made and deleted between two
+	// looks, it never sees.
+	waitFor(t, "b to see the Jobs", func() bool { return b.fleet.seenUndelivered() == 2 })
+	// a is cut off, and while it still holds its Lease (no one takes its
+	// runs over yet) both Jobs are deleted from outside: once a's Lease
+	// has expired, no Job is left to take over, and b delivers each run
+	// as it was last seen: Deleted.
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == "a-"+ns })
+	defer undo()
+	cluster.Proxy().CutAll() // a's watches too: it sees nothing more
+	bg := metav1.DeletePropagationBackground
+	for _, r := range runs {
+		if err := adminClient(t).BatchV1().Jobs(ns).DeleteCollection(t.Context(), metav1.DeleteOptions{PropagationPolicy: &bg},
+			metav1.ListOptions{LabelSelector: manifest.LabelRunID + "=" + r.id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range runs {
+		<-r.done
+		if !errors.Is(r.err, ErrNotMember) {
+			t.Errorf("run %s on the cut-off replica: %v, %v; want ErrNotMember", r.id, r.res.Outcome, r.err)
+		}
+		waitFor(t, "the delivery of "+r.id, func() bool { return len(d.of(r.id)) > 0 })
+		for _, dl := range d.of(r.id) {
+			if dl.replica != "b-"+ns || dl.res.Outcome != jobwatch.Deleted || dl.res.ExitCode != -1 || dl.res.PID.Name == "" {
+				t.Errorf("run %s delivered by %s: %v, exit code %d, PID %v; want Deleted, -1 from b", r.id, dl.replica, dl.res.Outcome, dl.res.ExitCode, dl.res.PID)
+			}
+		}
+	}
+}
