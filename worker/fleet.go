@@ -46,9 +46,11 @@ import (
 //     test that it still owns the Job). It then joins again as a new
 //     member, and its runs are taken over by whichever replica the hash
 //     picks (itself, maybe). A Run that ends with ErrNotMember or
-//     ErrClosed may or may not have made its Job: hand the run out again,
-//     to any replica; its Job, if made, is adopted or left to its owner
-//     (an *OwnedError).
+//     ErrClosed before RunSpec.Started was called may or may not have made
+//     its Job: hand the run out again, to any replica; its Job, if made,
+//     is adopted or left to its owner (an *OwnedError). Once Started has
+//     been called the Job exists, and the fleet follows it to its end and
+//     delivers it whatever becomes of the replica that made it.
 //   - A run whose Job is deleted from outside while no live replica
 //     follows it (its owner is gone) is delivered by the replica that
 //     fleet.Owner picks, as the Job was last seen: Deleted (Cancelled if
