@@ -465,7 +465,7 @@ func (f *fleetState) adopt(m *fleet.Member) {
 		if err != nil {
 			f.w.log.Warn("look for runs to take over", "cluster", c.name, "error", err)
 		} else {
-			f.notice(c, jobs, now)
+			f.notice(c, jobs, live, now)
 		}
 		for _, job := range jobs {
 			owner, ok := job.Annotations[jobcreate.AnnotationOwner]

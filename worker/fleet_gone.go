@@ -23,6 +23,10 @@ type goneRun struct {
 	c   *clusterParts
 	job *batchv1.Job // as last seen
 	at  time.Time    // when it was first missed
+	// witnesses are the members live then: only they can have seen it,
+	// so one of them delivers it (a replica that joined since never
+	// will).
+	witnesses []string
 }
 
 // notice compares the undelivered Jobs of c seen now (jobs, read without
@@ -30,7 +34,7 @@ type goneRun struct {
 // A Job made and deleted between two looks is not seen: its owner, if it
 // lived to see the deletion, delivers it. Only the takeover loop calls
 // it.
-func (f *fleetState) notice(c *clusterParts, jobs []*batchv1.Job, now time.Time) {
+func (f *fleetState) notice(c *clusterParts, jobs []*batchv1.Job, live []string, now time.Time) {
 	present := map[string]bool{}
 	undelivered := map[string]*batchv1.Job{}
 	for _, job := range jobs {
@@ -45,7 +49,7 @@ func (f *fleetState) notice(c *clusterParts, jobs []*batchv1.Job, now time.Time)
 	for key, job := range f.seen[c.name] {
 		if !present[key] {
 			if _, ok := f.gone[key]; !ok {
-				f.gone[key] = goneRun{c: c, job: job, at: now}
+				f.gone[key] = goneRun{c: c, job: job, at: now, witnesses: live}
 			}
 		}
 	}
@@ -53,8 +57,9 @@ func (f *fleetState) notice(c *clusterParts, jobs []*batchv1.Job, now time.Time)
 }
 
 // deliverGone delivers each run whose Job vanished undelivered and that
-// no live replica follows: its owner is gone and fleet.Owner gives it to
-// m, or it is m's own and nothing here follows it. The Result is what the
+// no live replica follows: its owner is gone and fleet.Owner, among the
+// live members that saw it vanish, gives it to m; or it is m's own and
+// nothing here follows it. The Result is what the
 // Job said when last seen: Deleted (Cancelled if it was cancelled), or
 // the outcome of a Job that had finished, without its exit code (its pods
 // went with it). A run whose owner is live is left to the owner, which
@@ -78,7 +83,13 @@ func (f *fleetState) deliverGone(ctx context.Context, m *fleet.Member, live []st
 			}
 			continue
 		}
-		if !mine && fleet.Owner(live, runID) != m.Name() {
+		var witnesses []string
+		for _, name := range g.witnesses {
+			if slices.Contains(live, name) {
+				witnesses = append(witnesses, name)
+			}
+		}
+		if !mine && fleet.Owner(witnesses, runID) != m.Name() {
 			// Another replica's to deliver; kept in case this one is
 			// given it later.
 			if now.Sub(g.at) > keep {
