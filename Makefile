@@ -1,7 +1,7 @@
 # kubeworker: the two commands a newcomer needs are `make demo` and `make test`.
 GO ?= go
 
-.PHONY: demo test check provision cluster fuzz bench bench-suite
+.PHONY: demo test check provision cluster fuzz bench bench-suite soak
 
 # The library's main job, end to end: start the local control plane
 # (building it on first use), run one Job through a Worker, stream its log
@@ -49,3 +49,14 @@ SIZES ?= 1000,5000
 bench-suite: provision
 	$(GO) run ./internal/benchsuite/cmd/bench -sizes $(SIZES) -o BENCHMARKS.md
 
+
+# The long mixed-fault soak of RELIABILITY.md: runs and faults for
+# DURATION, then the last Results; SEED reruns one (0: from the clock).
+# Prints every violation with its run and seed; the figures go to
+# soak-report.txt. `make test` runs a 90-second soak.
+DURATION ?= 30m
+SEED ?= 0
+soak: provision
+	$(GO) test -count=1 -timeout 0 -run '^TestSoak$$' -v ./internal/soak -args \
+	  -soak.duration=$(DURATION) -soak.seed=$(SEED) -soak.rate=30 -soak.maxrun=3m \
+	  -soak.faultevery=20s -soak.burst=2000 -soak.report=$(CURDIR)/soak-report.txt

@@ -44,10 +44,13 @@ type Params struct {
 	// Kubeconfig, if set, is the path of a kubeconfig to reach the API
 	// server with; else Host, Token and CA reach it (the fault proxy, say).
 	Kubeconfig string `json:"kubeconfig,omitempty"`
-	// Host, Token and CA reach the API server without a Kubeconfig.
+	// Host, Token (or Cert and Key) and CA reach the API server without
+	// a Kubeconfig.
 	Host  string `json:"host"`
 	Token string `json:"token"`
 	CA    []byte `json:"ca"`
+	Cert  []byte `json:"cert,omitempty"`
+	Key   []byte `json:"key,omitempty"`
 	// Namespace holds the Jobs and the Leases.
 	Namespace string `json:"namespace"`
 	// Identity names the replica; it is also its client's user agent, so
@@ -61,10 +64,12 @@ type Params struct {
 	// QPS and Burst of the replica's client; zero: client-go's defaults.
 	QPS   float32 `json:"qps"`
 	Burst int     `json:"burst"`
-	// Solo makes the process a lone Worker named "solo", in no fleet: it
-	// says "started" with each run's PID, and a process started after it
+	// Solo makes the process a lone Worker, in no fleet: it says
+	// "started" with each run's PID, and a process started after it
 	// follows its runs on with Run.Attach.
 	Solo bool `json:"solo,omitempty"`
+	// Name is the Worker's Name. Default: "fleet", or "solo" for Solo.
+	Name string `json:"name,omitempty"`
 }
 
 // Run is a run handed to a replica; or, with Cancel set, a CancelRun of
@@ -227,7 +232,7 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 	}
 	o := &out{w: stdout, replica: p.Identity}
 	cfg := &rest.Config{Host: p.Host, BearerToken: p.Token}
-	cfg.CAData = p.CA
+	cfg.CAData, cfg.CertData, cfg.KeyData = p.CA, p.Cert, p.Key
 	if p.Kubeconfig != "" {
 		if cfg, err = clientcmd.BuildConfigFromFlags("", p.Kubeconfig); err != nil {
 			return err
@@ -270,6 +275,9 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 		opts.Name, opts.Fleet = "solo", worker.Fleet{}
 		// A lone Worker says nothing of fleets; it joins nothing.
 		o.emit(Event{Kind: "joined"})
+	}
+	if p.Name != "" {
+		opts.Name = p.Name
 	}
 	w, err := worker.New(client, opts)
 	if err != nil {
