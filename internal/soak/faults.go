@@ -64,13 +64,7 @@ func (s *soak) fault(ctx context.Context, kind string, pick uint64) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.faults[kind]++
-		inFlight := 0
-		for _, rs := range s.runs {
-			if rs.where != "burst" && len(rs.results) == 0 {
-				inFlight++
-			}
-		}
-		s.faultBudget += int64(faultBudgetPerRun*inFlight + faultBudgetPerWorker*(len(s.replicas)+1))
+		s.chargeFault()
 	}
 	switch kind {
 	case "cut-connections":
@@ -91,15 +85,32 @@ func (s *soak) fault(ctx context.Context, kind string, pick uint64) error {
 		count()
 		return s.killSolo(ctx)
 	case "replica-sigkill", "replica-sigterm", "replica-partition":
+		// With too few healthy replicas to spare one (another is cut off
+		// or being replaced), wait for one.
 		r := s.pickReplica(pick)
-		if r == nil {
-			return nil // too few healthy replicas to spare one
+		for deadline := time.Now().Add(time.Minute); r == nil; r = s.pickReplica(pick) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no replica to spare for a minute")
+			}
+			time.Sleep(time.Second)
 		}
 		count()
 		return s.replicaFault(ctx, kind, r, time.Duration(pick%5000)*time.Millisecond)
 	}
 	count()
 	return nil
+}
+
+// chargeFault adds what a fault may cost to the request budget (see
+// runBudget). Call it with s.mu held.
+func (s *soak) chargeFault() {
+	inFlight := 0
+	for _, rs := range s.runs {
+		if rs.where != "burst" && len(rs.results) == 0 {
+			inFlight++
+		}
+	}
+	s.faultBudget += int64(faultBudgetPerRun*inFlight + faultBudgetPerWorker*(len(s.replicas)+1))
 }
 
 func signalOf(kind string) syscall.Signal {

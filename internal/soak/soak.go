@@ -331,7 +331,10 @@ func (s *soak) record(e fleettest.Event) {
 	}
 	switch e.Kind {
 	case "lost":
+		// A Lease lost to a loaded machine is a fault too: its runs are
+		// taken over.
 		s.fenced[e.Replica] = append(s.fenced[e.Replica], fence{from: e.At})
+		s.chargeFault()
 		return
 	case "joined":
 		if f := s.fenced[e.Replica]; len(f) > 0 && f[len(f)-1].to.IsZero() {
