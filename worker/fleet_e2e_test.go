@@ -364,3 +364,32 @@ func TestE2EFleetDeliversARunWhoseJobIsDeletedWhileNoReplicaFollowsIt(t *testing
 		}
 	}
 }
+
+func TestE2EFleetARunWhoseJobVanishedIsDeliveredByAWitnessNotByAReplicaThatJoinedSince(t *testing.T) {
+	t.Parallel()
+	ns := cluster.NewNamespace(t)
+	var d deliveries
+	a := replica(t, ns, "a-"+ns, &d)
+	b := replica(t, ns, "b-"+ns, &d)
+	runs := startFleetRuns(t, a, "witness", 8, "1h")
+	waitFor(t, "b to see the Jobs", func() bool { return b.fleet.seenUndelivered() == len(runs) })
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == "a-"+ns })
+	defer undo()
+	cluster.Proxy().CutAll()
+	bg := metav1.DeletePropagationBackground
+	if err := adminClient(t).BatchV1().Jobs(ns).DeleteCollection(t.Context(), metav1.DeleteOptions{PropagationPolicy: &bg}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b to miss the Jobs", func() bool { return b.fleet.seenUndelivered() == 0 })
+	// c joins after the Jobs vanished: the hash gives it some of the runs
+	// (all eight go to b with odds of 1 in 256), but it never saw them.
+	replica(t, ns, "c-"+ns, &d)
+	for _, r := range runs {
+		waitFor(t, "the delivery of "+r.id, func() bool { return len(d.of(r.id)) > 0 })
+		for _, dl := range d.of(r.id) {
+			if dl.replica != "b-"+ns || dl.res.Outcome != jobwatch.Deleted {
+				t.Errorf("run %s delivered by %s as %v; want Deleted, from b, which saw it vanish", r.id, dl.replica, dl.res.Outcome)
+			}
+		}
+	}
+}
