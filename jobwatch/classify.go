@@ -126,6 +126,9 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 		return r, true
 	case job.DeletionTimestamp != nil:
 		r.Outcome = Deleted
+		if pod != nil && term == nil {
+			r.NoExitCode = fmt.Sprintf("the Job was deleted before container %q of pod %s was seen to end", r.Container, pod.Name)
+		}
 		if reason, ok := job.Annotations[AnnotationCancelled]; ok {
 			r.Outcome, r.Reason, r.Message = Cancelled, ReasonCancelled, cmp.Or(reason, DefaultCancelMessage)
 		}

@@ -80,12 +80,12 @@ func newStream(w *Watcher, ns string) (*stream, error) {
 	handlers := []cache.ResourceEventHandler{
 		cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { s.onJob(obj, false) },
-			UpdateFunc: func(_, obj any) { s.onJob(obj, false) },
+			UpdateFunc: replaced(s.onJob),
 			DeleteFunc: func(obj any) { s.onJob(obj, true) },
 		},
 		cache.ResourceEventHandlerFuncs{
 			AddFunc:    func(obj any) { s.onPod(obj, false) },
-			UpdateFunc: func(_, obj any) { s.onPod(obj, false) },
+			UpdateFunc: replaced(s.onPod),
 			DeleteFunc: func(obj any) { s.onPod(obj, true) },
 		},
 	}
@@ -283,6 +283,22 @@ func (s *stream) onJob(obj any, deleted bool) {
 	defer s.mu.Unlock()
 	for wt := range s.waiters[job.Name] {
 		wt.jobChanged(job, deleted)
+	}
+}
+
+// replaced makes an update handler of on that, when the object under a
+// name is another one (a new UID), first reports the old one deleted. A
+// relist after a 410, or after a watch the API server refused, matches
+// objects by name only: an object deleted and made again under its name
+// while the stream was down comes as an update of the old one.
+func replaced(on func(obj any, deleted bool)) func(old, obj any) {
+	return func(old, obj any) {
+		o, ok1 := old.(metav1.Object)
+		n, ok2 := obj.(metav1.Object)
+		if ok1 && ok2 && o.GetUID() != n.GetUID() {
+			on(old, true)
+		}
+		on(obj, false)
 	}
 }
 
