@@ -235,12 +235,12 @@ func (s *soak) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, 1))
 	faultRng := rand.New(rand.NewPCG(s.cfg.Seed, 2))
+	burstAt, burstSeed := time.Duration(faultRng.Int64N(int64(s.cfg.Duration/2))), rng.Uint64()
 	wg.Go(func() { s.handOut(phase, rng) })
 	wg.Go(func() { s.makeFaults(phase, faultRng) })
 	var burstErr error
 	if s.cfg.Burst > 0 {
-		at := time.Duration(faultRng.Int64N(int64(s.cfg.Duration / 2)))
-		wg.Go(func() { burstErr = s.runBurst(ctx, at, rng.Uint64()) })
+		wg.Go(func() { burstErr = s.runBurst(ctx, burstAt, burstSeed) })
 	}
 	tend, stopTending := context.WithCancel(ctx)
 	var tending sync.WaitGroup
@@ -350,9 +350,6 @@ func (s *soak) record(e fleettest.Event) {
 	}
 	rs := s.runs[e.Run]
 	if rs == nil {
-		if e.Kind == "result" && strings.HasPrefix(e.Run, "burst-") {
-			return
-		}
 		return
 	}
 	switch e.Kind {
