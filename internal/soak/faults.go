@@ -205,8 +205,8 @@ func (s *soak) killSolo(ctx context.Context) error {
 }
 
 // deleteIfRunning deletes rs's Job from outside once a pod of it runs.
-func (s *soak) deleteIfRunning(ctx context.Context, rs *runState) {
-	pid, err := clusterid.ParsePID(rs.pid)
+func (s *soak) deleteIfRunning(ctx context.Context, rs *runState, pidText string) {
+	pid, err := clusterid.ParsePID(pidText)
 	if err != nil {
 		return
 	}

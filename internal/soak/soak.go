@@ -400,7 +400,7 @@ func (s *soak) tend(ctx context.Context) {
 		case <-time.After(250 * time.Millisecond):
 		}
 		var again []*runState
-		var toDelete []*runState
+		toDelete := map[*runState]string{} // → its PID
 		s.mu.Lock()
 		for _, id := range s.order {
 			rs := s.runs[id]
@@ -408,7 +408,7 @@ func (s *soak) tend(ctx context.Context) {
 				continue
 			}
 			if rs.fate.Delete && rs.pid != "" && !rs.deleted {
-				toDelete = append(toDelete, rs)
+				toDelete[rs] = rs.pid
 			}
 			if rs.where != "fleet" {
 				continue
@@ -437,8 +437,8 @@ func (s *soak) tend(ctx context.Context) {
 			s.mu.Unlock()
 			s.hand(rs, rng)
 		}
-		for _, rs := range toDelete {
-			s.deleteIfRunning(ctx, rs)
+		for rs, pid := range toDelete {
+			s.deleteIfRunning(ctx, rs, pid)
 		}
 	}
 }
