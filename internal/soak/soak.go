@@ -221,6 +221,7 @@ func Run(ctx context.Context, cluster *clustertest.Cluster, namespaces [3]string
 }
 
 func (s *soak) run(ctx context.Context) error {
+	defer s.stopAll()
 	for range s.cfg.Replicas {
 		if _, err := s.startReplica(ctx); err != nil {
 			return err
@@ -229,7 +230,6 @@ func (s *soak) run(ctx context.Context) error {
 	if err := s.startSolo(ctx); err != nil {
 		return err
 	}
-	defer s.stopAll()
 	phase, endPhase := context.WithTimeout(ctx, s.cfg.Duration)
 	defer endPhase()
 	var wg sync.WaitGroup
