@@ -117,6 +117,12 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 	switch {
 	case end.succeeded:
 		r.Outcome = Succeeded
+		if term == nil {
+			// The newest pod did not end (an extra pod the Job
+			// controller made, after a restart say, then stopped once
+			// another succeeded): the pod that succeeded says how.
+			term = succeededPod(&r, sorted, container)
+		}
 		if term != nil {
 			r.Reason, r.Message = term.Reason, term.Message
 		}
@@ -138,6 +144,21 @@ func Classify(job *batchv1.Job, pods []*corev1.Pod, container string) (r Result,
 		return r, true
 	}
 	return r, false
+}
+
+// succeededPod fills r's pod and exit code from the newest of sorted
+// whose run container exited 0, and returns its terminated state; nil if
+// none did.
+func succeededPod(r *Result, sorted []*corev1.Pod, container string) *corev1.ContainerStateTerminated {
+	for _, p := range slices.Backward(sorted) {
+		name := runContainer(p, container)
+		if s := containerStatus(p, name); s != nil && s.State.Terminated != nil && s.State.Terminated.ExitCode == 0 {
+			r.Pod, r.Container, r.ExitCode, r.NoExitCode = p.Name, name, 0, ""
+			r.FinishedAt = s.State.Terminated.FinishedAt.Time
+			return s.State.Terminated
+		}
+	}
+	return nil
 }
 
 // AnnotationCancelled marks a Job whose run was cancelled on purpose; its

@@ -35,6 +35,15 @@ func TestClassify(t *testing.T) {
 			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
 		},
 		{
+			name: "a Complete Job whose newest pod was an extra one stopped unfinished takes the exit code of the pod that succeeded",
+			job:  testJob(withCondition(batchv1.JobComplete, "CompletionsReached")),
+			pods: []*corev1.Pod{
+				testPod("p1", 1, running, exited("main", 0, "Completed")),
+				testPod("p2", 2, running, podDeleted),
+			},
+			finished: true, outcome: Succeeded, exitCode: 0, reason: "Completed", jobReason: "CompletionsReached", pod: "p1", wantCont: "main",
+		},
+		{
 			name:     "SuccessCriteriaMet ends the Job before Complete",
 			job:      testJob(withCondition(batchv1.JobSuccessCriteriaMet, "CompletionsReached")),
 			pods:     []*corev1.Pod{testPod("p1", 1, running, exited("main", 0, "Completed"))},
