@@ -12,7 +12,11 @@ import (
 
 // RestartAPIServer stops the API server with sig and starts a new one on
 // the same port with the same flags, returning once the new one is ready
-// (typically 3 s). Clients built from [Cluster.Config] keep working.
+// (typically 3 s). Clients built from [Cluster.Config] keep working; they
+// reach the new server as soon as it listens, before its /readyz passes,
+// when it may deny an RBAC-bound user (kubernetes#121635). Clients of
+// [Cluster.ProxyConfig] get 503 until it is ready, as behind a load
+// balancer.
 //
 // With syscall.SIGKILL every connection drops at once; a client-go watch
 // channel just closes, with no error event. With syscall.SIGTERM the old
@@ -32,7 +36,9 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, sig syscall.Signal) erro
 		return fmt.Errorf("restart the API server: the cluster is stopped")
 	}
 	old := c.apiserver
+	c.proxy.restarting.Store(true)
 	if err := old.signal(sig); err != nil {
+		c.proxy.restarting.Store(false)
 		return err
 	}
 	if err := waitPortReleased(ctx, old, c.api.port); err != nil {
@@ -44,6 +50,7 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, sig syscall.Signal) erro
 	}
 	c.procs = append(c.procs, p)
 	c.apiserver = p
+	c.proxy.restarting.Store(false) // the new server's /readyz passed
 	return nil
 }
 

@@ -79,6 +79,34 @@ func TestRestartAPIServer(t *testing.T) {
 	}
 }
 
+func TestProxyAnswers503UntilTheRestartedAPIServerIsReady(t *testing.T) {
+	proxied := newClient(t, cluster.ProxyConfig()).Discovery().RESTClient()
+	restarted := make(chan error, 1)
+	go func() { restarted <- cluster.RestartAPIServer(t.Context(), syscall.SIGKILL) }()
+	var seen503 bool
+	for done := false; !done; {
+		select {
+		case err := <-restarted:
+			if err != nil {
+				t.Fatal(err)
+			}
+			done = true
+		default:
+			var code int
+			proxied.Get().AbsPath("/version").MaxRetries(0).Do(t.Context()).StatusCode(&code)
+			seen503 = seen503 || code == http.StatusServiceUnavailable
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !seen503 {
+		t.Error("no 503 through the proxy while the API server restarted")
+	}
+	// Ready again: the proxy forwards.
+	if err := proxied.Get().AbsPath("/version").Do(t.Context()).Error(); err != nil {
+		t.Errorf("GET /version through the proxy after the restart: %v", err)
+	}
+}
+
 func TestRestartAPIServerRefusesOtherSignals(t *testing.T) {
 	if err := cluster.RestartAPIServer(t.Context(), syscall.SIGHUP); err == nil {
 		t.Error("restart with SIGHUP: got no error")

@@ -24,8 +24,14 @@ import (
 // Authorization and Impersonate-* headers, so a bearer-token identity
 // keeps its RBAC identity through it; a client certificate cannot pass (the
 // proxy ends TLS), so clients use tokens ([Proxy.Config]). Responses
-// stream unbuffered, so watches and log follows work through it. While the
-// API server is down, the proxy answers 502.
+// stream unbuffered, so watches and log follows work through it. While
+// [Cluster.RestartAPIServer] restarts the API server, from the signal
+// until the new server's /readyz passes, the proxy answers new requests
+// 503 with Retry-After: 1, as a load balancer whose health check finds no
+// ready server would: a server that has started but not synced its RBAC
+// caches denies requests it would allow a moment later, and clients
+// behind a load balancer never see that. While the API server is down
+// otherwise, the proxy answers 502.
 type Proxy struct {
 	url      string
 	caPEM    []byte
@@ -42,6 +48,9 @@ type Proxy struct {
 	// byUserAgent counts the requests received per User-Agent header.
 	byUserAgent map[string]int64
 
+	// restarting is set while Cluster.RestartAPIServer has no ready
+	// server to forward to.
+	restarting      atomic.Bool
 	requests        atomic.Int64
 	cutConns        atomic.Int64
 	cutRequests     atomic.Int64
@@ -212,6 +221,11 @@ func (p *Proxy) Observe(see func(*http.Request)) (undo func()) {
 
 // serve refuses or forwards r.
 func (p *Proxy) serve(forward http.Handler, w http.ResponseWriter, r *http.Request) {
+	if p.restarting.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "no ready API server behind the test proxy: it is restarting", http.StatusServiceUnavailable)
+		return
+	}
 	p.mu.Lock()
 	refuse := false
 	for _, match := range p.refused {
