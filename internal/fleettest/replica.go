@@ -51,6 +51,8 @@ type Params struct {
 	CA    []byte `json:"ca"`
 	Cert  []byte `json:"cert,omitempty"`
 	Key   []byte `json:"key,omitempty"`
+	// Impersonate, if set, is the user the replica's requests act as.
+	Impersonate string `json:"impersonate,omitempty"`
 	// Namespace holds the Jobs and the Leases.
 	Namespace string `json:"namespace"`
 	// Identity names the replica; it is also its client's user agent, so
@@ -239,6 +241,7 @@ func replicaMain(stdin io.Reader, stdout io.Writer) error {
 		}
 	}
 	cfg.UserAgent, cfg.QPS, cfg.Burst = p.Identity, p.QPS, p.Burst
+	cfg.Impersonate.UserName = p.Impersonate
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

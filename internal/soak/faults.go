@@ -239,8 +239,8 @@ func (s *soak) deleteIfRunning(ctx context.Context, rs *runState, pidText string
 const burstUser = "kubeworker-soak-burst"
 
 // runBurst waits for at, then has a lone Worker of the starved user hand
-// out Burst runs at once, straight to the API server, and returns once
-// they have all been delivered or have run out of time.
+// out Burst runs at once, and returns once they have all been delivered
+// or have run out of time.
 func (s *soak) runBurst(ctx context.Context, at time.Duration, seed uint64) error {
 	select {
 	case <-ctx.Done():
@@ -252,14 +252,11 @@ func (s *soak) runBurst(ctx context.Context, at time.Duration, seed uint64) erro
 		return err
 	}
 	defer undo(context.WithoutCancel(ctx))
-	conf, err := s.cluster.UserConfig(burstUser)
-	if err != nil {
-		return err
-	}
-	p := fleettest.Params{
-		Host: conf.Host, CA: conf.CAData, Cert: conf.CertData, Key: conf.KeyData,
-		Namespace: s.burstNS, Identity: "burst", Name: "burst", Solo: true, QPS: 5000, Burst: 10000,
-	}
+	// Through the fault proxy, as the starved user, like every worker
+	// (its cuts and refusals included); its requests are not counted in
+	// the budget.
+	p := s.params("burst", s.burstNS)
+	p.Impersonate, p.Name, p.Solo, p.QPS, p.Burst = burstUser, "burst", true, 5000, 10000
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	r, err := fleettest.Start(sctx, p, s.events, s.stderr)
 	cancel()

@@ -100,6 +100,9 @@ func (s *soak) report(elapsed time.Duration, counts requestCounts) *Report {
 	}
 	r.Violations = append(r.Violations, s.errors...)
 	for k, n := range counts {
+		if k.agent == "burst" {
+			continue // overload has a figure of its own (BENCHMARKS.md)
+		}
 		if k.resource == "leases" {
 			r.LeaseRequests += n
 			continue
@@ -161,12 +164,15 @@ func (s *soak) checkRun(rs *runState, jobs map[string][]JobTruth, pods map[types
 			ran = append(ran, p)
 		}
 	}
+	// A Job controller restarted at the wrong moment may start an extra
+	// pod (and stop it once another has ended the Job): more pods may run
+	// than scripted, never fewer.
 	if !rs.fate.Delete {
-		if len(ran) != rs.fate.Pods {
+		if len(ran) < rs.fate.Pods {
 			bad(rs, "%d of its pods ran, the fate scripts %d", len(ran), rs.fate.Pods)
 		}
-		if last := lastExit(pods[job.UID]); rs.fate.Pods > 0 && last != int32(rs.fate.ExitCode) {
-			bad(rs, "its last pod exited %d, the fate scripts %d", last, rs.fate.ExitCode)
+		if codes := exitCodes(ran); rs.fate.Pods > 0 && !slices.Contains(codes, int32(rs.fate.ExitCode)) {
+			bad(rs, "its pods exited %v, the fate scripts %d", codes, rs.fate.ExitCode)
 		}
 	} else if !job.Deleted || job.Finished {
 		bad(rs, "its Job was not deleted while it ran (deleted %v, finished first %v)", job.Deleted, job.Finished)
@@ -197,8 +203,8 @@ func (s *soak) checkRun(rs *runState, jobs map[string][]JobTruth, pods map[types
 		return // a deleted Job's pod may go before its log is read
 	}
 	for _, l := range rs.fate.Lines {
-		if got := len(rs.logs[l]); got < len(ran) {
-			bad(rs, "log line %q delivered from %d of %d pods", clip(l), got, len(ran))
+		if got := len(rs.logs[l]); got < rs.fate.Pods {
+			bad(rs, "log line %q delivered from %d of its %d pods", clip(l), got, rs.fate.Pods)
 			break
 		}
 	}
@@ -219,15 +225,17 @@ func expectedRunError(rs *runState, err string) bool {
 	return false
 }
 
-// lastExit is the exit code of the last of pods to run, -1 if none did.
-func lastExit(pods []PodTruth) int32 {
-	code, seq := int32(-1), 0
+// exitCodes are the run container's exit codes of the pods that ended,
+// in the order the checker first saw the pods.
+func exitCodes(pods []PodTruth) []int32 {
+	slices.SortFunc(pods, func(a, b PodTruth) int { return a.Seq - b.Seq })
+	var out []int32
 	for _, p := range pods {
-		if p.Ran && p.Seq > seq {
-			code, seq = p.ExitCode, p.Seq
+		if p.ExitCode != -1 {
+			out = append(out, p.ExitCode)
 		}
 	}
-	return code
+	return out
 }
 
 func errTexts(rs *runState) []string {
