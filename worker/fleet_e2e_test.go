@@ -393,3 +393,43 @@ func TestE2EFleetARunWhoseJobVanishedIsDeliveredByAWitnessNotByAReplicaThatJoine
 		}
 	}
 }
+
+func TestE2EFleetRunCutOffWhileCreatingEndsWithErrNotMember(t *testing.T) {
+	t.Parallel()
+	ns := cluster.NewNamespace(t)
+	var d deliveries
+	identity := "a-" + ns
+	cfg := cluster.ProxyConfig()
+	cfg.UserAgent = identity
+	creating := make(chan struct{})
+	// A create that hangs until the run's context ends, as one held up
+	// by an overloaded API server would.
+	creator := JobCreatorFunc(func(ctx context.Context, _ *batchv1.Job) (*batchv1.Job, error) {
+		close(creating)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	a := fateWorker(t, jobtest.Client(t, cfg), ns, "fleet", Options{
+		RetainUntilRecorded: true,
+		Parts:               Parts{Creator: creator},
+		Fleet: Fleet{
+			Enabled: true, Sink: d.sink(identity), Identity: identity,
+			LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 500 * time.Millisecond, Resync: time.Second,
+		},
+	})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Run(context.Background(), RunSpec{ID: "creating", Values: fate(nil)})
+		errc <- err
+	}()
+	<-creating
+	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == identity })
+	defer undo()
+	cluster.Proxy().CutAll()
+	if err := <-errc; !errors.Is(err, ErrNotMember) {
+		t.Errorf("Run cut off while creating: %v; want ErrNotMember, so the caller hands it out again", err)
+	}
+}

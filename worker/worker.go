@@ -471,22 +471,25 @@ func (w *Worker) run(ctx context.Context, c *clusterParts, run RunSpec, job *bat
 		}
 		defer end()
 	}
+	// Each error below is fenced: a run whose replica lost its Lease (or
+	// closed) meanwhile says so (ErrNotMember, ErrClosed), whatever step
+	// its context ended in, so the caller knows to hand it out again.
 	done, err := c.parts.Store.Apply(ctx, job)
 	if err != nil {
-		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, err)
+		return Result{}, fmt.Errorf("worker: run %s: secrets: %w", run.ID, fenced(ctx, err))
 	}
 	created, err := c.parts.Creator.Create(ctx, job)
 	if derr := done(ctx, created, err); derr != nil || err != nil {
-		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, closed(errors.Join(err, derr)))
+		return Result{}, fmt.Errorf("worker: run %s: %w", run.ID, closed(fenced(ctx, errors.Join(err, derr))))
 	}
 	res := Result{RunID: run.ID, Cluster: c.name, CreatedAt: created.CreationTimestamp.Time}
 	res.PID, err = c.parts.Identity.PID(ctx, created.Namespace, created.Name)
 	if err != nil {
-		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, err)
+		return res, fmt.Errorf("worker: run %s: Job %s/%s created, but: %w", run.ID, created.Namespace, created.Name, fenced(ctx, err))
 	}
 	if member != nil {
 		if created, err = w.adopted(ctx, c, member, created, res.PID); err != nil {
-			return res, fmt.Errorf("worker: run %s: %w", run.ID, err)
+			return res, fmt.Errorf("worker: run %s: %w", run.ID, fenced(ctx, err))
 		}
 	}
 	held := hold(created)
