@@ -341,9 +341,7 @@ func TestE2EFleetDeliversARunWhoseJobIsDeletedWhileNoReplicaFollowsIt(t *testing
 	// runs over yet) both Jobs are deleted from outside: once a's Lease
 	// has expired, no Job is left to take over, and b delivers each run
 	// as it was last seen: Deleted.
-	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == "a-"+ns })
-	defer undo()
-	cluster.Proxy().CutAll() // a's watches too: it sees nothing more
+	cutOff(t, "a-"+ns)
 	bg := metav1.DeletePropagationBackground
 	for _, r := range runs {
 		if err := adminClient(t).BatchV1().Jobs(ns).DeleteCollection(t.Context(), metav1.DeleteOptions{PropagationPolicy: &bg},
@@ -373,9 +371,7 @@ func TestE2EFleetARunWhoseJobVanishedIsDeliveredByAWitnessNotByAReplicaThatJoine
 	b := replica(t, ns, "b-"+ns, &d)
 	runs := startFleetRuns(t, a, "witness", 8, "1h")
 	waitFor(t, "b to see the Jobs", func() bool { return b.fleet.seenUndelivered() == len(runs) })
-	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == "a-"+ns })
-	defer undo()
-	cluster.Proxy().CutAll()
+	cutOff(t, "a-"+ns)
 	bg := metav1.DeletePropagationBackground
 	if err := adminClient(t).BatchV1().Jobs(ns).DeleteCollection(t.Context(), metav1.DeleteOptions{PropagationPolicy: &bg}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
@@ -426,10 +422,17 @@ func TestE2EFleetRunCutOffWhileCreatingEndsWithErrNotMember(t *testing.T) {
 		errc <- err
 	}()
 	<-creating
-	undo := cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == identity })
-	defer undo()
-	cluster.Proxy().CutAll()
+	cutOff(t, identity)
 	if err := <-errc; !errors.Is(err, ErrNotMember) {
 		t.Errorf("Run cut off while creating: %v; want ErrNotMember, so the caller hands it out again", err)
 	}
+}
+
+// cutOff refuses every request of the replica whose user agent is
+// identity, until the test ends, and drops every open connection, its
+// watches among them: it sees nothing more and cannot renew its Lease.
+func cutOff(t *testing.T, identity string) {
+	t.Helper()
+	t.Cleanup(cluster.Proxy().Refuse(func(r *http.Request) bool { return r.UserAgent() == identity }))
+	cluster.Proxy().CutAll()
 }

@@ -76,22 +76,10 @@ func (f *fleetState) deliverGone(ctx context.Context, m *fleet.Member, live []st
 	}
 	for key, g := range gone {
 		owner, runID := g.job.Annotations[jobcreate.AnnotationOwner], g.job.Labels[manifest.LabelRunID]
-		mine := owner == m.Name()
-		if !mine && slices.Contains(live, owner) {
-			if now.Sub(g.at) > keep {
-				forget(key)
-			}
-			continue
-		}
-		var witnesses []string
-		for _, name := range g.witnesses {
-			if slices.Contains(live, name) {
-				witnesses = append(witnesses, name)
-			}
-		}
-		if !mine && fleet.Owner(witnesses, runID) != m.Name() {
-			// Another replica's to deliver; kept in case this one is
-			// given it later.
+		witnesses := slices.DeleteFunc(slices.Clone(g.witnesses), func(name string) bool { return !slices.Contains(live, name) })
+		// Left to its live owner, or to the witness the hash picks; kept
+		// a while in case this replica is given it later.
+		if owner != m.Name() && (slices.Contains(live, owner) || fleet.Owner(witnesses, runID) != m.Name()) {
 			if now.Sub(g.at) > keep {
 				forget(key)
 			}
